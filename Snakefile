@@ -1,0 +1,21 @@
+# cowsnap: what a fork()-based memory snapshot costs a running program.
+# config -> grid of runs -> build (cppyy) -> one timed job per run -> tables -> figures
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/build.smk"
+include: "workflow/rules/run.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/plot.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),

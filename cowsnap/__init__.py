@@ -1,0 +1,1 @@
+"""cowsnap: what a fork()-based memory snapshot costs a running program."""

@@ -1,0 +1,59 @@
+"""Command line: run one point outside Snakemake.
+
+    cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
+
+Keys and values are those of the config (cowsnap/schema.yaml); the record is
+printed as JSON (and written to --out when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from cowsnap import config, grid, native, records, runner
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise config.ConfigError(f"{pair!r}: settings are key=value, keys: {', '.join(config.axis_names())}")
+        settings[key] = yaml.safe_load(text)  # 64 -> int, true -> bool, fork -> str
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one point and print its record")
+    run.add_argument("settings", nargs="*", metavar="key=value")
+    run.add_argument("--out", type=Path, help="also write the record here")
+    run.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
+    run.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
+    args = parser.parse_args(argv)
+    try:
+        point = config.validate_point(parse_settings(args.settings))
+        grid.check_point(point, "point")
+    except config.ConfigError as error:
+        print(f"cowsnap: {error}", file=sys.stderr)
+        return 2
+    try:
+        build = native.ensure_built(args.build_dir, args.cxxflags)
+    except native.BuildError as error:
+        print(f"cowsnap: {error}", file=sys.stderr)
+        return 1
+    record = runner.run(point, build, {"run_id": "cli/" + grid.point_id(point) + "/0"})
+    if args.out:
+        records.write(args.out, record)
+    print(json.dumps(record, indent=1))
+    return 0 if record["status"] != "failed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

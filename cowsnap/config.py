@@ -1,0 +1,133 @@
+"""Read, validate and complete a cowsnap configuration.
+
+Every error is one ConfigError whose message names the key and what is
+allowed there; nothing runs on a configuration that fails here.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice (say, two experiments of one name)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} appears twice ({key_node.start_mark.name}, line {key_node.start_mark.line + 1})"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+@cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def point_schema() -> dict:
+    return schema()["$defs"]["point"]["properties"]
+
+
+def point_defaults() -> dict:
+    return {key: spec["default"] for key, spec in point_schema().items()}
+
+
+def axis_names() -> list[str]:
+    return list(point_schema())
+
+
+def read_yaml(path: Path) -> dict:
+    """Parse a config file; a file that is not a YAML mapping is a ConfigError."""
+    try:
+        data = yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a YAML mapping with an 'experiments' key, got {type(data).__name__}")
+    return data
+
+
+def _location(path, root: str) -> str:
+    text = root
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _explain(error: jsonschema.ValidationError, root: str) -> str:
+    where = _location(error.absolute_path, root)
+    rule, value, instance = error.validator, error.validator_value, error.instance
+    if rule == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        unknown = sorted(set(instance) - set(allowed))
+        return f"{where}: unknown key {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
+    if rule == "enum":
+        return f"{where}: {instance!r} is not allowed; allowed values: {', '.join(map(str, value))}"
+    if rule == "pattern":
+        hint = error.schema.get("description", f"matching {value}")
+        return f"{where}: {instance!r} is not allowed; allowed values: {hint}"
+    if rule == "required":
+        missing = [key for key in value if key not in instance]
+        return f"{where}: missing required key {', '.join(map(repr, missing))}"
+    if rule == "propertyNames":
+        return f"{where}: name {instance!r} is not allowed; names are lower-case letters, digits and _"
+    if rule in ("minProperties", "minItems"):
+        return f"{where}: must not be empty"
+    return f"{where}: {error.message}"
+
+
+def _fill(defaults: dict, given: dict) -> dict:
+    return {**defaults, **copy.deepcopy(given)}
+
+
+def _check(instance, subschema: dict, root: str) -> None:
+    validator = jsonschema.Draft202012Validator(subschema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        raise ConfigError(_explain(error, root))
+
+
+def validate_point(settings: dict) -> dict:
+    """One point (as given on a command line) with defaults filled in."""
+    _check(settings, {"$defs": schema()["$defs"], "$ref": "#/$defs/point"}, "point")
+    return _fill(point_defaults(), settings)
+
+
+def validate(config: dict) -> dict:
+    """The config with every default filled in; ConfigError on any fault."""
+    _check(config, schema(), "config")
+    top = {key: spec["default"] for key, spec in schema()["properties"].items() if "default" in spec}
+    done = _fill(top, config)
+    experiment_defaults = {
+        key: spec["default"] for key, spec in schema()["$defs"]["experiment"]["properties"].items() if "default" in spec
+    }
+    done["experiments"] = {
+        name: _fill(experiment_defaults, experiment) for name, experiment in config["experiments"].items()
+    }
+    for experiment in done["experiments"].values():
+        experiment["base"] = _fill(point_defaults(), experiment["base"])
+    return done
+
+
+def load(*paths: Path) -> dict:
+    """Read config files (later ones override earlier keys) and validate them."""
+    merged: dict = {}
+    for path in paths:
+        merged.update(read_yaml(path))
+    return validate(merged)

@@ -1,0 +1,99 @@
+"""The machine a record was measured on: kernel, CPU, memory, THP, hugetlb."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
+HUGETLB_DIR = Path("/sys/kernel/mm/hugepages")
+NODE_DIR = Path("/sys/devices/system/node")
+
+
+def read_text(path: Path, default: str = "") -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return default
+
+
+def selected(choice_line: str) -> str:
+    """'always [madvise] never' -> 'madvise'."""
+    match = re.search(r"\[([^\]]+)\]", choice_line)
+    return match.group(1) if match else choice_line
+
+
+def cpu_model() -> str:
+    for line in read_text(Path("/proc/cpuinfo")).splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def meminfo_kib(field: str) -> int:
+    for line in read_text(Path("/proc/meminfo")).splitlines():
+        name, _, rest = line.partition(":")
+        if name == field:
+            return int(rest.split()[0])
+    return 0
+
+
+def numa_nodes() -> list[int]:
+    online = read_text(NODE_DIR / "online", "0")
+    nodes: list[int] = []
+    for part in online.split(","):
+        first, _, last = part.partition("-")
+        nodes.extend(range(int(first), int(last or first) + 1))
+    return nodes
+
+
+def hugetlb_pool() -> dict[str, int]:
+    """Reserved and free huge pages per size, as in 'hugetlb_2048kB_total'."""
+    pool = {}
+    for size_dir in sorted(HUGETLB_DIR.glob("hugepages-*kB")):
+        size = size_dir.name.removeprefix("hugepages-")
+        pool[f"hugetlb_{size}_total"] = int(read_text(size_dir / "nr_hugepages", "0"))
+        pool[f"hugetlb_{size}_free"] = int(read_text(size_dir / "free_hugepages", "0"))
+    return pool
+
+
+def mthp_sizes_kib() -> list[int]:
+    """Multi-size THP sizes this kernel offers (6.8+), smallest first."""
+    sizes = [int(p.name.removeprefix("hugepages-").removesuffix("kB")) for p in THP_DIR.glob("hugepages-*kB")]
+    return sorted(sizes)
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def fingerprint() -> dict:
+    """The node: what keeps results from different machines apart."""
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "cpu_model": cpu_model(),
+        "online_cpus": os.cpu_count(),
+        "numa_nodes": len(numa_nodes()),
+        "mem_total_mib": meminfo_kib("MemTotal") // 1024,
+    }
+
+
+def capture(repo: Path) -> dict:
+    """Everything a record says about where it ran."""
+    return {
+        **fingerprint(),
+        "thp_enabled": selected(read_text(THP_DIR / "enabled", "unavailable")),
+        "thp_defrag": selected(read_text(THP_DIR / "defrag", "unavailable")),
+        **hugetlb_pool(),
+        "git_commit": git_commit(repo),
+        "uid": os.geteuid(),
+    }

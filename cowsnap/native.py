@@ -1,0 +1,148 @@
+"""Build native/ through cppyy's toolchain and load it into Python.
+
+genreflex (cppyy's dictionary generator, on Cling) turns native/cowsnap.h into
+a reflection dictionary; the system C++ compiler builds the benchmark and the
+dictionary into one shared library; cppyy.load_reflection_info loads it, so a
+run parses no header and compiles nothing. Builds are cached under a key made
+of the sources, the flags, the compiler and cppyy versions, and the CPU model
+when the flags tune for the build machine (-march=native), so a cluster of
+mixed nodes never loads code built for another CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cowsnap import environment
+
+NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+LIBRARY = "libcowsnap.so"
+HEADER = "cowsnap.h"
+BUILD_INFO = "build.json"
+
+
+class BuildError(RuntimeError):
+    """The compiler rejected native/; the message carries its diagnostics."""
+
+
+def _tool(name: str) -> str:
+    """A cppyy tool installed beside this Python (venvs need not be on PATH)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise BuildError(f"{' '.join(command)} failed ({done.returncode}):\n{output}")
+    return output
+
+
+def compiler_version() -> str:
+    return _run(["c++", "--version"], Path.cwd()).splitlines()[0]
+
+
+def cppyy_version() -> str:
+    from importlib.metadata import version
+
+    return version("cppyy")
+
+
+def source_files(native_dir: Path = NATIVE_DIR) -> list[Path]:
+    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".cpp", ".xml"})
+
+
+def source_hash(native_dir: Path = NATIVE_DIR) -> str:
+    digest = hashlib.sha256()
+    for path in source_files(native_dir):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_key(cxxflags: str, native_dir: Path = NATIVE_DIR) -> str:
+    """Names one build: same key, same library."""
+    parts = [source_hash(native_dir), cxxflags, compiler_version(), cppyy_version()]
+    if "native" in cxxflags:
+        parts.append(environment.cpu_model())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Build:
+    library: Path
+
+    @property
+    def directory(self) -> Path:
+        return self.library.parent
+
+    def describe(self) -> dict:
+        """What every record says about the code that measured it."""
+        return json.loads((self.directory / BUILD_INFO).read_text())
+
+
+def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
+    """Compiles native/ into out_dir/libcowsnap.so; BuildError on failure."""
+    out_dir = Path(out_dir).resolve()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sources = [str(p) for p in source_files(native_dir) if p.suffix == ".cpp"]
+    _run(
+        [
+            _tool("genreflex"),
+            str(native_dir / HEADER),
+            f"--selection={native_dir / 'selection.xml'}",
+            "-o",
+            "cowsnap_rflx.cpp",
+            "--rootmap=libcowsnap.rootmap",
+            f"--rootmap-lib={LIBRARY}",
+            f"-I{native_dir}",
+        ],
+        cwd=tmp,
+    )
+    cling_flags = _run([_tool("cling-config"), "--cppflags"], tmp).split()
+    _run(
+        ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", f"-I{native_dir}"]
+        + sources
+        + ["cowsnap_rflx.cpp", "-o", LIBRARY],
+        cwd=tmp,
+    )
+    info = {
+        "build_key": out_dir.name,
+        "source_hash": source_hash(native_dir),
+        "cxxflags": cxxflags,
+        "compiler": compiler_version(),
+        "cppyy_version": cppyy_version(),
+    }
+    (tmp / BUILD_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return Build(out_dir / LIBRARY)
+
+
+def ensure_built(cache_dir: Path, cxxflags: str) -> Build:
+    """The cached build for these sources and flags, built if missing."""
+    out_dir = Path(cache_dir) / build_key(cxxflags)
+    library = out_dir / LIBRARY
+    if library.exists():
+        return Build(library.resolve())
+    return build(out_dir, cxxflags)
+
+
+def load(library: Path):
+    """The cowsnap C++ namespace, from a built library, through cppyy."""
+    # cppyy JIT-compiles only small call wrappers; keep Cling's own flags
+    # portable so a shared installation works on every node type.
+    os.environ.setdefault("EXTRA_CLING_ARGS", "-O2")
+    import cppyy
+
+    cppyy.load_reflection_info(str(library))
+    return cppyy.gbl.cowsnap

@@ -1,0 +1,22 @@
+import pytest
+
+from cowsnap import config, native, runner
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """One real build of native/ for the whole session."""
+    return native.ensure_built(tmp_path_factory.mktemp("build"), config.schema()["properties"]["cxxflags"]["default"])
+
+
+@pytest.fixture
+def run_point(build):
+    """Runs one point (defaults plus the given keys) and returns its record."""
+
+    def run(**settings):
+        point = {**config.point_defaults(), "memcpy_mib": 0, **settings}
+        record = runner.run(point, build)
+        assert record["status"] == "ok", record["reason"]
+        return record
+
+    return run

@@ -1,0 +1,12 @@
+rule aggregate:
+    input:
+        get_records,
+    output:
+        runs=f"{RESULTS}/{{experiment}}/runs.csv",
+        sharing=f"{RESULTS}/{{experiment}}/sharing.csv",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/aggregate.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,12 @@
+rule plot:
+    input:
+        runs=rules.aggregate.output.runs,
+    output:
+        png=f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
+        pdf=f"{RESULTS}/figures/{{experiment}}-{{figure}}.pdf",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/plot-{{figure}}.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    script:
+        "../scripts/plot.py"

@@ -1,0 +1,18 @@
+rule run_point:
+    # One timed run: one process, one record. bench_slot (limited to 1 in
+    # profiles/default) keeps timed runs from sharing the machine.
+    input:
+        library=rules.build.output.library,
+    output:
+        f"{RESULTS}/{{experiment}}/{{point}}/{{repetition}}.json",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/{{point}}/{{repetition}}.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    resources:
+        bench_slot=1,
+    params:
+        point=get_point,
+        ids=get_ids,
+    script:
+        "../scripts/run_point.py"
