@@ -15,6 +15,14 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plot.smk"
 
 
+onsuccess:
+    knobs.restore_journal()
+
+
+onerror:
+    knobs.restore_journal()
+
+
 rule all:
     default_target: True
     input:

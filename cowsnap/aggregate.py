@@ -12,28 +12,48 @@ from cowsnap.config import axis_names
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
 
+PHASES = ("", "_before_exit", "_after_exit")
+
+
+def _column(table: pd.DataFrame, name: str) -> pd.Series:
+    return table[name] if name in table else pd.Series(float("nan"), index=table.index)
+
+
 def derive(table: pd.DataFrame) -> pd.DataFrame:
     """Columns computed from the measured ones.
 
-    reuses: write faults that took the page back without copying (pgreuse).
-    copies: the writers' faults that were not reuses (writer_minflt - pgreuse);
-      pgreuse is system-wide, so this assumes a quiet machine, and the child's
-      own faults on a prefork destination are copies, never reuses.
+    copies: the writers' COW copies. Exact from delay accounting
+      (writer_wpcopy_count, taskstats) where the run had it; else the
+      writers' faults that were not reuses (writer_minflt - pgreuse; pgreuse
+      is system-wide, so this assumes a quiet machine). copies_source says
+      which. Per phase, only the second way exists (parent_minflt - pgreuse).
+      Hugetlb arrays have no copy count: hugetlb_wp() starts the copy delay
+      before its reuse check, so wpcopy_count counts reuses too, and reuses
+      of huge pages do not count in pgreuse (copy_delay_s still tells time).
+    reuses: faults that took the page back without copying (pgreuse).
+    splits: huge page mappings split by a write (thp_split_pmd).
     """
     out = table.copy()
-    for column in ("writer_minflt", "pgreuse", "thp_split_pmd", "writer_utime_s", "writer_stime_s"):
-        if column not in out:
-            out[column] = float("nan")
-    out["reuses"] = out["pgreuse"]
-    out["copies"] = (out["writer_minflt"] - out["pgreuse"]).clip(lower=0)
-    out["copies_source"] = "writer_minflt-pgreuse"
-    out["splits"] = out["thp_split_pmd"]
+    exact = _column(out, "writer_wpcopy_count")
+    estimate = (_column(out, "writer_minflt") - _column(out, "pgreuse")).clip(lower=0)
+    out["copies"] = exact.where(exact.notna(), estimate)
+    out["copies_source"] = exact.notna().map({True: "taskstats", False: "writer_minflt-pgreuse"})
+    hugetlb = out["backing"].astype(str).str.startswith("hugetlb-")
+    out.loc[hugetlb, "copies"] = float("nan")
+    out.loc[hugetlb, "copies_source"] = "none: hugetlb counts reuses as wpcopy"
+    out["copy_delay_s"] = _column(out, "writer_wpcopy_delay_s")
+    for phase in PHASES:
+        out[f"reuses{phase}"] = _column(out, f"pgreuse{phase}")
+        out[f"splits{phase}"] = _column(out, f"thp_split_pmd{phase}")
+        if phase:
+            minflt = _column(out, f"parent_minflt{phase}")
+            out[f"copies{phase}"] = (minflt - out[f"reuses{phase}"]).clip(lower=0)
     out["bytes_copied"] = out["copies"] * 4096
-    cpu = out["writer_utime_s"] + out["writer_stime_s"]
-    out["writer_kernel_share"] = out["writer_stime_s"] / cpu.where(cpu > 0)
-    if "child_copy_s" in out:
-        out["child_copy_gbps"] = out["size_mib"] * 2**20 / out["child_copy_s"] / 1e9
-    out["faults_per_page"] = out["writer_minflt"] / out["pages"]
+    cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
+    out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
+    out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
+    out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
+    out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
     return out
 
 

@@ -37,7 +37,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 @cache
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema file, with one matrix axis per point key."""
+    loaded = yaml.safe_load(SCHEMA_PATH.read_text())
+    axes = loaded["$defs"]["experiment"]["properties"]["matrix"]["properties"]
+    for key in loaded["$defs"]["point"]["properties"]:
+        axes[key] = {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/point/properties/{key}"}}
+    return loaded
 
 
 def point_schema() -> dict:

@@ -13,7 +13,7 @@ import seaborn as sns  # noqa: E402
 
 from cowsnap.aggregate import varying_axes  # noqa: E402
 
-FAULT_KINDS = {"copies": "copies (COW copy)", "reuses": "reuses (no copy)"}
+FAULT_KINDS = {"copies": "copies (COW copy)", "reuses": "reuses (no copy)", "splits": "huge page splits"}
 
 
 def _layout(table: pd.DataFrame) -> tuple[str, str | None, pd.DataFrame]:
@@ -38,7 +38,7 @@ def _save(figure, stem: Path) -> list[Path]:
     return outputs
 
 
-def writers_time(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+def writers_time(table: pd.DataFrame, sharing: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     """Writers' phase time by the experiment's axes, median with 95% CI."""
     ok = table[table["status"] == "ok"]
     x, hue, data = _layout(ok)
@@ -51,8 +51,8 @@ def writers_time(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     return _save(figure, stem)
 
 
-def writer_faults(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """The writers' faults per array page, split into copies and reuses."""
+def writer_faults(table: pd.DataFrame, sharing: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """The writers' faults per array page: copies, reuses, huge page splits."""
     ok = table[table["status"] == "ok"]
     x, hue, data = _layout(ok)
     if hue:
@@ -70,11 +70,21 @@ def writer_faults(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     return _save(figure, stem)
 
 
-FIGURES = {"writers_time": writers_time, "writer_faults": writer_faults}
+def sharing_timeline(table: pd.DataFrame, sharing: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Share of the array still shared with the child while the writers run."""
+    ok = table[table["status"] == "ok"]
+    x, hue, data = _layout(ok)
+    label = f"{x}, {hue}" if hue else x
+    data[label] = data[x].astype(str) + (", " + data[hue] if hue else "")
+    timeline = sharing.merge(data[["run_id", "pages", label]], on="run_id")
+    timeline["shared_share"] = timeline["sharing_pages"] / timeline["pages"]
+    figure, ax = plt.subplots(figsize=(6.5, 4))
+    if not timeline.empty:
+        sns.lineplot(data=timeline, x="sharing_s", y="shared_share", hue=label, units="run_id", estimator=None, ax=ax)
+    ax.set_xlabel("time since the writers started (s)")
+    ax.set_ylabel("array pages still shared with the child (fraction)")
+    ax.set_title(title)
+    return _save(figure, stem)
 
 
-def draw_all(table: pd.DataFrame, figure_dir: Path, experiment: str) -> list[Path]:
-    outputs = []
-    for name, draw in FIGURES.items():
-        outputs += draw(table, Path(figure_dir) / f"{experiment}-{name}", experiment)
-    return outputs
+FIGURES = {"writers_time": writers_time, "writer_faults": writer_faults, "sharing_timeline": sharing_timeline}

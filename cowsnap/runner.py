@@ -1,56 +1,127 @@
-"""Run one point in this process and turn what it measured into a record."""
+"""Run one point in this process and turn what it measured into a record.
+
+The order is fixed: check what this machine can run (skip with the reason
+before anything is allocated), set the system knobs the point needs, read
+the environment back under them, measure, put the knobs back.
+"""
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 from pathlib import Path
 
-from cowsnap import environment, native
+from cowsnap import environment, knobs, native
 
 REPO = Path(__file__).resolve().parent.parent
-MIB = 1024 * 1024
+
+# Point keys the harness applies itself; every other key is a field of the
+# native Params.
+HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
+HUGETLB_SIZES = {"hugetlb-2m": ("2048kB", 2), "hugetlb-1g": ("1048576kB", 1024)}
 
 
 def kernel_at_least(major: int, minor: int) -> bool:
-    numbers = platform.release().split("-")[0].split(".")
+    numbers = re.findall(r"\d+", platform.release())
     return (int(numbers[0]), int(numbers[1])) >= (major, minor)
 
 
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def arrays_needed(point: dict) -> int:
+    """Array-sized regions at worst: the array, the destination, and a
+    private copy of each that both processes write (fork)."""
+    return {"none": 1, "stop": 2, "uffd": 2, "fork": 4 if point["dest"] == "prefork" else 3}[point["method"]]
+
+
 def memory_needed_mib(point: dict) -> int:
-    """Worst case: the array, the destination, a private copy of every page."""
-    copies = {"none": 0, "stop": 1, "fork": 2}[point["method"]]
-    return point["size_mib"] * (1 + copies) + 2 * point["memcpy_mib"]
+    return point["size_mib"] * arrays_needed(point) + 2 * point["memcpy_mib"]
+
+
+def hugetlb_pages_needed(point: dict) -> int:
+    if point["hugetlb_pool"] != "auto":
+        return point["hugetlb_pool"]
+    _, page_mib = HUGETLB_SIZES[point["backing"]]
+    return point["size_mib"] * arrays_needed(point) // page_mib
+
+
+def numa_nodes_named(point: dict) -> set[int]:
+    nodes = set()
+    spec = point["numa_mem"].partition(":")[2]
+    if spec and spec != "all":
+        for part in spec.split(","):
+            first, _, last = part.partition("-")
+            nodes.update(range(int(first), int(last or first) + 1))
+    for key in ("numa_writers", "numa_copiers"):
+        if point[key].startswith("node:"):
+            nodes.add(int(point[key].removeprefix("node:")))
+    return nodes
+
+
+def wanted_knobs(point: dict) -> dict[Path, str]:
+    """The system settings this point runs under, by sysfs/procfs path."""
+    wanted = {}
+    if point["thp_mode"] != "keep":
+        wanted[knobs.THP_ENABLED] = point["thp_mode"]
+    backing = point["backing"]
+    if backing.startswith("mthp-"):
+        wanted[environment.THP_DIR / f"hugepages-{backing[5:-1]}kB" / "enabled"] = "always"
+    if backing in HUGETLB_SIZES:
+        size, _ = HUGETLB_SIZES[backing]
+        pool = environment.hugetlb_pool()
+        total, free = pool.get(f"hugetlb_{size}_total", 0), pool.get(f"hugetlb_{size}_free", 0)
+        needed = hugetlb_pages_needed(point)
+        target = needed if point["hugetlb_pool"] != "auto" else total + max(0, needed - free)
+        wanted[environment.HUGETLB_DIR / f"hugepages-{size}" / "nr_hugepages"] = str(target)
+    if point["delayacct"] and is_root() and knobs.TASK_DELAYACCT.exists():
+        wanted[knobs.TASK_DELAYACCT] = "1"
+    return wanted
 
 
 def skip_reason(point: dict) -> str:
     """Why this machine cannot run the point as asked ('' when it can)."""
     backing = point["backing"]
     available = environment.meminfo_kib("MemAvailable") // 1024
-    if backing.startswith("hugetlb-"):
-        size = {"hugetlb-2m": "2048kB", "hugetlb-1g": "1048576kB"}[backing]
-        pool = environment.hugetlb_pool()
-        if f"hugetlb_{size}_free" not in pool:
-            return f"backing={backing}: this kernel has no {size} huge pages"
-        page_mib = 2 if backing == "hugetlb-2m" else 1024
-        needed = memory_needed_mib(point) // page_mib
-        free = pool[f"hugetlb_{size}_free"]
-        if free < needed:
-            return f"backing={backing}: {free} free {size} huge pages, the point needs {needed}"
-    elif memory_needed_mib(point) > available:
+    if memory_needed_mib(point) > available:
         return f"needs {memory_needed_mib(point)} MiB of memory, {available} MiB available"
-    if backing == "thp" and environment.selected(environment.read_text(environment.THP_DIR / "enabled")) == "never":
-        return "backing=thp: transparent huge pages are disabled (enabled=never)"
+    if backing in HUGETLB_SIZES and HUGETLB_SIZES[backing][0] not in str(environment.hugetlb_pool()):
+        return f"backing={backing}: this kernel has no {HUGETLB_SIZES[backing][0]} huge pages"
     if backing.startswith("mthp-"):
-        size_kib = int(backing.removeprefix("mthp-").removesuffix("k"))
+        size_kib = int(backing[5:-1])
         if size_kib not in environment.mthp_sizes_kib():
             offered = ", ".join(f"mthp-{s}k" for s in environment.mthp_sizes_kib()) or "none"
             return f"backing={backing}: this kernel offers no {size_kib} KiB THP size (offered: {offered})"
-        knob = environment.THP_DIR / f"hugepages-{size_kib}kB" / "enabled"
-        if environment.selected(environment.read_text(knob)) == "never":
-            return f"backing={backing}: {knob} is 'never'"
+    if backing == "thp" and not environment.THP_DIR.exists():
+        return "backing=thp: this kernel has no transparent huge pages"
+    missing = sorted(numa_nodes_named(point) - set(environment.numa_nodes()))
+    if missing:
+        return f"NUMA node {missing[0]} does not exist here (nodes: {environment.numa_nodes()})"
+    for key in ("numa_writers", "numa_copiers"):
+        node = point[key].removeprefix("node:")
+        if point[key] != "any" and not environment.read_text(environment.NODE_DIR / f"node{node}" / "cpulist"):
+            return f"{key}={point[key]}: node {node} has no CPUs"
     if point["populate"].startswith("write-") and not kernel_at_least(5, 14):
         return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+"
+    if not is_root():
+        for path, value in wanted_knobs(point).items():
+            if knobs.current(path) != value:
+                return f"needs root to set {path} to {value} (it is {knobs.current(path)})"
     return ""
+
+
+def hugetlb_shortfall(point: dict) -> str:
+    """After the pool was set: are there enough free huge pages?"""
+    if point["backing"] not in HUGETLB_SIZES or point["hugetlb_pool"] != "auto":
+        return ""  # an explicit pool is measured as given, short or not
+    size, _ = HUGETLB_SIZES[point["backing"]]
+    free = environment.hugetlb_pool()[f"hugetlb_{size}_free"]
+    needed = hugetlb_pages_needed(point)
+    if free >= needed:
+        return ""
+    return f"backing={point['backing']}: {free} free {size} huge pages, the point needs {needed}"
 
 
 def measure(point: dict, library: Path) -> dict:
@@ -58,15 +129,18 @@ def measure(point: dict, library: Path) -> dict:
     cowsnap = native.load(library)
     params = cowsnap.Params()
     for key, value in point.items():
-        setattr(params, key, value)
+        if key not in HARNESS_KEYS:
+            setattr(params, key, value)
     result = cowsnap.run(params)
     values = {str(key): float(value) for key, value in result.values}
-    if "snapshot_ok" in values:
-        values["snapshot_ok"] = bool(values["snapshot_ok"])
+    for flag in ("snapshot_ok", "delayacct_effective"):
+        if flag in values:
+            values[flag] = bool(values[flag])
     return {
         "status": str(result.status),
         "reason": str(result.reason),
         **values,
+        **{str(key): str(value) for key, value in result.effective},
         "sharing_s": list(result.sharing_s),
         "sharing_pages": list(result.sharing_pages),
     }
@@ -74,8 +148,16 @@ def measure(point: dict, library: Path) -> dict:
 
 def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     """The record of one run: ids, settings, environment, build, measurements."""
-    record = {**(ids or {}), **point, **environment.capture(REPO), **build.describe()}
+    record = {**(ids or {}), **point, **build.describe()}
     reason = skip_reason(point)
     if reason:
-        return {**record, "status": "skipped", "reason": reason}
-    return {**record, **measure(point, build.library)}
+        return {**record, **environment.capture(REPO), "status": "skipped", "reason": reason}
+    try:
+        with knobs.applied(wanted_knobs(point)):
+            record.update(environment.capture(REPO))  # read back under the knobs
+            reason = hugetlb_shortfall(point)
+            if reason:
+                return {**record, "status": "skipped", "reason": reason}
+            return {**record, **measure(point, build.library)}
+    except knobs.KnobError as error:
+        return {**record, **environment.capture(REPO), "status": "skipped", "reason": str(error)}

@@ -20,7 +20,7 @@ struct Params {
     int copiers;      // threads copying the snapshot
     long batch_kib;   // unit the copiers copy and release
     // the snapshot
-    std::string method;   // none | fork | stop
+    std::string method;   // none | fork | uffd | stop
     std::string release;  // munmap | dontneed | none: what the child does with a copied batch
     std::string exit;     // early (_exit after the copy) | normal (teardown, then exit)
     std::string hold;     // copy (exit once copied) | writers (keep mappings until writers end)
@@ -31,6 +31,10 @@ struct Params {
     std::string populate;  // none | map | write-after-exit | write-after-release
     std::string dest;      // prefork (allocated and zeroed before fork) | child
     bool dontfork;         // MADV_DONTFORK on a prefork destination
+    // NUMA
+    std::string numa_mem;      // default | local | bind:<nodes> | interleave:<nodes|all> | preferred:<node>
+    std::string numa_writers;  // any | node:<n>: CPUs of the parent's writers
+    std::string numa_copiers;  // any | node:<n>: CPUs of the copier threads
     // instruments
     long sharing_interval_ms;  // pagemap sampling period while writers run (0: off)
     long memcpy_mib;           // buffer for the machine's own memcpy bandwidth (0: off)
@@ -38,10 +42,12 @@ struct Params {
 };
 
 struct Result {
-    std::string status;  // ok | failed
+    std::string status;  // ok | skipped (a setting did not take effect) | failed
     std::string reason;  // why, when not ok
     // Every number the run measured, by record key (seconds end in _s).
     std::map<std::string, double> values;
+    // Settings as read back from the kernel (memory policy, nodes used).
+    std::map<std::string, std::string> effective;
     // Pages of the array still shared with the child while the writers run:
     // seconds since the writers started, and the shared page count then.
     std::vector<double> sharing_s;

@@ -42,6 +42,7 @@ bool copy_is_consistent(const element* copy, std::size_t n, int threads) {
 [[noreturn]] void child_main(const Params& p, Region& array, Region& dest, int report_fd,
                              int hold_fd, int release_fd) {
     element* target = dest.data;
+    place_thread(p.numa_copiers);  // copier threads inherit this placement
     Region own;
     if (p.dest == "child") {
         own = map_region(p.backing, array.bytes, false, nullptr);
@@ -55,7 +56,7 @@ bool copy_is_consistent(const element* copy, std::size_t n, int threads) {
     const std::size_t batch = std::size_t(p.batch_kib) * 1024;
     ChildReport report;
     const auto t0 = clock::now();
-    copy_batches(array, target, batch, p.copiers, [&](std::size_t b) {
+    report.copies = copy_batches(array, target, batch, p.copiers, [&](std::size_t b) {
         char* src = reinterpret_cast<char*>(array.data) + b * batch;
         const std::size_t length = std::min(batch, array.bytes - b * batch);
         if (p.release == "munmap") munmap(src, length);
@@ -64,12 +65,11 @@ bool copy_is_consistent(const element* copy, std::size_t n, int threads) {
             const std::uint64_t index = b;
             (void)!write(release_fd, &index, sizeof index);
         }
-    });
+    }, delay_accounting_on());
     const auto t1 = clock::now();
     report.copy_s = seconds_between(t0, t1);
     report.snapshot_ok = copy_is_consistent(target, array.elements(), p.copiers);
     report.check_s = seconds_between(t1, clock::now());
-    report.batches = long((array.bytes + batch - 1) / batch);
     (void)!write(report_fd, &report, sizeof report);
     close_fd(release_fd);
     if (hold_fd >= 0) {

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace cowsnap::detail {
@@ -47,8 +49,36 @@ bool holds_fork_time_values(const element* copy, std::size_t first, std::size_t 
 
 // Copies src to dst in batches with `copiers` threads (batch i goes to
 // thread i % copiers); after_batch(i) runs once batch i is copied.
-void copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
-                  const std::function<void(std::size_t)>& after_batch);
+// The kiB of the array's mapping backed by PMD-mapped huge pages (smaps).
+long anon_huge_kib(const void* data);
+// Faults that allocated an mTHP folio of this size so far (sysfs stats), -1 if none.
+long mthp_fault_allocs(long size_kib);
+
+// ---- taskstats.cpp: exact COW copies of the calling thread
+struct CopyDelay {
+    double count = 0, delay_s = 0;
+    bool ok = true;  // false once any part could not be read
+    CopyDelay& operator+=(const CopyDelay& other);
+};
+bool delay_accounting_on();
+CopyDelay thread_copy_delay();
+
+// Copies src to dst in batches with `copiers` threads (batch i goes to
+// thread i % copiers); after_batch(i) runs once batch i is copied. With
+// query_delay, each thread's COW copies are summed into the result.
+CopyDelay copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
+                       const std::function<void(std::size_t)>& after_batch, bool query_delay);
+
+// ---- numa.cpp: memory policy and CPU placement, and what took effect
+void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem);
+std::string memory_policy_of(void* data);
+std::string nodes_of(const void* data, std::size_t bytes);  // "0:75%,1:25%" of sampled pages
+void place_thread(const std::string& placement);            // any | node:<n>
+
+// Raised when a setting did not take effect: the run is skipped, not measured.
+struct NotApplied : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // ---- counters.cpp: kernel counters and clocks
 using Vmstat = std::map<std::string, long>;
@@ -84,15 +114,48 @@ double fork_empty_seconds();                 // fork() of this process, array no
 double memcpy_gbps(std::size_t buffer_bytes);  // one thread, best of three
 
 // ---- writers.cpp
+struct WriterTotals {
+    Usage usage;        // summed over threads, RUSAGE_THREAD each
+    CopyDelay copies;   // summed over threads (taskstats), when delay accounting is on
+};
 class Writers {
 public:
-    Writers(Region& array, int writers, const std::string& pattern);
+    Writers(Region& array, const Params& params);
     ~Writers();
-    void start();    // releases the threads
-    Usage finish();  // joins them; their usage summed (RUSAGE_THREAD each)
+    void start();           // releases the threads
+    WriterTotals finish();  // joins them
 private:
     struct Shared;
     Shared* shared_;
+};
+
+// ---- fork_snapshot.cpp
+// ---- uffd_snapshot.cpp
+class UffdSnapshot {
+public:
+    UffdSnapshot(const Params& params, Region& array, Region& dest);  // NotApplied if unsupported
+    ~UffdSnapshot();
+    void start();   // protects the array, starts the copiers and the fault handler
+    Mark finish();  // waits for every batch; the moment the snapshot ended
+    double copy_s() const { return copy_s_; }
+    long faults() const { return faults_; }  // write faults the handler saw
+
+private:
+    void protect(std::size_t offset, std::size_t length, bool on);
+    bool copy_batch(std::size_t b);
+    void handle_faults();
+    const Params& params_;
+    Region& array_;
+    Region& dest_;
+    std::size_t batch_;
+    std::vector<std::atomic<int>> state_;  // per batch: 0 pending, 1 copying, 2 copied
+    int fd_ = -1;
+    int stop_[2] = {-1, -1};
+    std::thread handler_;
+    std::vector<std::thread> copiers_;
+    clock::time_point start_time_;
+    double copy_s_ = 0;
+    long faults_ = 0;
 };
 
 // ---- fork_snapshot.cpp
@@ -100,8 +163,9 @@ struct ChildReport {
     double copy_s = 0;
     double check_s = 0;
     int snapshot_ok = 0;
-    long batches = 0;
+    CopyDelay copies;
 };
+
 struct ChildOutcome {
     bool reaped = false;
     int wait_status = 0;

@@ -5,7 +5,9 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -73,10 +75,11 @@ bool holds_fork_time_values(const element* copy, std::size_t first, std::size_t 
     return true;
 }
 
-void copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
-                  const std::function<void(std::size_t)>& after_batch) {
+CopyDelay copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
+                       const std::function<void(std::size_t)>& after_batch, bool query_delay) {
     const std::size_t batches = (src.bytes + batch_bytes - 1) / batch_bytes;
     std::vector<std::thread> threads;
+    std::vector<CopyDelay> copies(copiers);
     for (int tid = 0; tid < copiers; ++tid) {
         threads.emplace_back([&, tid] {
             for (std::size_t b = tid; b < batches; b += copiers) {
@@ -86,9 +89,40 @@ void copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int 
                             reinterpret_cast<const char*>(src.data) + offset, length);
                 after_batch(b);
             }
+            if (query_delay) copies[tid] = thread_copy_delay();
         });
     }
-    for (auto& thread : threads) thread.join();
+    CopyDelay total;
+    total.ok = query_delay;
+    for (int tid = 0; tid < copiers; ++tid) {
+        threads[tid].join();
+        total += copies[tid];
+    }
+    return total;
+}
+
+long anon_huge_kib(const void* data) {
+    const auto address = reinterpret_cast<std::uintptr_t>(data);
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool inside = false;
+    while (std::getline(smaps, line)) {
+        unsigned long start, end;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2) {
+            inside = start <= address && address < end;
+        } else if (inside && line.rfind("AnonHugePages:", 0) == 0) {
+            return std::stol(line.substr(14));
+        }
+    }
+    return 0;
+}
+
+long mthp_fault_allocs(long size_kib) {
+    std::ifstream file("/sys/kernel/mm/transparent_hugepage/hugepages-" + std::to_string(size_kib) +
+                       "kB/stats/anon_fault_alloc");
+    long count = -1;
+    file >> count;
+    return count;
 }
 
 }  // namespace cowsnap::detail

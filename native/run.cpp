@@ -104,6 +104,38 @@ void fail(Result& result, const std::string& reason) {
     result.reason = reason;
 }
 
+// Maps and fills the array as asked, then reads back what the kernel did;
+// NotApplied when a setting did not take effect.
+void prepare_array(const Params& p, Mapped& array, Result& result) {
+    auto& v = result.values;
+    const std::size_t bytes = std::size_t(p.size_mib) * mib;
+    array.region = map_region(p.backing, bytes, p.populate == "map", nullptr);
+    apply_memory_policy(array.region.data, bytes, p.numa_mem);
+    const long mthp_kib = p.backing.rfind("mthp-", 0) == 0 ? std::stol(p.backing.substr(5)) : 0;
+    const long mthp_before = mthp_kib ? mthp_fault_allocs(mthp_kib) : 0;
+    const Vmstat vmstat_before = read_vmstat();
+    const auto t0 = clock::now();
+    fill_fork_time_values(array.region);
+    v["fill_s"] = seconds_between(t0, clock::now());
+    v["fill_thp_fault_alloc"] = double(read_vmstat().at("thp_fault_alloc") - vmstat_before.at("thp_fault_alloc"));
+    v["huge_kib"] = double(anon_huge_kib(array.region.data));
+    result.effective["numa_mem_effective"] = memory_policy_of(array.region.data);
+    result.effective["numa_nodes_used"] = nodes_of(array.region.data, bytes);
+
+    if (p.backing == "thp" && v["huge_kib"] == 0)
+        throw NotApplied("backing=thp: no huge pages after the fill (AnonHugePages 0 kB)");
+    if (p.backing == "4k" && v["huge_kib"] > 0)
+        throw NotApplied("backing=4k: " + std::to_string(long(v["huge_kib"])) + " kB of huge pages after the fill");
+    if (mthp_kib) {
+        v["mthp_fault_alloc"] = double(mthp_fault_allocs(mthp_kib) - mthp_before);
+        if (v["mthp_fault_alloc"] <= 0) throw NotApplied("backing=" + p.backing + ": no mTHP folio allocated by the fill");
+    }
+    const std::string policy = result.effective["numa_mem_effective"];
+    const std::string wanted = p.numa_mem.substr(0, p.numa_mem.find(':'));
+    if (policy.rfind(wanted, 0) != 0)
+        throw NotApplied("numa_mem=" + p.numa_mem + ": the array's policy reads back as " + policy);
+}
+
 void run_point(const Params& p, Result& result) {
     auto& v = result.values;
     const std::size_t bytes = std::size_t(p.size_mib) * mib;
@@ -111,17 +143,16 @@ void run_point(const Params& p, Result& result) {
 
     v["fork_empty_s"] = fork_empty_seconds();
     if (p.memcpy_mib > 0) v["memcpy_gbps"] = memcpy_gbps(std::size_t(p.memcpy_mib) * mib);
+    v["delayacct_effective"] = delay_accounting_on();
 
-    auto t0 = clock::now();
-    Mapped array{map_region(p.backing, bytes, p.populate == "map", nullptr)};
-    fill_fork_time_values(array.region);
-    v["fill_s"] = seconds_between(t0, clock::now());
+    Mapped array;
+    prepare_array(p, array, result);
     v["page_bytes"] = double(array.region.page_bytes);
     v["pages"] = double(bytes / array.region.page_bytes);
     v["batches"] = double((bytes + batch - 1) / batch);
 
     Mapped dest;
-    if (p.method == "stop" || (p.method == "fork" && p.dest == "prefork")) {
+    if (p.method == "stop" || p.method == "uffd" || (p.method == "fork" && p.dest == "prefork")) {
         // As in the seed: the destination exists, zeroed, before the snapshot.
         dest.region = map_region(p.backing, bytes, p.populate == "map", nullptr);
         std::memset(dest.region.data, 0, bytes);
@@ -131,22 +162,26 @@ void run_point(const Params& p, Result& result) {
 
     if (p.method == "stop") {
         // Stop the world: the writers wait while the copiers copy.
-        t0 = clock::now();
-        copy_batches(array.region, dest.region.data, batch, p.copiers, [](std::size_t) {});
+        const auto t0 = clock::now();
+        copy_batches(array.region, dest.region.data, batch, p.copiers, [](std::size_t) {}, false);
         v["pause_s"] = seconds_between(t0, clock::now());
         v["snapshot_ok"] = holds_fork_time_values(dest.region.data, 0, array.region.elements());
         if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array");
     }
 
-    std::optional<ForkSnapshot> snapshot;
+    std::optional<ForkSnapshot> fork;
+    std::optional<UffdSnapshot> uffd;
     if (p.method == "fork") {
-        snapshot.emplace(p, array.region, dest.region);
-        v["fork_s"] = snapshot->fork();
+        fork.emplace(p, array.region, dest.region);
+        v["fork_s"] = fork->fork();
     }
+    if (p.method == "uffd") uffd.emplace(p, array.region, dest.region);
 
-    // Helpers that run beside the writers.
-    std::promise<ChildOutcome> child_promise;
-    std::shared_future<ChildOutcome> child = child_promise.get_future().share();
+    // The moment the snapshot ended (fork: the parent saw the child exit;
+    // uffd: the last batch was copied), and helpers beside the writers.
+    std::promise<Mark> end_promise;
+    std::shared_future<Mark> ended = end_promise.get_future().share();
+    ChildOutcome child;
     std::vector<std::thread> helpers;
     std::mutex populate_mutex;
     double populate_s = 0;
@@ -158,56 +193,78 @@ void run_point(const Params& p, Result& result) {
         populate_s += seconds_between(t, clock::now());
         if (populate_error.empty()) populate_error = error;
     };
+    auto wait_for_end = [&] {
+        if (fork) {
+            child = fork->wait();
+            end_promise.set_value(child.exit_mark);
+        } else {
+            end_promise.set_value(uffd->finish());
+        }
+    };
 
+    const bool snapshot = fork || uffd;
+    if (uffd) uffd->start();
     if (snapshot) {
-        if (p.start == "after_child") child_promise.set_value(snapshot->wait());
-        else helpers.emplace_back([&] { child_promise.set_value(snapshot->wait()); });
+        if (p.start == "after_child") wait_for_end();
+        else helpers.emplace_back(wait_for_end);
         if (p.populate == "write-after-exit" && p.start == "with_child")
             helpers.emplace_back([&] {
-                child.wait();
+                ended.wait();
                 timed_populate(0, bytes);
             });
-        if (p.populate == "write-after-release")
-            helpers.emplace_back([&, fd = snapshot->release_fd()] {
-                std::uint64_t index;
-                while (read(fd, &index, sizeof index) == sizeof index)
-                    timed_populate(index * batch, std::min(batch, bytes - index * batch));
-            });
     }
+    if (fork && p.populate == "write-after-release")
+        helpers.emplace_back([&, fd = fork->release_fd()] {
+            std::uint64_t index;
+            while (read(fd, &index, sizeof index) == sizeof index)
+                timed_populate(index * batch, std::min(batch, bytes - index * batch));
+        });
 
-    Writers writers(array.region, p.writers, p.pattern);
+    Writers writers(array.region, p);
     const Mark start = mark_now();
-    SharingSampler sampler(array.region, snapshot ? p.sharing_interval_ms : 0, start.time, result);
-    // Writers that start after the child exited find the array populated:
+    SharingSampler sampler(array.region, fork ? p.sharing_interval_ms : 0, start.time, result);
+    // Writers that start after the snapshot ended find the array populated:
     // the populate call is part of their phase.
     if (snapshot && p.start == "after_child" && p.populate == "write-after-exit") timed_populate(0, bytes);
     writers.start();
-    const Usage writer_usage = writers.finish();
+    const WriterTotals totals = writers.finish();
     const Mark end = mark_now();
     sampler.stop();
-    if (snapshot) snapshot->release_hold();
+    if (fork) fork->release_hold();
     for (auto& helper : helpers) helper.join();
 
-    put_usage(v, "writer", writer_usage);
+    put_usage(v, "writer", totals.usage);
+    if (totals.copies.ok) {
+        v["writer_wpcopy_count"] = totals.copies.count;
+        v["writer_wpcopy_delay_s"] = totals.copies.delay_s;
+    }
     put_phase(result, start, end, "");
     if (snapshot) {
-        const ChildOutcome& outcome = child.get();
-        // Split the writers' phase where the parent saw the child exit.
-        const Mark& split = outcome.exit_mark.time <= start.time ? start
-                            : outcome.exit_mark.time >= end.time ? end
-                                                                 : outcome.exit_mark;
+        const Mark& ended_at = ended.get();
+        // Split the writers' phase where the snapshot ended.
+        const Mark& split = ended_at.time <= start.time ? start : ended_at.time >= end.time ? end : ended_at;
         put_phase(result, start, split, "_before_exit");
         put_phase(result, split, end, "_after_exit");
-        v["child_reaped_s"] = seconds_between(start.time, outcome.exit_mark.time);
-        put_usage(v, "child", outcome.usage);
-        if (outcome.reported) {
-            v["child_copy_s"] = outcome.report.copy_s;
-            v["child_check_s"] = outcome.report.check_s;
-            v["snapshot_ok"] = outcome.report.snapshot_ok;
-        } else {
-            v["snapshot_ok"] = 0;
+        v["child_reaped_s"] = seconds_between(start.time, ended_at.time);
+    }
+    if (uffd) {
+        v["uffd_copy_s"] = uffd->copy_s();
+        v["uffd_faults"] = double(uffd->faults());
+        v["snapshot_ok"] = holds_fork_time_values(dest.region.data, 0, array.region.elements());
+        if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array at its start");
+    }
+    if (fork) {
+        put_usage(v, "child", child.usage);
+        v["snapshot_ok"] = child.reported && child.report.snapshot_ok;
+        if (child.reported) {
+            v["child_copy_s"] = child.report.copy_s;
+            v["child_check_s"] = child.report.check_s;
+            if (child.report.copies.ok) {
+                v["child_wpcopy_count"] = child.report.copies.count;
+                v["child_wpcopy_delay_s"] = child.report.copies.delay_s;
+            }
         }
-        fail(result, describe_child_end(outcome, p.timeout_s));
+        fail(result, describe_child_end(child, p.timeout_s));
     }
     if (p.populate == "write-after-exit" || p.populate == "write-after-release") {
         v["populate_s"] = populate_s;
@@ -222,6 +279,9 @@ Result run(const Params& params) {
     result.status = "ok";
     try {
         run_point(params, result);
+    } catch (const NotApplied& error) {
+        result.status = "skipped";
+        result.reason = error.what();
     } catch (const std::exception& error) {
         result.status = "failed";
         result.reason = error.what();

@@ -15,16 +15,22 @@ struct Writers::Shared {
     bool started = false;
     std::vector<std::thread> threads;
     std::vector<Usage> usage;
+    std::vector<CopyDelay> copies;
 };
 
-Writers::Writers(Region& array, int writers, const std::string& pattern) : shared_(new Shared) {
+Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
     Shared& s = *shared_;
+    const int writers = params.writers;
     s.usage.resize(writers);
-    const bool interleaved = pattern == "interleaved";
+    s.copies.resize(writers);
+    const bool interleaved = params.pattern == "interleaved";
+    const bool query_delay = delay_accounting_on();
+    const std::string placement = params.numa_writers;
     element* data = array.data;
     const std::size_t n = array.elements();
     for (int tid = 0; tid < writers; ++tid) {
-        s.threads.emplace_back([&s, data, n, writers, interleaved, tid] {
+        s.threads.emplace_back([&s, data, n, writers, interleaved, query_delay, placement, tid] {
+            place_thread(placement);
             {
                 std::unique_lock<std::mutex> lock(s.mutex);
                 s.go.wait(lock, [&s] { return s.started; });
@@ -40,6 +46,7 @@ Writers::Writers(Region& array, int writers, const std::string& pattern) : share
                 for (std::size_t i = first; i < last; ++i) data[i] = written_value(i);
             }
             s.usage[tid] = usage_of(RUSAGE_THREAD) - before;
+            if (query_delay) s.copies[tid] = thread_copy_delay();
         });
     }
 }
@@ -59,11 +66,13 @@ void Writers::start() {
     shared_->go.notify_all();
 }
 
-Usage Writers::finish() {
-    Usage total;
+WriterTotals Writers::finish() {
+    WriterTotals total;
+    total.copies.ok = delay_accounting_on();
     for (std::size_t tid = 0; tid < shared_->threads.size(); ++tid) {
         shared_->threads[tid].join();
-        total += shared_->usage[tid];
+        total.usage += shared_->usage[tid];
+        total.copies += shared_->copies[tid];
     }
     return total;
 }

@@ -1,6 +1,6 @@
 # Config validation, the grid of runs, and the input functions of the rules.
 from cowsnap import config as cowsnap_config
-from cowsnap import grid, native, plots
+from cowsnap import grid, knobs, native, plots
 
 CONFIG = cowsnap_config.validate(config)
 RUNS = {run.run_id: run for run in grid.expand(CONFIG)}

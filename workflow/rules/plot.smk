@@ -1,6 +1,7 @@
 rule plot:
     input:
         runs=rules.aggregate.output.runs,
+        sharing=rules.aggregate.output.sharing,
     output:
         png=f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
         pdf=f"{RESULTS}/figures/{{experiment}}-{{figure}}.pdf",

@@ -7,5 +7,5 @@ from cowsnap import plots
 
 with open(snakemake.log[0], "w") as log, redirect_stderr(log):
     draw = plots.FIGURES[snakemake.wildcards.figure]
-    table = pd.read_csv(snakemake.input.runs)
-    draw(table, Path(snakemake.output.png).with_suffix(""), snakemake.wildcards.experiment)
+    runs, sharing = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.sharing)
+    draw(runs, sharing, Path(snakemake.output.png).with_suffix(""), snakemake.wildcards.experiment)

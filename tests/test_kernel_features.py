@@ -1,0 +1,94 @@
+"""Huge pages, mitigations, fork-free snapshots and exact copy counts:
+relations that hold on Linux 5.19+; a machine without a feature skips the
+test with the reason the run recorded."""
+
+import pytest
+
+SMALL = {"size_mib": 32, "batch_kib": 2048, "pattern": "blocked"}
+
+
+def test_thp_backing_is_really_huge(run_point):
+    record = run_point(method="none", backing="thp", **SMALL)
+    assert record["huge_kib"] > 0
+    assert record["fill_thp_fault_alloc"] > 0
+
+
+def test_thp_shared_with_a_live_child_splits_on_write(run_point):
+    record = run_point(method="fork", backing="thp", hold="writers", release="none", **SMALL)
+    assert record["thp_split_pmd"] > 0
+    assert record["snapshot_ok"] is True
+
+
+def test_thp_after_the_child_exits_is_reused_whole(run_point):
+    record = run_point(method="fork", backing="thp", start="after_child", **SMALL)
+    assert record["thp_split_pmd"] == 0
+    huge_pages = record["size_mib"] // 2
+    # About one fault per 2 MiB page, not one per 4 KiB page.
+    assert record["writer_minflt"] <= 4 * huge_pages < record["pages"] / 100
+
+
+def test_populate_write_after_exit_leaves_the_writers_almost_no_faults(run_point):
+    plain = run_point(method="fork", start="after_child", **SMALL)
+    populated = run_point(method="fork", start="after_child", populate="write-after-exit", **SMALL)
+    assert plain["writer_minflt"] >= plain["pages"]
+    assert populated["writer_minflt"] <= 0.02 * populated["pages"]
+    assert populated["populate_s"] > 0
+
+
+def exact_copies(record):
+    if "child_wpcopy_count" not in record:
+        pytest.skip("delay accounting (kernel.task_delayacct, 5.19+) is not available here")
+    return record["child_wpcopy_count"]
+
+
+def test_dest_child_removes_the_childs_own_cow_faults(run_point):
+    prefork = run_point(method="fork", dest="prefork", **SMALL)
+    child = run_point(method="fork", dest="child", **SMALL)
+    assert exact_copies(prefork) >= 0.95 * prefork["pages"]  # the seed's zeroed destination
+    assert exact_copies(child) <= 0.01 * child["pages"]
+
+
+def test_exact_copies_agree_with_faults_minus_reuses(run_point):
+    record = run_point(method="fork", hold="writers", release="munmap", **SMALL)
+    exact_copies(record)
+    estimate = record["writer_minflt"] - record["pgreuse"]
+    assert abs(record["writer_wpcopy_count"] - estimate) <= 0.03 * record["pages"]
+    assert 0 < record["writer_wpcopy_count"] <= record["pages"]
+
+
+def test_uffd_snapshot_is_consistent_while_writers_run(run_point):
+    record = run_point(method="uffd", start="with_child", **SMALL)
+    assert record["snapshot_ok"] is True
+    assert record["uffd_copy_s"] > 0
+
+
+def test_uffd_leaves_no_write_protect_faults_after_it_ends(run_point):
+    record = run_point(method="uffd", start="after_child", **SMALL)
+    assert record["snapshot_ok"] is True
+    assert record["writer_minflt"] <= 0.01 * record["pages"]
+    assert record.get("writer_wpcopy_count", 0) == 0
+
+
+def test_hugetlb_copies_whole_huge_pages(run_point):
+    record = run_point(method="fork", backing="hugetlb-2m", hold="writers", release="none", **SMALL)
+    exact_copies(record)
+    assert record["pages"] == SMALL["size_mib"] // 2
+    # At least one copy per 2 MiB page written while the child holds it,
+    # and nowhere near one per 4 KiB.
+    assert record["pages"] <= record["writer_wpcopy_count"] <= 2 * record["pages"]
+    assert record["writer_minflt"] < SMALL["size_mib"] * 256 / 10
+
+
+def test_numa_policy_is_read_back(run_point):
+    record = run_point(method="none", numa_mem="bind:0", numa_writers="node:0", size_mib=8, batch_kib=512)
+    assert record["numa_mem_effective"] == "bind:0"
+    assert record["numa_nodes_used"] == "0:100%"
+
+
+def test_missing_numa_node_is_skipped_with_reason(build):
+    from cowsnap import config, environment, runner
+
+    node = max(environment.numa_nodes()) + 1
+    record = runner.run({**config.point_defaults(), "numa_mem": f"bind:{node}"}, build)
+    assert record["status"] == "skipped"
+    assert f"NUMA node {node} does not exist" in record["reason"]
