@@ -27,7 +27,7 @@ def test_bad_value_names_key_and_allowed_values():
     message = error_of(one_experiment(matrix={"method": ["fork", "vfork"]}))
     assert "config.experiments.e.matrix.method[1]" in message
     assert "'vfork'" in message
-    assert "none, fork, stop" in message
+    assert "none, fork, uffd, stop" in message
 
 
 def test_bad_backing_lists_the_backings():
