@@ -1,9 +1,10 @@
-"""Command line: run one point outside Snakemake.
+"""Command line: run one point outside Snakemake, or compare two result sets.
 
     cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
+    cowsnap compare results-a results-b [--out DIR] [--pool]
 
-Keys and values are those of the config (cowsnap/schema.yaml); the record is
-printed as JSON (and written to --out when given).
+Keys and values of `run` are those of the config (cowsnap/schema.yaml); the
+record is printed as JSON (and written to --out when given).
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, help="also write the record here")
     run.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
     run.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
+    compare = commands.add_parser("compare", help="ratios B/A of the points two results folders both measured")
+    compare.add_argument("a", type=Path, help="results folder A (the reference)")
+    compare.add_argument("b", type=Path, help="results folder B")
+    compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where compare.csv/.md/.png go")
+    compare.add_argument("--pool", action="store_true", help="allow a side to hold runs from several machines")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return compare_command(args)
     try:
         point = config.validate_point(parse_settings(args.settings))
         grid.check_point(point, "point")
@@ -53,6 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         records.write(args.out, record)
     print(json.dumps(record, indent=1))
     return 0 if record["status"] != "failed" else 1
+
+
+def compare_command(args) -> int:
+    from cowsnap import compare
+
+    try:
+        notes = compare.write(args.a, args.b, args.out, args.pool)
+    except compare.CompareError as error:
+        print(f"cowsnap: {error}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"cowsnap: {note}", file=sys.stderr)
+    print(args.out / "compare.md")
+    return 0
 
 
 if __name__ == "__main__":

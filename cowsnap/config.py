@@ -39,7 +39,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def schema() -> dict:
     """The schema file, with one matrix axis per point key."""
     loaded = yaml.safe_load(SCHEMA_PATH.read_text())
-    axes = loaded["$defs"]["experiment"]["properties"]["matrix"]["properties"]
+    axes = loaded["$defs"]["cross"]["properties"]
     for key in loaded["$defs"]["point"]["properties"]:
         axes[key] = {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/point/properties/{key}"}}
     return loaded

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import random
 from dataclasses import dataclass
 
 from cowsnap.config import ConfigError
@@ -18,6 +20,8 @@ class Run:
     point_id: str
     repetition: int
     point: dict
+    baseline_id: str = ""  # the point this one is compared with ("" without one)
+    position: int = 0  # place in the shuffled schedule
 
     @property
     def run_id(self) -> str:
@@ -66,9 +70,13 @@ def _matches(point: dict, rule: dict) -> bool:
 def experiment_points(name: str, experiment: dict) -> list[dict]:
     """The base crossed with the matrix, less the excluded points."""
     matrix = experiment.get("matrix", {})
-    axes = list(matrix)
-    crossed = itertools.product(*matrix.values())
-    points = [{**experiment["base"], **dict(zip(axes, values, strict=True))} for values in crossed]
+    points = []
+    for cross in matrix if isinstance(matrix, list) else [matrix]:
+        for values in itertools.product(*cross.values()):
+            point = {**experiment["base"], **dict(zip(cross, values, strict=True))}
+            if point not in points:
+                points.append(point)
+    axes = varied_keys(points)
     rules = experiment["exclude"]
     for index, rule in enumerate(rules):
         if not any(_matches(point, rule) for point in points):
@@ -77,8 +85,27 @@ def experiment_points(name: str, experiment: dict) -> list[dict]:
     if not kept:
         raise ConfigError(f"config.experiments.{name}: every point is excluded")
     for point in kept:
-        check_point(point, f"config.experiments.{name} point {point_label(point, axes)}")
+        where = f"config.experiments.{name} point {point_label(point, axes)}"
+        check_point(point, where)
+        baseline = baseline_of(point, experiment)
+        if baseline is not None and baseline not in kept:
+            raise ConfigError(
+                f"{where}: its baseline {point_label(baseline, axes)} (the point updated by "
+                f"config.experiments.{name}.baseline) is not a point of the experiment"
+            )
     return kept
+
+
+def varied_keys(points: list[dict]) -> list[str]:
+    """Keys that take more than one value across the points, in key order."""
+    return [key for key in points[0] if len({json.dumps(p[key]) for p in points}) > 1]
+
+
+def baseline_of(point: dict, experiment: dict) -> dict | None:
+    """The point this one is compared with, or None without a baseline."""
+    if "baseline" not in experiment:
+        return None
+    return {**point, **experiment["baseline"]}
 
 
 def point_label(point: dict, axes: list[str]) -> str:
@@ -86,10 +113,14 @@ def point_label(point: dict, axes: list[str]) -> str:
 
 
 def expand(config: dict) -> list[Run]:
-    """Every run of every experiment, in config order."""
+    """Every run of every experiment, in the order they are to run: shuffled
+    with config["seed"] across experiments and repetitions, so that drift on
+    a noisy machine does not line up with one setting."""
     runs = []
     for name, experiment in config["experiments"].items():
         for point in experiment_points(name, experiment):
-            pid = point_id(point)
-            runs.extend(Run(name, pid, rep, point) for rep in range(experiment["repetitions"]))
-    return runs
+            baseline = baseline_of(point, experiment)
+            baseline_id = point_id(baseline) if baseline is not None else ""
+            runs.extend(Run(name, point_id(point), rep, point, baseline_id) for rep in range(experiment["repetitions"]))
+    random.Random(config["seed"]).shuffle(runs)
+    return [dataclasses.replace(run, position=i) for i, run in enumerate(runs)]

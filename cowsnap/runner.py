@@ -7,6 +7,7 @@ the environment back under them, measure, put the knobs back.
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import re
@@ -148,7 +149,8 @@ def measure(point: dict, library: Path) -> dict:
 
 def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     """The record of one run: ids, settings, environment, build, measurements."""
-    record = {**(ids or {}), **point, **build.describe()}
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+    record = {**(ids or {}), "started_at": started_at, **point, **build.describe()}
     reason = skip_reason(point)
     if reason:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": reason}

@@ -1,5 +1,6 @@
 """A real Snakemake run of a tiny config, in a temporary folder."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ TINY = """
 experiments:
   tiny:
     repetitions: 2
-    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0}
+    baseline: {method: none}
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 8}
     matrix:
       method: [none, fork]
+  other:
+    base: {size_mib: 4, batch_kib: 512, memcpy_mib: 0, numa_mem: "bind:9999"}
 """
 
 
@@ -33,17 +37,31 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
     (tmp_path / "config" / "config.yaml").write_text(TINY)
     done = snakemake("--cores", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    table = pd.read_csv(tmp_path / "results" / "tiny" / "runs.csv")
+    results = tmp_path / "results"
+    table = pd.read_csv(results / "tiny" / "runs.csv")
     assert len(table) == 4
     assert set(table["status"]) == {"ok"}
     assert sorted(table["method"]) == ["fork", "fork", "none", "none"]
     assert {"writers_s", "pgfault", "pgreuse", "copies", "reuses", "cxxflags", "cppyy_version"} <= set(table)
-    for figure in ("writers_time", "writer_faults"):
+    for figure in ("writers_time", "writer_faults", "kernel_time", "ratios", "sharing_timeline", "copy_bandwidth"):
         for ext in ("png", "pdf"):
-            assert (tmp_path / "results" / "figures" / f"tiny-{figure}.{ext}").stat().st_size > 1000
+            assert (results / "figures" / f"tiny-{figure}.{ext}").stat().st_size > 1000
+        sidecar = json.loads((results / "figures" / f"tiny-{figure}.json").read_text())
+        assert sidecar["rows"] == 4 and len(sidecar["config_hash"]) == 12
+        assert "tiny" in (results / "figures" / f"tiny-{figure}.caption.txt").read_text()
+    # Timed runs went in the recorded, shuffled schedule order.
+    records = sorted((json.loads(p.read_text()) for p in results.glob("*/p*/*.json")), key=lambda r: r["started_at"])
+    assert [r["schedule_position"] for r in records] == list(range(5))
+    # The point that cannot run here is listed in the summary with its reason.
+    summary = (results / "summary.md").read_text()
+    assert "NUMA node 9999 does not exist" in summary
+    assert "tiny: method=fork" in summary
     # A second run finds everything done: records are reused, nothing reruns.
     again = snakemake("--cores", "2", "--dry-run", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake("--report", "report.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (tmp_path / "report.html").stat().st_size > 10_000
 
 
 def test_compile_error_fails_the_build_rule_with_diagnostics(tmp_path):

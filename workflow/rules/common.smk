@@ -1,12 +1,16 @@
 # Config validation, the grid of runs, and the input functions of the rules.
 from cowsnap import config as cowsnap_config
+import hashlib
+import json
+
 from cowsnap import grid, knobs, native, plots
 
 CONFIG = cowsnap_config.validate(config)
-RUNS = {run.run_id: run for run in grid.expand(CONFIG)}
+RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
 RESULTS = CONFIG["results"]
 EXPERIMENTS = list(CONFIG["experiments"])
 BUILD_KEY = native.build_key(CONFIG["cxxflags"])
+CONFIG_HASH = hashlib.sha256(json.dumps(CONFIG, sort_keys=True).encode()).hexdigest()[:12]
 
 
 wildcard_constraints:
@@ -31,17 +35,36 @@ def get_ids(wildcards):
         "experiment": run.experiment,
         "point_id": run.point_id,
         "repetition": run.repetition,
+        "baseline_id": run.baseline_id,
+        "schedule_seed": CONFIG["seed"],
+        "schedule_position": run.position,
     }
+
+
+def get_priority(wildcards):
+    """Earlier in the shuffled schedule, higher priority: with one
+    bench_slot, the timed runs go in schedule order."""
+    return len(RUNS) - get_run(wildcards).position
 
 
 def get_records(wildcards):
     return [f"{RESULTS}/{run.run_id}.json" for run in RUNS.values() if run.experiment == wildcards.experiment]
 
 
+def get_figures(experiment):
+    methods = {run.point["method"] for run in RUNS.values() if run.experiment == experiment}
+    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment])
+
+
+def get_description(wildcards):
+    return CONFIG["experiments"][wildcards.experiment]["description"]
+
+
 def get_final_outputs():
-    return [
+    figures = [
         f"{RESULTS}/figures/{experiment}-{figure}.{ext}"
         for experiment in EXPERIMENTS
-        for figure in plots.FIGURES
-        for ext in ("png", "pdf")
+        for figure in get_figures(experiment)
+        for ext in ("png", "pdf", "caption.txt", "json")
     ]
+    return figures + [f"{RESULTS}/summary.md"]

@@ -3,11 +3,34 @@ rule plot:
         runs=rules.aggregate.output.runs,
         sharing=rules.aggregate.output.sharing,
     output:
-        png=f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
+            caption="../report/figure.rst",
+            category="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "{figure}"},
+        ),
         pdf=f"{RESULTS}/figures/{{experiment}}-{{figure}}.pdf",
+        caption=f"{RESULTS}/figures/{{experiment}}-{{figure}}.caption.txt",
+        sidecar=f"{RESULTS}/figures/{{experiment}}-{{figure}}.json",
     log:
         f"{RESULTS}/logs/{{experiment}}/plot-{{figure}}.log",
     conda:
         "../../envs/cowsnap.yaml"
+    params:
+        description=get_description,
+        config_hash=CONFIG_HASH,
     script:
         "../scripts/plot.py"
+
+
+rule summary:
+    input:
+        expand(rules.aggregate.output.runs, experiment=EXPERIMENTS),
+    output:
+        report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Summary"),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    script:
+        "../scripts/summary.py"

@@ -7,6 +7,7 @@ rule run_point:
         f"{RESULTS}/{{experiment}}/{{point}}/{{repetition}}.json",
     log:
         f"{RESULTS}/logs/{{experiment}}/{{point}}/{{repetition}}.log",
+    priority: get_priority
     conda:
         "../../envs/cowsnap.yaml"
     resources:
