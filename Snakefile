@@ -18,6 +18,16 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plot.smk"
 
 
+# On a cluster only the timed runs are submitted; the rest run where
+# Snakemake runs.
+localrules:
+    all,
+    build,
+    aggregate,
+    plot,
+    summary,
+
+
 onsuccess:
     knobs.restore_journal()
 

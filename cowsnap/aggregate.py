@@ -54,7 +54,18 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
+    out["node_type"] = node_type(out)
     return out
+
+
+NODE_KEYS = ["cpu_model", "online_cpus", "numa_nodes", "kernel"]
+
+
+def node_type(table: pd.DataFrame) -> pd.Series:
+    """What makes runs comparable: CPU model, cores, NUMA nodes, kernel.
+    Statistics group by it, so runs of different node types never pool."""
+    parts = [table[key].astype(str) if key in table else pd.Series("?", index=table.index) for key in NODE_KEYS]
+    return parts[0].str.cat(parts[1:], sep=" | ")
 
 
 def runs_table(paths: list[Path]) -> pd.DataFrame:
@@ -74,8 +85,9 @@ def sharing_table(paths: list[Path]) -> pd.DataFrame:
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
-    """The point keys that take more than one value in this table."""
-    return [axis for axis in axis_names() if axis in table and table[axis].nunique(dropna=False) > 1]
+    """The point keys (and node_type) that take more than one value in this table."""
+    keys = [*axis_names(), "node_type"]
+    return [key for key in keys if key in table and table[key].nunique(dropna=False) > 1]
 
 
 def write(paths: list[Path], runs_csv: Path, sharing_csv: Path) -> pd.DataFrame:

@@ -69,7 +69,7 @@ def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=("writers_s", "writer_stime
                 {
                     "experiment": experiment,
                     "point_id": point_id,
-                    "point": labels[point_id],
+                    "point": labels[experiment, point_id],
                     "metric": metric,
                     "better": stats.METRICS[metric][1],
                     "ratio": ratio,

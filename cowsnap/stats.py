@@ -63,12 +63,21 @@ def ratio_ci(values, baseline, confidence: float = CONFIDENCE, seed: int = 0) ->
     return (float(np.median(a) / np.median(b)), *map(float, np.quantile(ratios, [tail, 1 - tail])))
 
 
+def _groups(table: pd.DataFrame):
+    """Runs of one point of one experiment on one node type: what may be
+    pooled. Yields ((point_id, node_type), runs)."""
+    for (_, point_id, node_type), group in table.groupby(["experiment", "point_id", "node_type"], sort=False):
+        yield (point_id, node_type), group
+
+
 def point_summary(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
-    """One row per point of the ok runs: n and median, ci_low, ci_high per metric."""
+    """One row per point (and node type) of the ok runs: n and median,
+    ci_low, ci_high per metric."""
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for point_id, group in ok.groupby("point_id", sort=False):
-        row = {"point_id": point_id, "n": len(group)}
+    for (point_id, node_type), group in _groups(ok):
+        row = {"experiment": group["experiment"].iloc[0], "point_id": point_id, "node_type": node_type}
+        row["n"] = len(group)
         for metric in metrics:
             if metric in group:
                 row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = median_ci(group[metric])
@@ -83,9 +92,11 @@ def baseline_ratios(runs: pd.DataFrame, metrics=("writers_s", "writer_stime_s"))
     rows = []
     if "baseline_id" not in ok:
         return pd.DataFrame(rows)
-    for point_id, group in ok.groupby("point_id", sort=False):
+    for (point_id, node_type), group in _groups(ok):
         baseline_id = group["baseline_id"].iloc[0]
-        baseline = ok[ok["point_id"] == baseline_id]
+        # The baseline of the same experiment, measured on the same node type.
+        same = (ok["point_id"] == baseline_id) & (ok["experiment"] == group["experiment"].iloc[0])
+        baseline = ok[same & (ok["node_type"] == node_type)]
         if not isinstance(baseline_id, str) or not baseline_id or baseline_id == point_id or baseline.empty:
             continue
         for metric in metrics:
@@ -95,7 +106,9 @@ def baseline_ratios(runs: pd.DataFrame, metrics=("writers_s", "writer_stime_s"))
             better = METRICS[metric][1]
             rows.append(
                 {
+                    "experiment": group["experiment"].iloc[0],
                     "point_id": point_id,
+                    "node_type": node_type,
                     "baseline_id": baseline_id,
                     "metric": metric,
                     "better": better,

@@ -24,20 +24,25 @@ def fmt_ci(ratio: tuple[float, float, float]) -> str:
     return f"{fmt(ratio[0])}x (95% CI {fmt(ratio[1])}-{fmt(ratio[2])})"
 
 
-def point_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """point_id -> 'experiment: key=value, ...' over the keys that vary within its experiment."""
+def point_labels(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(experiment, point_id) -> 'experiment: key=value, ...' over the keys
+    that vary within the experiment."""
     labels = {}
     for experiment, group in runs.groupby("experiment", sort=False):
         axes = varying_axes(group)
         for point_id, rows in group.groupby("point_id", sort=False):
             row = rows.iloc[0]
             settings = ", ".join(f"{axis}={row[axis]}" for axis in axes) or "base"
-            labels[point_id] = f"{experiment}: {settings}"
+            labels[experiment, point_id] = f"{experiment}: {settings}"
     return labels
 
 
-def _median(runs: pd.DataFrame, point_id: str, column: str) -> float:
-    values = runs.loc[(runs["point_id"] == point_id) & (runs["status"] == "ok"), column]
+def _points(table: pd.DataFrame):
+    """((experiment, point_id), runs) for each point of each experiment."""
+    yield from table.groupby(["experiment", "point_id"], sort=False)
+
+
+def _median(values) -> float:
     return stats.median_ci(values)[0]
 
 
@@ -47,21 +52,20 @@ def copying_facts(runs: pd.DataFrame) -> list[dict]:
     ok = runs[runs["status"] == "ok"].assign(writer_cpu_s=lambda t: t["writer_utime_s"] + t["writer_stime_s"])
     facts = []
     candidates = ok[(ok["method"] == "fork") & (ok["backing"] == "4k") & (ok["start"] == "with_child")]
-    for point_id, group in candidates.groupby("point_id", sort=False):
-        baseline_id = group["baseline_id"].iloc[0]
-        baseline = ok[ok["point_id"] == baseline_id]
+    for key, group in _points(candidates):
+        baseline = ok[(ok["experiment"] == key[0]) & (ok["point_id"] == group["baseline_id"].iloc[0])]
         if baseline.empty or (baseline["method"] != "none").any():
             continue
         facts.append(
             {
-                "point_id": point_id,
+                "point": key,
                 "ratio": stats.ratio_ci(group["writers_s"], baseline["writers_s"]),
-                "writers_s": stats.median_ci(group["writers_s"])[0],
-                "baseline_writers_s": stats.median_ci(baseline["writers_s"])[0],
-                "extra_cpu_s": stats.median_ci(group["writer_cpu_s"])[0] - stats.median_ci(baseline["writer_cpu_s"])[0],
-                "copy_delay_s": stats.median_ci(group["copy_delay_s"])[0],
-                "copies": stats.median_ci(group["copies"])[0],
-                "reuses": stats.median_ci(group["reuses"])[0],
+                "writers_s": _median(group["writers_s"]),
+                "baseline_writers_s": _median(baseline["writers_s"]),
+                "extra_cpu_s": _median(group["writer_cpu_s"]) - _median(baseline["writer_cpu_s"]),
+                "copy_delay_s": _median(group["copy_delay_s"]),
+                "copies": _median(group["copies"]),
+                "reuses": _median(group["reuses"]),
                 "copies_source": group["copies_source"].iloc[0],
                 "pages": group["pages"].iloc[0],
             }
@@ -74,31 +78,41 @@ def after_exit_facts(runs: pd.DataFrame) -> list[dict]:
     candidates = ok[(ok["method"] == "fork") & (ok["backing"] == "4k") & (ok["start"] == "after_child")]
     return [
         {
-            "point_id": point_id,
-            "faults": stats.median_ci(group["writer_minflt"])[0],
-            "reuses": stats.median_ci(group["reuses"])[0],
-            "copies": stats.median_ci(group["copies"])[0],
+            "point": key,
+            "faults": _median(group["writer_minflt"]),
+            "reuses": _median(group["reuses"]),
+            "copies": _median(group["copies"]),
             "copies_source": group["copies_source"].iloc[0],
             "pages": group["pages"].iloc[0],
-            "writer_stime_s": stats.median_ci(group["writer_stime_s"])[0],
+            "writer_stime_s": _median(group["writer_stime_s"]),
         }
-        for point_id, group in candidates.groupby("point_id", sort=False)
+        for key, group in _points(candidates)
     ]
 
 
 def best_mitigations(runs: pd.DataFrame) -> dict[str, dict]:
-    """Per page backing: the snapshot point with the lowest writers' time
-    relative to its no-snapshot baseline."""
+    """Per page backing: of the snapshots taken while the writers run
+    (start=with_child), the one with the lowest writers' time relative to
+    its no-snapshot baseline."""
     ratios = stats.baseline_ratios(runs, metrics=("writers_s",))
     if ratios.empty:
         return {}
-    first = runs.drop_duplicates("point_id").set_index("point_id")
-    ratios = ratios[ratios["baseline_id"].map(first["method"]) == "none"]
-    ratios = ratios.assign(backing=ratios["point_id"].map(first["backing"]))
+    first = runs.drop_duplicates(["experiment", "point_id"]).set_index(["experiment", "point_id"])
+    keys = list(zip(ratios["experiment"], ratios["point_id"], strict=True))
+    baseline_keys = list(zip(ratios["experiment"], ratios["baseline_id"], strict=True))
+    ratios = ratios.assign(
+        backing=first.loc[keys, "backing"].to_numpy(),
+        start=first.loc[keys, "start"].to_numpy(),
+        baseline_method=first.loc[baseline_keys, "method"].to_numpy(),
+    )
+    ratios = ratios[(ratios["baseline_method"] == "none") & (ratios["start"] == "with_child")]
     best = {}
     for backing, group in ratios.groupby("backing", sort=False):
         row = group.loc[group["ratio"].idxmin()]
-        best[backing] = {"point_id": row["point_id"], "ratio": (row["ratio"], row["ci_low"], row["ci_high"])}
+        best[backing] = {
+            "point": (row["experiment"], row["point_id"]),
+            "ratio": (row["ratio"], row["ci_low"], row["ci_high"]),
+        }
     return best
 
 
@@ -120,7 +134,7 @@ def build(runs: pd.DataFrame) -> str:
     for fact in facts:
         share = fact["copy_delay_s"] / fact["extra_cpu_s"] if fact["extra_cpu_s"] > 0 else float("nan")
         lines.append(
-            f"- {labels[fact['point_id']]}: the writers took {fmt_ci(fact['ratio'])} the no-snapshot time "
+            f"- {labels[fact['point']]}: the writers took {fmt_ci(fact['ratio'])} the no-snapshot time "
             f"({fmt(fact['writers_s'])} s against {fmt(fact['baseline_writers_s'])} s). Of their "
             f"{fmt(fact['extra_cpu_s'])} s of extra CPU time, {fmt(fact['copy_delay_s'])} s ({fmt(100 * share)}%) "
             f"was COW copying ({fmt_count(fact['copies'])} copies of {fmt_count(fact['pages'])} pages, "
@@ -132,21 +146,23 @@ def build(runs: pd.DataFrame) -> str:
     lines += ["", "## After the child exits", ""]
     for fact in after_exit_facts(runs):
         lines.append(
-            f"- {labels[fact['point_id']]}: the writers still took {fmt_count(fact['faults'])} faults for "
+            f"- {labels[fact['point']]}: the writers still took {fmt_count(fact['faults'])} faults for "
             f"{fmt_count(fact['pages'])} pages: {fmt_count(fact['reuses'])} reuses (pgreuse) and "
             f"{fmt_count(fact['copies'])} copies ({fact['copies_source']}), {fmt(fact['writer_stime_s'])} s "
             "of kernel time: fault handling, not copying."
         )
-    lines += ["", "## Best mitigation for each page backing (writers' time / no-snapshot baseline)", ""]
+    lines += ["", "## Best mitigation for each page backing", ""]
+    lines.append("Snapshots taken while the writers run; writers' time over the no-snapshot baseline's.")
+    lines.append("")
     best = best_mitigations(runs)
     for backing, choice in best.items():
-        lines.append(f"- backing={backing}: {labels[choice['point_id']]} at {fmt_ci(choice['ratio'])}")
+        lines.append(f"- backing={backing}: {labels[choice['point']]} at {fmt_ci(choice['ratio'])}")
     if not best:
         lines.append("- No experiment with a no-snapshot baseline ran.")
     lines += ["", "## Points not measured", ""]
-    missing = runs[runs["status"] != "ok"].drop_duplicates(["point_id", "status", "reason"])
+    missing = runs[runs["status"] != "ok"].drop_duplicates(["experiment", "point_id", "status", "reason"])
     for _, row in missing.iterrows():
-        lines.append(f"- {labels[row['point_id']]}: {row['status']}: {row['reason']}")
+        lines.append(f"- {labels[row['experiment'], row['point_id']]}: {row['status']}: {row['reason']}")
     if missing.empty:
         lines.append("- none: every point ran")
     return "\n".join(lines) + "\n"

@@ -160,15 +160,6 @@ void run_point(const Params& p, Result& result) {
             throw std::runtime_error(std::string("MADV_DONTFORK: ") + std::strerror(errno));
     }
 
-    if (p.method == "stop") {
-        // Stop the world: the writers wait while the copiers copy.
-        const auto t0 = clock::now();
-        copy_batches(array.region, dest.region.data, batch, p.copiers, [](std::size_t) {}, false);
-        v["pause_s"] = seconds_between(t0, clock::now());
-        v["snapshot_ok"] = holds_fork_time_values(dest.region.data, 0, array.region.elements());
-        if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array");
-    }
-
     std::optional<ForkSnapshot> fork;
     std::optional<UffdSnapshot> uffd;
     if (p.method == "fork") {
@@ -226,6 +217,13 @@ void run_point(const Params& p, Result& result) {
     // Writers that start after the snapshot ended find the array populated:
     // the populate call is part of their phase.
     if (snapshot && p.start == "after_child" && p.populate == "write-after-exit") timed_populate(0, bytes);
+    if (p.method == "stop") {
+        // Stop the world: the writers wait while the copiers copy; the pause
+        // is part of their phase.
+        const auto t0 = clock::now();
+        copy_batches(array.region, dest.region.data, batch, p.copiers, [](std::size_t) {}, false);
+        v["pause_s"] = seconds_between(t0, clock::now());
+    }
     writers.start();
     const WriterTotals totals = writers.finish();
     const Mark end = mark_now();
@@ -246,6 +244,10 @@ void run_point(const Params& p, Result& result) {
         put_phase(result, start, split, "_before_exit");
         put_phase(result, split, end, "_after_exit");
         v["child_reaped_s"] = seconds_between(start.time, ended_at.time);
+    }
+    if (p.method == "stop") {
+        v["snapshot_ok"] = holds_fork_time_values(dest.region.data, 0, array.region.elements());
+        if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array");
     }
     if (uffd) {
         v["uffd_copy_s"] = uffd->copy_s();

@@ -10,6 +10,16 @@ def build(tmp_path_factory):
 
 
 @pytest.fixture
+def run_point_raw(build):
+    """Runs one point (defaults plus the given keys); the record, whatever its status."""
+
+    def run(**settings):
+        return runner.run({**config.point_defaults(), "memcpy_mib": 0, **settings}, build)
+
+    return run
+
+
+@pytest.fixture
 def run_point(build):
     """Runs one point (defaults plus the given keys) and returns its record;
     a point this machine cannot run skips the test with the record's reason."""

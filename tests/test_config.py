@@ -92,3 +92,48 @@ def test_defaults_are_filled():
 def test_shipped_configs_are_valid():
     for path in sorted(config.SCHEMA_PATH.parent.parent.glob("config/*.yaml")):
         assert grid.expand(config.load(path)), path
+
+
+def test_too_many_threads():
+    message = error_of(one_experiment(base={"writers": 100_000}))
+    assert "base.writers" in message and "4096" in message
+
+
+@pytest.mark.parametrize("spec", ["bind:x", "interleave", "preferred:0-1", "node:0"])
+def test_bad_numa_spec_lists_the_forms(spec):
+    message = error_of(one_experiment(base={"numa_mem": spec}))
+    assert "base.numa_mem" in message and "interleave:<nodes|all>" in message
+
+
+def test_hugetlb_size_not_offered():
+    message = error_of(one_experiment(base={"backing": "hugetlb-16m"}))
+    assert "base.backing" in message and "hugetlb-1g" in message
+
+
+def test_baseline_that_is_not_a_point():
+    message = error_of(one_experiment(baseline={"method": "none"}, matrix={"method": ["fork", "uffd"]}))
+    assert "its baseline" in message and "method=none" in message
+
+
+def test_unknown_top_level_key_and_list_matrix():
+    assert "unknown key 'experiment'" in error_of({"experiment": {}, "experiments": {"e": {}}})
+    runs = grid.expand(config.validate(one_experiment(matrix=[{"method": ["none"]}, {"writers": [3]}])))
+    assert sorted((r.point["method"], r.point["writers"]) for r in runs) == [("fork", 3), ("none", 2)]
+
+
+def test_snakemake_reports_a_config_error(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("experiments:\n  e: {base: {method: vfork}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parent.parent / "Snakefile"),
+         "--cores", "1", "--dry-run"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "config.experiments.e.base.method: 'vfork' is not allowed; allowed values: none, fork, uffd, stop" in (
+        done.stdout + done.stderr
+    )
+    assert not (tmp_path / "results").exists()

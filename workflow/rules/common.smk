@@ -5,6 +5,8 @@ import json
 
 from cowsnap import grid, knobs, native, plots
 
+for path in workflow.configfiles:
+    cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
 CONFIG = cowsnap_config.validate(config)
 RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
 RESULTS = CONFIG["results"]
