@@ -75,15 +75,20 @@ def writers_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
     ax.set_ylabel(stats.METRICS["writers_s"][0])
 
 
+def _split_bars(data: pd.DataFrame, x: str, parts: dict[str, str], legend: str, ax) -> None:
+    """One bar per part (column -> label) for each x, side by side."""
+    long = data.melt(id_vars=[x], value_vars=list(parts), var_name=legend, value_name="value")
+    long[legend] = long[legend].map(parts)
+    sns.barplot(data=long, x=x, y="value", hue=legend, ax=ax, **BAR)
+    ax.tick_params(axis="x", labelrotation=30)
+
+
 def writer_faults(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
     """The writers' faults per array page: copies, reuses, huge page splits."""
     x, data = _variant(_ok(runs))
     data = data.assign(**{kind: data[kind] / data["pages"] for kind in FAULT_KINDS})
-    long = data.melt(id_vars=[x], value_vars=list(FAULT_KINDS), var_name="fault", value_name="per_page")
-    long["fault"] = long["fault"].map(FAULT_KINDS)
-    sns.barplot(data=long, x=x, y="per_page", hue="fault", ax=ax, **BAR)
+    _split_bars(data, x, FAULT_KINDS, "fault", ax)
     ax.set_ylabel("per page of the array's backing")
-    ax.tick_params(axis="x", labelrotation=30)
 
 
 def kernel_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
@@ -91,11 +96,8 @@ def kernel_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
     and the rest (fault handling without a copy)."""
     x, data = _variant(_ok(runs))
     data = data.assign(other_kernel_s=(data["writer_stime_s"] - data["copy_delay_s"]).clip(lower=0))
-    long = data.melt(id_vars=[x], value_vars=list(KERNEL_TIME), var_name="part", value_name="seconds")
-    long["part"] = long["part"].map(KERNEL_TIME)
-    sns.barplot(data=long, x=x, y="seconds", hue="part", ax=ax, **BAR)
+    _split_bars(data, x, KERNEL_TIME, "part", ax)
     ax.set_ylabel("writers' kernel time, summed over threads (s)")
-    ax.tick_params(axis="x", labelrotation=30)
 
 
 def ratios(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:

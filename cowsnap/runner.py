@@ -88,8 +88,10 @@ def skip_reason(point: dict) -> str:
     available = environment.meminfo_kib("MemAvailable") // 1024
     if memory_needed_mib(point) > available:
         return f"needs {memory_needed_mib(point)} MiB of memory, {available} MiB available"
-    if backing in HUGETLB_SIZES and HUGETLB_SIZES[backing][0] not in str(environment.hugetlb_pool()):
-        return f"backing={backing}: this kernel has no {HUGETLB_SIZES[backing][0]} huge pages"
+    if backing in HUGETLB_SIZES:
+        size = HUGETLB_SIZES[backing][0]
+        if f"hugetlb_{size}_total" not in environment.hugetlb_pool():
+            return f"backing={backing}: this kernel has no {size} huge pages"
     if backing.startswith("mthp-"):
         size_kib = int(backing[5:-1])
         if size_kib not in environment.mthp_sizes_kib():

@@ -56,20 +56,26 @@ def test_knob_failure_skips_the_point_and_restores(build):
     assert environment.hugetlb_pool() == before
 
 
-@needs_root
-def test_knobs_survive_sigkill_and_the_next_run_restores_them(build, tmp_path):
-    before = THP.read_text()
-    mode = other_thp_mode()
+def start_run_that_sets_thp(build, mode: str) -> subprocess.Popen:
+    """A run (in its own process) with thp_mode=mode, returned once the knob is set."""
     command = [
         sys.executable, "-m", "cowsnap.cli", "run", f"--build-dir={build.directory.parent}",
         f"thp_mode={mode}", "size_mib=512", "method=fork", "hold=writers", "release=none", "memcpy_mib=0",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while knobs.current(THP) != mode:
+        assert process.poll() is None and time.monotonic() < deadline, "the run never set the knob"
+        time.sleep(0.005)
+    return process
+
+
+@needs_root
+def test_knobs_survive_sigkill_and_the_next_run_restores_them(build):
+    before = THP.read_text()
+    mode = other_thp_mode()
+    process = start_run_that_sets_thp(build, mode)
     try:
-        deadline = time.monotonic() + 60
-        while knobs.current(THP) != mode:
-            assert process.poll() is None and time.monotonic() < deadline, "the run never set the knob"
-            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         assert knobs.current(THP) == mode  # nothing could restore it...
@@ -87,16 +93,7 @@ def test_knobs_survive_sigkill_and_the_next_run_restores_them(build, tmp_path):
 def test_sigterm_restores_the_knobs(build):
     """SIGTERM ends a run through Python's cleanup, which restores its knobs."""
     before = THP.read_text()
-    mode = other_thp_mode()
-    command = [
-        sys.executable, "-m", "cowsnap.cli", "run", f"--build-dir={build.directory.parent}",
-        f"thp_mode={mode}", "size_mib=512", "method=fork", "hold=writers", "release=none", "memcpy_mib=0",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while knobs.current(THP) != mode:
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
+    process = start_run_that_sets_thp(build, other_thp_mode())
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
     assert THP.read_text() == before
