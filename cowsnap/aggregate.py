@@ -90,8 +90,15 @@ def varying_axes(table: pd.DataFrame) -> list[str]:
     return [key for key in keys if key in table and table[key].nunique(dropna=False) > 1]
 
 
-def write(paths: list[Path], runs_csv: Path, sharing_csv: Path) -> pd.DataFrame:
+def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
+    """runs.csv (one row per run), points.csv (medians and intervals per
+    point), ratios.csv (each point against its baseline), sharing.csv."""
+    from cowsnap import stats
+
     table = runs_table(paths)
-    table.to_csv(runs_csv, index=False)
-    sharing_table(paths).to_csv(sharing_csv, index=False)
+    table.to_csv(outputs["runs"], index=False)
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    stats.point_summary(ok).to_csv(outputs["points"], index=False)
+    stats.baseline_ratios(ok).to_csv(outputs["ratios"], index=False)
+    sharing_table(paths).to_csv(outputs["sharing"], index=False)
     return table

@@ -49,6 +49,11 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
         sidecar = json.loads((results / "figures" / f"tiny-{figure}.json").read_text())
         assert sidecar["rows"] == 4 and len(sidecar["config_hash"]) == 12
         assert "tiny" in (results / "figures" / f"tiny-{figure}.caption.txt").read_text()
+    points = pd.read_csv(results / "tiny" / "points.csv")
+    assert len(points) == 2 and (points["n"] == 2).all()
+    assert (points["writers_s_ci_low"] <= points["writers_s"]).all()
+    ratios = pd.read_csv(results / "tiny" / "ratios.csv")
+    assert set(ratios["better"]) == {"lower"} and len(ratios[ratios["metric"] == "writers_s"]) == 1
     # Timed runs went in the recorded, shuffled schedule order.
     records = sorted((json.loads(p.read_text()) for p in results.glob("*/p*/*.json")), key=lambda r: r["started_at"])
     assert [r["schedule_position"] for r in records] == list(range(5))
