@@ -193,6 +193,13 @@ void run_point(const Params& p, Result& result) {
         }
     };
 
+    // Started first: the child blocks once the pipe of released batches is full.
+    if (fork && p.populate == "write-after-release")
+        helpers.emplace_back([&, fd = fork->release_fd()] {
+            std::uint64_t index;
+            while (read(fd, &index, sizeof index) == sizeof index)
+                timed_populate(index * batch, std::min(batch, bytes - index * batch));
+        });
     const bool snapshot = fork || uffd;
     if (uffd) uffd->start();
     if (snapshot) {
@@ -204,12 +211,6 @@ void run_point(const Params& p, Result& result) {
                 timed_populate(0, bytes);
             });
     }
-    if (fork && p.populate == "write-after-release")
-        helpers.emplace_back([&, fd = fork->release_fd()] {
-            std::uint64_t index;
-            while (read(fd, &index, sizeof index) == sizeof index)
-                timed_populate(index * batch, std::min(batch, bytes - index * batch));
-        });
 
     Writers writers(array.region, p);
     const Mark start = mark_now();

@@ -92,3 +92,10 @@ def test_missing_numa_node_is_skipped_with_reason(build):
     record = runner.run({**config.point_defaults(), "numa_mem": f"bind:{node}"}, build)
     assert record["status"] == "skipped"
     assert f"NUMA node {node} does not exist" in record["reason"]
+
+
+def test_populate_per_released_batch_covers_every_batch(run_point):
+    # More batches than the pipe of released batches holds (64 KiB / 8 B).
+    record = run_point(method="fork", start="after_child", populate="write-after-release", size_mib=48, batch_kib=4)
+    assert record["batches"] > 8192
+    assert record["writer_minflt"] <= 0.02 * record["pages"]
