@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,42 +90,52 @@ class Build:
 
 
 def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
-    """Compiles native/ into out_dir/libcowsnap.so; BuildError on failure."""
+    """Compiles native/ into out_dir/libcowsnap.so; BuildError on failure.
+
+    Builds in a private temporary folder and renames it into place, so
+    jobs on several nodes may build the same key at once."""
     out_dir = Path(out_dir).resolve()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    sources = [str(p) for p in source_files(native_dir) if p.suffix == ".cpp"]
-    _run(
-        [
-            _tool("genreflex"),
-            str(native_dir / HEADER),
-            f"--selection={native_dir / 'selection.xml'}",
-            "-o",
-            "cowsnap_rflx.cpp",
-            "--rootmap=libcowsnap.rootmap",
-            f"--rootmap-lib={LIBRARY}",
-            f"-I{native_dir}",
-        ],
-        cwd=tmp,
-    )
-    cling_flags = _run([_tool("cling-config"), "--cppflags"], tmp).split()
-    _run(
-        ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", f"-I{native_dir}"]
-        + sources
-        + ["cowsnap_rflx.cpp", "-o", LIBRARY],
-        cwd=tmp,
-    )
-    info = {
-        "build_key": out_dir.name,
-        "source_hash": source_hash(native_dir),
-        "cxxflags": cxxflags,
-        "compiler": compiler_version(),
-        "cppyy_version": cppyy_version(),
-    }
-    (tmp / BUILD_INFO).write_text(json.dumps(info, indent=1) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        sources = [str(p) for p in source_files(native_dir) if p.suffix == ".cpp"]
+        _run(
+            [
+                _tool("genreflex"),
+                str(native_dir / HEADER),
+                f"--selection={native_dir / 'selection.xml'}",
+                "-o",
+                "cowsnap_rflx.cpp",
+                "--rootmap=libcowsnap.rootmap",
+                f"--rootmap-lib={LIBRARY}",
+                f"-I{native_dir}",
+            ],
+            cwd=tmp,
+        )
+        cling_flags = _run([_tool("cling-config"), "--cppflags"], tmp).split()
+        _run(
+            ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", f"-I{native_dir}"]
+            + sources
+            + ["cowsnap_rflx.cpp", "-o", LIBRARY],
+            cwd=tmp,
+        )
+        info = {
+            "build_key": out_dir.name,
+            "source_hash": source_hash(native_dir),
+            "cxxflags": cxxflags,
+            "compiler": compiler_version(),
+            "cppyy_version": cppyy_version(),
+        }
+        (tmp / BUILD_INFO).write_text(json.dumps(info, indent=1) + "\n")
+        tmp.chmod(0o755)
+        if (out_dir / LIBRARY).exists():  # another job built it meanwhile
+            shutil.rmtree(tmp)
+        else:
+            shutil.rmtree(out_dir, ignore_errors=True)  # Snakemake may have made it, empty
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return Build(out_dir / LIBRARY)
 
 

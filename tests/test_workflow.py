@@ -90,3 +90,17 @@ def test_lint_is_clean():
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Lints for" not in output, output
+
+
+def test_build_key_follows_sources_flags_and_cpu_for_native(monkeypatch):
+    from cowsnap import environment, native
+
+    portable = native.build_key("-O2 -std=c++17")
+    assert portable == native.build_key("-O2 -std=c++17")
+    assert portable != native.build_key("-O3 -std=c++17")
+    tuned = native.build_key("-O2 -march=native")
+    # A node with another CPU (which this machine cannot be) gets another
+    # build when the flags tune for the CPU, and the same portable one.
+    monkeypatch.setattr(environment, "cpu_model", lambda: "another CPU")
+    assert native.build_key("-O2 -march=native") != tuned
+    assert native.build_key("-O2 -std=c++17") == portable

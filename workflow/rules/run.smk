@@ -13,6 +13,7 @@ rule run_point:
     resources:
         bench_slot=1,
     params:
+        cxxflags=CONFIG["cxxflags"],
         point=get_point,
         ids=get_ids,
     script:
