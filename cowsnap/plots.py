@@ -71,16 +71,20 @@ def _save(figure, stem: Path) -> list[Path]:
 def writers_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
     """Writers' time: first write to last, by the experiment's axes."""
     x, hue, data = _layout(_ok(runs))
-    sns.barplot(data=data, x=x, y="writers_s", hue=hue, ax=ax, **BAR)
+    sns.barplot(data=data, x=x, y="writers_s", hue=hue, order=sorted(data[x].unique()), ax=ax, **BAR)
     ax.set_ylabel(stats.METRICS["writers_s"][0])
+
+
+def _slanted(ax) -> None:
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
 
 
 def _split_bars(data: pd.DataFrame, x: str, parts: dict[str, str], legend: str, ax) -> None:
     """One bar per part (column -> label) for each x, side by side."""
     long = data.melt(id_vars=[x], value_vars=list(parts), var_name=legend, value_name="value")
     long[legend] = long[legend].map(parts)
-    sns.barplot(data=long, x=x, y="value", hue=legend, ax=ax, **BAR)
-    ax.tick_params(axis="x", labelrotation=30)
+    sns.barplot(data=long, x=x, y="value", hue=legend, order=sorted(data[x].unique()), ax=ax, **BAR)
+    _slanted(ax)
 
 
 def writer_faults(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
@@ -174,6 +178,8 @@ def caption(name: str, experiment: str, description: str, runs: pd.DataFrame) ->
 
 def draw(name: str, runs: pd.DataFrame, sharing: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     figure, ax = _figure(title)
+    points = _ok(runs)["point_id"].nunique() if "point_id" in runs else 1
+    figure.set_size_inches(max(7, 0.6 * points + 2), 4.2)  # room for one label per point
     if not _ok(runs).empty:
         FIGURES[name](runs, sharing, ax)
     return _save(figure, stem)
