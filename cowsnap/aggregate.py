@@ -26,7 +26,8 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
       (writer_wpcopy_count, taskstats) where the run had it; else the
       writers' faults that were not reuses (writer_minflt - pgreuse; pgreuse
       is system-wide, so this assumes a quiet machine). copies_source says
-      which. Per phase, only the second way exists (parent_minflt - pgreuse).
+      which. Per phase, only the second way exists (writer_minflt - pgreuse
+      of the phase).
       Hugetlb arrays have no copy count: hugetlb_wp() starts the copy delay
       before its reuse check, so wpcopy_count counts reuses too, and reuses
       of huge pages do not count in pgreuse (copy_delay_s still tells time).
@@ -46,7 +47,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
         out[f"reuses{phase}"] = _column(out, f"pgreuse{phase}")
         out[f"splits{phase}"] = _column(out, f"thp_split_pmd{phase}")
         if phase:
-            minflt = _column(out, f"parent_minflt{phase}")
+            minflt = _column(out, f"writer_minflt{phase}")
             out[f"copies{phase}"] = (minflt - out[f"reuses{phase}"]).clip(lower=0)
     out["bytes_copied"] = out["copies"] * 4096
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")

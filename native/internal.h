@@ -115,7 +115,8 @@ double memcpy_gbps(std::size_t buffer_bytes);  // one thread, best of three
 
 // ---- writers.cpp
 struct WriterTotals {
-    Usage usage;        // summed over threads, RUSAGE_THREAD each
+    Usage usage;             // summed over threads, RUSAGE_THREAD each
+    Usage usage_before_end;  // the part before the snapshot ended
     CopyDelay copies;   // summed over threads (taskstats), when delay accounting is on
 };
 class Writers {
@@ -123,6 +124,7 @@ public:
     Writers(Region& array, const Params& params);
     ~Writers();
     void start();           // releases the threads
+    void snapshot_ended();  // from now on, their usage counts as after the snapshot
     WriterTotals finish();  // joins them
 private:
     struct Shared;

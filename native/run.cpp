@@ -184,13 +184,17 @@ void run_point(const Params& p, Result& result) {
         populate_s += seconds_between(t, clock::now());
         if (populate_error.empty()) populate_error = error;
     };
+    Writers writers(array.region, p);  // created now, started below
     auto wait_for_end = [&] {
+        Mark end_mark;
         if (fork) {
             child = fork->wait();
-            end_promise.set_value(child.exit_mark);
+            end_mark = child.exit_mark;
         } else {
-            end_promise.set_value(uffd->finish());
+            end_mark = uffd->finish();
         }
+        writers.snapshot_ended();
+        end_promise.set_value(end_mark);
     };
 
     // Started first: the child blocks once the pipe of released batches is full.
@@ -212,7 +216,6 @@ void run_point(const Params& p, Result& result) {
             });
     }
 
-    Writers writers(array.region, p);
     const Mark start = mark_now();
     SharingSampler sampler(array.region, fork ? p.sharing_interval_ms : 0, start.time, result);
     // Writers that start after the snapshot ended find the array populated:
@@ -233,6 +236,10 @@ void run_point(const Params& p, Result& result) {
     for (auto& helper : helpers) helper.join();
 
     put_usage(v, "writer", totals.usage);
+    if (snapshot) {
+        put_usage(v, "writer", totals.usage_before_end, "_before_exit");
+        put_usage(v, "writer", totals.usage - totals.usage_before_end, "_after_exit");
+    }
     if (totals.copies.ok) {
         v["writer_wpcopy_count"] = totals.copies.count;
         v["writer_wpcopy_delay_s"] = totals.copies.delay_s;

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace cowsnap::detail {
@@ -13,15 +14,23 @@ struct Writers::Shared {
     std::mutex mutex;
     std::condition_variable go;
     bool started = false;
+    std::atomic<bool> snapshot_ended{false};
     std::vector<std::thread> threads;
-    std::vector<Usage> usage;
+    std::vector<Usage> usage, usage_before_end;
     std::vector<CopyDelay> copies;
 };
+
+namespace {
+// Writes between two looks at whether the snapshot ended: rare enough to
+// cost nothing, frequent enough to split each thread's usage at that moment.
+constexpr std::size_t writes_per_look = 4096;
+}  // namespace
 
 Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
     Shared& s = *shared_;
     const int writers = params.writers;
     s.usage.resize(writers);
+    s.usage_before_end.resize(writers);
     s.copies.resize(writers);
     const bool interleaved = params.pattern == "interleaved";
     const bool query_delay = delay_accounting_on();
@@ -36,16 +45,25 @@ Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
                 s.go.wait(lock, [&s] { return s.started; });
             }
             const Usage before = usage_of(RUSAGE_THREAD);
-            if (interleaved) {
-                // The seed's loop: threads take every writers-th element, so
-                // they all write every page and share every cache line.
-                for (std::size_t i = tid; i < n; i += writers) data[i] = written_value(i);
-            } else {
-                // Blocked: each thread writes its own contiguous slice.
-                const std::size_t first = n * tid / writers, last = n * (tid + 1) / writers;
-                for (std::size_t i = first; i < last; ++i) data[i] = written_value(i);
+            std::optional<Usage> at_end;  // this thread's usage when the snapshot ended
+            auto look = [&] {
+                if (!at_end && s.snapshot_ended.load(std::memory_order_relaxed)) at_end = usage_of(RUSAGE_THREAD);
+            };
+            look();
+            // Interleaved, the seed's loop: threads take every writers-th
+            // element, so they all write every page and share every cache
+            // line. Blocked: each thread writes its own contiguous slice.
+            const std::size_t first = interleaved ? tid : n * tid / writers;
+            const std::size_t last = interleaved ? n : n * (tid + 1) / writers;
+            const std::size_t step = interleaved ? writers : 1;
+            for (std::size_t chunk = first; chunk < last; chunk += step * writes_per_look) {
+                const std::size_t chunk_end = std::min(last, chunk + step * writes_per_look);
+                for (std::size_t i = chunk; i < chunk_end; i += step) data[i] = written_value(i);
+                look();
             }
-            s.usage[tid] = usage_of(RUSAGE_THREAD) - before;
+            const Usage after = usage_of(RUSAGE_THREAD);
+            s.usage[tid] = after - before;
+            s.usage_before_end[tid] = at_end.value_or(after) - before;
             if (query_delay) s.copies[tid] = thread_copy_delay();
         });
     }
@@ -57,6 +75,8 @@ Writers::~Writers() {
         if (thread.joinable()) thread.join();
     delete shared_;
 }
+
+void Writers::snapshot_ended() { shared_->snapshot_ended = true; }
 
 void Writers::start() {
     {
@@ -72,6 +92,7 @@ WriterTotals Writers::finish() {
     for (std::size_t tid = 0; tid < shared_->threads.size(); ++tid) {
         shared_->threads[tid].join();
         total.usage += shared_->usage[tid];
+        total.usage_before_end += shared_->usage_before_end[tid];
         total.copies += shared_->copies[tid];
     }
     return total;

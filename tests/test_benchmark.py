@@ -18,6 +18,9 @@ def test_after_child_exit_writes_are_reuses_not_copies(run_point):
     # ...and each one takes the page back without copying it.
     assert record["pgreuse"] >= 0.95 * record["writer_minflt"]
     assert record["pgreuse_before_exit"] == 0
+    # All of it after the exit, by the writer threads' own counts too.
+    assert record["writer_minflt_before_exit"] == 0
+    assert record["writer_minflt_after_exit"] == record["writer_minflt"]
 
 
 def test_writes_while_the_child_holds_the_snapshot_are_copies(run_point):
@@ -29,6 +32,8 @@ def test_writes_while_the_child_holds_the_snapshot_are_copies(run_point):
     # The child exited only after the writers were done.
     assert record["child_reaped_s"] >= record["writers_s"]
     assert record["writers_s_after_exit"] == 0
+    assert record["writer_minflt_after_exit"] == 0
+    assert record["writer_stime_s_before_exit"] == record["writer_stime_s"]
 
 
 def test_no_snapshot_no_write_faults(run_point):

@@ -49,11 +49,17 @@ def test_dest_child_removes_the_childs_own_cow_faults(run_point):
 
 
 def test_exact_copies_agree_with_faults_minus_reuses(run_point):
-    record = run_point(method="fork", hold="writers", release="munmap", **SMALL)
-    exact_copies(record)
-    estimate = record["writer_minflt"] - record["pgreuse"]
-    assert abs(record["writer_wpcopy_count"] - estimate) <= 0.03 * record["pages"]
-    assert 0 < record["writer_wpcopy_count"] <= record["pages"]
+    # pgreuse is system-wide: a burst elsewhere on the machine can land in
+    # one run, so the relation is asked of the median of three.
+    gaps = []
+    for _ in range(3):
+        record = run_point(method="fork", hold="writers", release="munmap", **SMALL)
+        exact_copies(record)
+        # A few copies beyond the array are the writers' own first writes
+        # to heap pages shared since fork.
+        assert 0 < record["writer_wpcopy_count"] <= 1.01 * record["pages"]
+        gaps.append(abs(record["writer_wpcopy_count"] - (record["writer_minflt"] - record["pgreuse"])))
+    assert sorted(gaps)[1] <= 0.03 * record["pages"], gaps
 
 
 def test_uffd_snapshot_is_consistent_while_writers_run(run_point):
