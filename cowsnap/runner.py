@@ -13,14 +13,14 @@ import platform
 import re
 from pathlib import Path
 
-from cowsnap import environment, knobs, native
+from cowsnap import environment, grid, knobs, native
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Point keys the harness applies itself; every other key is a field of the
 # native Params.
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
-HUGETLB_SIZES = {"hugetlb-2m": ("2048kB", 2), "hugetlb-1g": ("1048576kB", 1024)}
+HUGETLB = grid.PAGE_KIB  # hugetlb backing -> page size in KiB
 
 
 def kernel_at_least(major: int, minor: int) -> bool:
@@ -45,8 +45,7 @@ def memory_needed_mib(point: dict) -> int:
 def hugetlb_pages_needed(point: dict) -> int:
     if point["hugetlb_pool"] != "auto":
         return point["hugetlb_pool"]
-    _, page_mib = HUGETLB_SIZES[point["backing"]]
-    return point["size_mib"] * arrays_needed(point) // page_mib
+    return point["size_mib"] * 1024 * arrays_needed(point) // HUGETLB[point["backing"]]
 
 
 def numa_nodes_named(point: dict) -> set[int]:
@@ -70,8 +69,8 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
     backing = point["backing"]
     if backing.startswith("mthp-"):
         wanted[environment.THP_DIR / f"hugepages-{backing[5:-1]}kB" / "enabled"] = "always"
-    if backing in HUGETLB_SIZES:
-        size, _ = HUGETLB_SIZES[backing]
+    if backing in HUGETLB:
+        size = f"{HUGETLB[backing]}kB"
         pool = environment.hugetlb_pool()
         total, free = pool.get(f"hugetlb_{size}_total", 0), pool.get(f"hugetlb_{size}_free", 0)
         needed = hugetlb_pages_needed(point)
@@ -88,8 +87,8 @@ def skip_reason(point: dict) -> str:
     available = environment.meminfo_kib("MemAvailable") // 1024
     if memory_needed_mib(point) > available:
         return f"needs {memory_needed_mib(point)} MiB of memory, {available} MiB available"
-    if backing in HUGETLB_SIZES:
-        size = HUGETLB_SIZES[backing][0]
+    if backing in HUGETLB:
+        size = f"{HUGETLB[backing]}kB"
         if f"hugetlb_{size}_total" not in environment.hugetlb_pool():
             return f"backing={backing}: this kernel has no {size} huge pages"
     if backing.startswith("mthp-"):
@@ -117,9 +116,9 @@ def skip_reason(point: dict) -> str:
 
 def hugetlb_shortfall(point: dict) -> str:
     """After the pool was set: are there enough free huge pages?"""
-    if point["backing"] not in HUGETLB_SIZES or point["hugetlb_pool"] != "auto":
+    if point["backing"] not in HUGETLB or point["hugetlb_pool"] != "auto":
         return ""  # an explicit pool is measured as given, short or not
-    size, _ = HUGETLB_SIZES[point["backing"]]
+    size = f"{HUGETLB[point['backing']]}kB"
     free = environment.hugetlb_pool()[f"hugetlb_{size}_free"]
     needed = hugetlb_pages_needed(point)
     if free >= needed:
