@@ -69,20 +69,20 @@ def node_type(table: pd.DataFrame) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=" | ")
 
 
-def runs_table(paths: list[Path]) -> pd.DataFrame:
-    rows = [records.read(p) for p in paths]
+def runs_table(rows: list[dict]) -> pd.DataFrame:
+    """One row per record, without its timeline, plus the derived columns."""
     table = pd.DataFrame([{k: v for k, v in row.items() if k not in TIMELINE_KEYS} for row in rows])
     return derive(table) if not table.empty else table
 
 
-def sharing_table(paths: list[Path]) -> pd.DataFrame:
+def sharing_table(rows: list[dict]) -> pd.DataFrame:
     """The sharing timeline, long form: run_id, sharing_s, sharing_pages."""
-    rows = []
-    for path in paths:
-        record = records.read(path)
-        for t, pages in zip(record.get("sharing_s", []), record.get("sharing_pages", []), strict=True):
-            rows.append({"run_id": record["run_id"], "sharing_s": t, "sharing_pages": pages})
-    return pd.DataFrame(rows, columns=["run_id", "sharing_s", "sharing_pages"])
+    timeline = [
+        {"run_id": row["run_id"], "sharing_s": t, "sharing_pages": pages}
+        for row in rows
+        for t, pages in zip(row.get("sharing_s", []), row.get("sharing_pages", []), strict=True)
+    ]
+    return pd.DataFrame(timeline, columns=["run_id", "sharing_s", "sharing_pages"])
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
@@ -96,10 +96,10 @@ def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     point), ratios.csv (each point against its baseline), sharing.csv."""
     from cowsnap import stats
 
-    table = runs_table(paths)
+    rows = [records.read(path) for path in paths]
+    table = runs_table(rows)
     table.to_csv(outputs["runs"], index=False)
-    ok = table[table["status"] == "ok"] if "status" in table else table
-    stats.point_summary(ok).to_csv(outputs["points"], index=False)
-    stats.baseline_ratios(ok).to_csv(outputs["ratios"], index=False)
-    sharing_table(paths).to_csv(outputs["sharing"], index=False)
+    stats.point_summary(table).to_csv(outputs["points"], index=False)
+    stats.baseline_ratios(table).to_csv(outputs["ratios"], index=False)
+    sharing_table(rows).to_csv(outputs["sharing"], index=False)
     return table
