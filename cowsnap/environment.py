@@ -42,13 +42,17 @@ def meminfo_kib(field: str) -> int:
     return 0
 
 
-def numa_nodes() -> list[int]:
-    online = read_text(NODE_DIR / "online", "0")
-    nodes: list[int] = []
-    for part in online.split(","):
+def parse_list(text: str) -> list[int]:
+    """A kernel list such as '0,2-3' -> [0, 2, 3]."""
+    numbers: list[int] = []
+    for part in filter(None, text.split(",")):
         first, _, last = part.partition("-")
-        nodes.extend(range(int(first), int(last or first) + 1))
-    return nodes
+        numbers.extend(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+def numa_nodes() -> list[int]:
+    return parse_list(read_text(NODE_DIR / "online", "0"))
 
 
 def hugetlb_pool() -> dict[str, int]:

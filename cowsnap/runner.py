@@ -23,6 +23,12 @@ HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
 HUGETLB = grid.PAGE_KIB  # hugetlb backing -> page size in KiB
 
 
+def size_name(backing: str) -> str:
+    """The kernel's name for the page size of a hugetlb or mTHP backing: '2048kB'."""
+    kib = HUGETLB[backing] if backing in HUGETLB else int(backing.removeprefix("mthp-").removesuffix("k"))
+    return f"{kib}kB"
+
+
 def kernel_at_least(major: int, minor: int) -> bool:
     numbers = re.findall(r"\d+", platform.release())
     return (int(numbers[0]), int(numbers[1])) >= (major, minor)
@@ -49,12 +55,8 @@ def hugetlb_pages_needed(point: dict) -> int:
 
 
 def numa_nodes_named(point: dict) -> set[int]:
-    nodes = set()
     spec = point["numa_mem"].partition(":")[2]
-    if spec and spec != "all":
-        for part in spec.split(","):
-            first, _, last = part.partition("-")
-            nodes.update(range(int(first), int(last or first) + 1))
+    nodes = set(environment.parse_list(spec)) if spec != "all" else set()
     for key in ("numa_writers", "numa_copiers"):
         if point[key].startswith("node:"):
             nodes.add(int(point[key].removeprefix("node:")))
@@ -68,9 +70,9 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
         wanted[knobs.THP_ENABLED] = point["thp_mode"]
     backing = point["backing"]
     if backing.startswith("mthp-"):
-        wanted[environment.THP_DIR / f"hugepages-{backing[5:-1]}kB" / "enabled"] = "always"
+        wanted[environment.THP_DIR / f"hugepages-{size_name(backing)}" / "enabled"] = "always"
     if backing in HUGETLB:
-        size = f"{HUGETLB[backing]}kB"
+        size = size_name(backing)
         pool = environment.hugetlb_pool()
         total, free = pool.get(f"hugetlb_{size}_total", 0), pool.get(f"hugetlb_{size}_free", 0)
         needed = hugetlb_pages_needed(point)
@@ -88,14 +90,12 @@ def skip_reason(point: dict) -> str:
     if memory_needed_mib(point) > available:
         return f"needs {memory_needed_mib(point)} MiB of memory, {available} MiB available"
     if backing in HUGETLB:
-        size = f"{HUGETLB[backing]}kB"
+        size = size_name(backing)
         if f"hugetlb_{size}_total" not in environment.hugetlb_pool():
             return f"backing={backing}: this kernel has no {size} huge pages"
-    if backing.startswith("mthp-"):
-        size_kib = int(backing[5:-1])
-        if size_kib not in environment.mthp_sizes_kib():
-            offered = ", ".join(f"mthp-{s}k" for s in environment.mthp_sizes_kib()) or "none"
-            return f"backing={backing}: this kernel offers no {size_kib} KiB THP size (offered: {offered})"
+    if backing.startswith("mthp-") and size_name(backing) not in {f"{s}kB" for s in environment.mthp_sizes_kib()}:
+        offered = ", ".join(f"mthp-{s}k" for s in environment.mthp_sizes_kib()) or "none"
+        return f"backing={backing}: this kernel offers no {size_name(backing)} THP size (offered: {offered})"
     if backing == "thp" and not environment.THP_DIR.exists():
         return "backing=thp: this kernel has no transparent huge pages"
     missing = sorted(numa_nodes_named(point) - set(environment.numa_nodes()))
@@ -118,7 +118,7 @@ def hugetlb_shortfall(point: dict) -> str:
     """After the pool was set: are there enough free huge pages?"""
     if point["backing"] not in HUGETLB or point["hugetlb_pool"] != "auto":
         return ""  # an explicit pool is measured as given, short or not
-    size = f"{HUGETLB[point['backing']]}kB"
+    size = size_name(point["backing"])
     free = environment.hugetlb_pool()[f"hugetlb_{size}_free"]
     needed = hugetlb_pages_needed(point)
     if free >= needed:
