@@ -60,6 +60,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
 
 
 NODE_KEYS = ["cpu_model", "online_cpus", "numa_nodes", "kernel"]
+FINGERPRINT = ["hostname", *NODE_KEYS]  # one machine
 
 
 def node_type(table: pd.DataFrame) -> pd.Series:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from cowsnap import stats
-from cowsnap.summary import FINGERPRINT, point_labels
+from cowsnap.aggregate import FINGERPRINT
+from cowsnap.summary import point_labels
 
 
 class CompareError(ValueError):
@@ -57,7 +58,7 @@ def flags(a: pd.DataFrame, b: pd.DataFrame, pool: bool) -> list[str]:
 def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=("writers_s", "writer_stime_s")) -> pd.DataFrame:
     """Per point measured in both: median(B) / median(A) with its interval."""
     a_ok, b_ok = a[a["status"] == "ok"], b[b["status"] == "ok"]
-    labels = point_labels(a)
+    labels = point_labels(a.assign(node_type="A"))  # one side is one machine, or pooled on purpose
     rows = []
     for (experiment, point_id), group_a in a_ok.groupby(["experiment", "point_id"], sort=False):
         group_b = b_ok[(b_ok["experiment"] == experiment) & (b_ok["point_id"] == point_id)]
@@ -69,7 +70,7 @@ def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=("writers_s", "writer_stime
                 {
                     "experiment": experiment,
                     "point_id": point_id,
-                    "point": labels[experiment, point_id],
+                    "point": labels[experiment, point_id, "A"],
                     "metric": metric,
                     "better": stats.METRICS[metric][1],
                     "ratio": ratio,

@@ -63,11 +63,19 @@ def ratio_ci(values, baseline, confidence: float = CONFIDENCE, seed: int = 0) ->
     return (float(np.median(a) / np.median(b)), *map(float, np.quantile(ratios, [tail, 1 - tail])))
 
 
-def _groups(table: pd.DataFrame):
-    """Runs of one point of one experiment on one node type: what may be
-    pooled. Yields ((point_id, node_type), runs)."""
-    for (_, point_id, node_type), group in table.groupby(["experiment", "point_id", "node_type"], sort=False):
-        yield (point_id, node_type), group
+POINT = ["experiment", "point_id", "node_type"]
+
+
+def points(table: pd.DataFrame):
+    """Runs of one point of one experiment on one node type, the runs that
+    may be pooled: ((experiment, point_id, node_type), runs)."""
+    yield from table.groupby(POINT, sort=False)
+
+
+def baseline_runs(ok: pd.DataFrame, key: tuple, baseline_id: str) -> pd.DataFrame:
+    """The runs of a point's baseline: same experiment, same node type."""
+    experiment, _, node_type = key
+    return ok[(ok["experiment"] == experiment) & (ok["point_id"] == baseline_id) & (ok["node_type"] == node_type)]
 
 
 def point_summary(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
@@ -75,9 +83,8 @@ def point_summary(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
     ci_low, ci_high per metric."""
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for (point_id, node_type), group in _groups(ok):
-        row = {"experiment": group["experiment"].iloc[0], "point_id": point_id, "node_type": node_type}
-        row["n"] = len(group)
+    for key, group in points(ok):
+        row = {**dict(zip(POINT, key, strict=True)), "n": len(group)}
         for metric in metrics:
             if metric in group:
                 row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = median_ci(group[metric])
@@ -92,12 +99,15 @@ def baseline_ratios(runs: pd.DataFrame, metrics=("writers_s", "writer_stime_s"))
     rows = []
     if "baseline_id" not in ok:
         return pd.DataFrame(rows)
-    for (point_id, node_type), group in _groups(ok):
+    for (experiment, point_id, node_type), group in points(ok):
         baseline_id = group["baseline_id"].iloc[0]
+        if not isinstance(baseline_id, str) or not baseline_id or baseline_id == point_id:
+            continue
         # The baseline of the same experiment, measured on the same node type.
-        same = (ok["point_id"] == baseline_id) & (ok["experiment"] == group["experiment"].iloc[0])
-        baseline = ok[same & (ok["node_type"] == node_type)]
-        if not isinstance(baseline_id, str) or not baseline_id or baseline_id == point_id or baseline.empty:
+        baseline = ok[
+            (ok["experiment"] == experiment) & (ok["point_id"] == baseline_id) & (ok["node_type"] == node_type)
+        ]
+        if baseline.empty:
             continue
         for metric in metrics:
             if metric not in group:
@@ -106,7 +116,7 @@ def baseline_ratios(runs: pd.DataFrame, metrics=("writers_s", "writer_stime_s"))
             better = METRICS[metric][1]
             rows.append(
                 {
-                    "experiment": group["experiment"].iloc[0],
+                    "experiment": experiment,
                     "point_id": point_id,
                     "node_type": node_type,
                     "baseline_id": baseline_id,

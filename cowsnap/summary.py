@@ -7,9 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cowsnap import stats
-from cowsnap.aggregate import varying_axes
-
-FINGERPRINT = ["hostname", "cpu_model", "online_cpus", "numa_nodes", "kernel"]
+from cowsnap.aggregate import FINGERPRINT, varying_axes
 
 
 def fmt(value: float) -> str:
@@ -24,22 +22,18 @@ def fmt_ci(ratio: tuple[float, float, float]) -> str:
     return f"{fmt(ratio[0])}x (95% CI {fmt(ratio[1])}-{fmt(ratio[2])})"
 
 
-def point_labels(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """(experiment, point_id) -> 'experiment: key=value, ...' over the keys
-    that vary within the experiment."""
+def point_labels(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(experiment, point_id, node_type) -> 'experiment: key=value, ...' over
+    the keys that vary within the experiment, and the node type where the
+    table holds several."""
+    several_nodes = runs["node_type"].nunique() > 1
     labels = {}
     for experiment, group in runs.groupby("experiment", sort=False):
-        axes = varying_axes(group)
-        for point_id, rows in group.groupby("point_id", sort=False):
-            row = rows.iloc[0]
-            settings = ", ".join(f"{axis}={row[axis]}" for axis in axes) or "base"
-            labels[experiment, point_id] = f"{experiment}: {settings}"
+        axes = [axis for axis in varying_axes(group) if axis != "node_type"]
+        for key, rows in stats.points(group):
+            settings = ", ".join(f"{axis}={rows.iloc[0][axis]}" for axis in axes) or "base"
+            labels[key] = f"{experiment}: {settings}" + (f" on {key[2]}" if several_nodes else "")
     return labels
-
-
-def _points(table: pd.DataFrame):
-    """((experiment, point_id), runs) for each point of each experiment."""
-    yield from table.groupby(["experiment", "point_id"], sort=False)
 
 
 def _median(values) -> float:
@@ -52,8 +46,12 @@ def copying_facts(runs: pd.DataFrame) -> list[dict]:
     ok = runs[runs["status"] == "ok"].assign(writer_cpu_s=lambda t: t["writer_utime_s"] + t["writer_stime_s"])
     facts = []
     candidates = ok[(ok["method"] == "fork") & (ok["backing"] == "4k") & (ok["start"] == "with_child")]
-    for key, group in _points(candidates):
-        baseline = ok[(ok["experiment"] == key[0]) & (ok["point_id"] == group["baseline_id"].iloc[0])]
+    for key, group in stats.points(candidates):
+        experiment, _, node_type = key
+        baseline_id = group["baseline_id"].iloc[0]
+        baseline = ok[
+            (ok["experiment"] == experiment) & (ok["point_id"] == baseline_id) & (ok["node_type"] == node_type)
+        ]
         if baseline.empty or (baseline["method"] != "none").any():
             continue
         facts.append(
@@ -86,20 +84,20 @@ def after_exit_facts(runs: pd.DataFrame) -> list[dict]:
             "pages": group["pages"].iloc[0],
             "writer_stime_s": _median(group["writer_stime_s"]),
         }
-        for key, group in _points(candidates)
+        for key, group in stats.points(candidates)
     ]
 
 
-def best_mitigations(runs: pd.DataFrame) -> dict[str, dict]:
-    """Per page backing: of the snapshots taken while the writers run
-    (start=with_child), the one with the lowest writers' time relative to
-    its no-snapshot baseline."""
+def best_mitigations(runs: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """Per page backing and node type: of the snapshots taken while the
+    writers run (start=with_child), the one with the lowest writers' time
+    relative to its no-snapshot baseline."""
     ratios = stats.baseline_ratios(runs, metrics=("writers_s",))
     if ratios.empty:
         return {}
-    first = runs.drop_duplicates(["experiment", "point_id"]).set_index(["experiment", "point_id"])
-    keys = list(zip(ratios["experiment"], ratios["point_id"], strict=True))
-    baseline_keys = list(zip(ratios["experiment"], ratios["baseline_id"], strict=True))
+    first = runs.drop_duplicates(stats.POINT).set_index(stats.POINT)
+    keys = list(zip(ratios["experiment"], ratios["point_id"], ratios["node_type"], strict=True))
+    baseline_keys = list(zip(ratios["experiment"], ratios["baseline_id"], ratios["node_type"], strict=True))
     ratios = ratios.assign(
         backing=first.loc[keys, "backing"].to_numpy(),
         start=first.loc[keys, "start"].to_numpy(),
@@ -107,10 +105,10 @@ def best_mitigations(runs: pd.DataFrame) -> dict[str, dict]:
     )
     ratios = ratios[(ratios["baseline_method"] == "none") & (ratios["start"] == "with_child")]
     best = {}
-    for backing, group in ratios.groupby("backing", sort=False):
+    for (backing, node_type), group in ratios.groupby(["backing", "node_type"], sort=False):
         row = group.loc[group["ratio"].idxmin()]
-        best[backing] = {
-            "point": (row["experiment"], row["point_id"]),
+        best[backing, node_type] = {
+            "point": (row["experiment"], row["point_id"], node_type),
             "ratio": (row["ratio"], row["ci_low"], row["ci_high"]),
         }
     return best
@@ -128,7 +126,7 @@ def build(runs: pd.DataFrame) -> str:
             f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
         )
     if len(machines) > 1:
-        lines.append("- **Runs from different machines are in this table; each figure pools them.**")
+        lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
     lines += ["", "## Is the writers' extra time after fork COW copying?", ""]
     facts = copying_facts(runs)
     for fact in facts:
@@ -155,14 +153,14 @@ def build(runs: pd.DataFrame) -> str:
     lines.append("Snapshots taken while the writers run; writers' time over the no-snapshot baseline's.")
     lines.append("")
     best = best_mitigations(runs)
-    for backing, choice in best.items():
+    for (backing, _), choice in best.items():
         lines.append(f"- backing={backing}: {labels[choice['point']]} at {fmt_ci(choice['ratio'])}")
     if not best:
         lines.append("- No experiment with a no-snapshot baseline ran.")
     lines += ["", "## Points not measured", ""]
-    missing = runs[runs["status"] != "ok"].drop_duplicates(["experiment", "point_id", "status", "reason"])
+    missing = runs[runs["status"] != "ok"].drop_duplicates([*stats.POINT, "status", "reason"])
     for _, row in missing.iterrows():
-        lines.append(f"- {labels[row['experiment'], row['point_id']]}: {row['status']}: {row['reason']}")
+        lines.append(f"- {labels[tuple(row[stats.POINT])]}: {row['status']}: {row['reason']}")
     if missing.empty:
         lines.append("- none: every point ran")
     return "\n".join(lines) + "\n"

@@ -112,3 +112,21 @@ def test_comparison_refuses_to_pool_machines_unless_asked(tmp_path):
         compare.write(a, mixed, tmp_path / "out")
     notes = compare.write(a, mixed, tmp_path / "out", pool=True)
     assert any("pools runs from 2 machines" in note for note in notes)
+
+
+def test_summary_keeps_node_types_apart(runs):
+    slower = runs.assign(
+        hostname="node-b",
+        kernel="9.9.9-other",
+        node_type=runs["node_type"].str.rsplit(" | ", n=1).str[0] + " | 9.9.9-other",
+        writers_s=runs["writers_s"] * 10,
+    )
+    text = summary.build(pd.concat([runs, slower], ignore_index=True))
+    assert "Runs from several machines" in text
+    ok = runs[runs["status"] == "ok"]
+    fork = ok[(ok["method"] == "fork") & (ok["start"] == "with_child")]
+    # Each node type's writers' time stands on its own line, never pooled.
+    assert f"({summary.fmt(fork['writers_s'].median())} s against" in text
+    assert f"({summary.fmt(10 * fork['writers_s'].median())} s against" in text
+    for node_type in (runs["node_type"].iloc[0], slower["node_type"].iloc[0]):
+        assert f"method=fork, start=with_child on {node_type}:" in text
