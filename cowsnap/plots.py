@@ -110,8 +110,8 @@ def ratios(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
     table = stats.baseline_ratios(runs, metrics=("writers_s",))
     if table.empty:
         return
-    labels = data.drop_duplicates("point_id").set_index("point_id")[x]
-    table[x] = table["point_id"].map(labels)
+    labels = data.drop_duplicates(["point_id", "node_type"]).set_index(["point_id", "node_type"])[x]
+    table[x] = labels.loc[list(zip(table["point_id"], table["node_type"], strict=True))].to_numpy()
     ax.errorbar(
         table["ratio"],
         table[x],

@@ -1,8 +1,8 @@
 # Config validation, the grid of runs, and the input functions of the rules.
-from cowsnap import config as cowsnap_config
 import hashlib
 import json
 
+from cowsnap import config as cowsnap_config
 from cowsnap import grid, knobs, native, plots
 
 for path in workflow.configfiles:
