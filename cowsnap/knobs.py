@@ -56,13 +56,18 @@ def _save_journal(saved: dict[str, str]) -> None:
         raise KnobError(f"cannot save the knob journal {JOURNAL}: {error.strerror}") from None
 
 
-def restore_journal() -> dict[str, str]:
-    """Puts back what an interrupted run left changed; returns what it restored."""
-    saved = _load_journal()
+def _restore(saved: dict[str, str]) -> None:
+    """Writes back every saved value (each one tried) and drops the journal."""
     for path, value in saved.items():
         with contextlib.suppress(KnobError):
             _write(Path(path), value)
     JOURNAL.unlink(missing_ok=True)
+
+
+def restore_journal() -> dict[str, str]:
+    """Puts back what an interrupted run left changed; returns what it restored."""
+    saved = _load_journal()
+    _restore(saved)
     return saved
 
 
@@ -89,9 +94,6 @@ def applied(wanted: dict[Path, str]):
                 raise KnobError(f"{path} reads {current(path)!r} after writing {value!r}")
         yield
     finally:
-        for path, value in saved.items():
-            with contextlib.suppress(KnobError):
-                _write(Path(path), value)
-        JOURNAL.unlink(missing_ok=True)
+        _restore(saved)
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)

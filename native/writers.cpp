@@ -14,6 +14,7 @@ struct Writers::Shared {
     std::mutex mutex;
     std::condition_variable go;
     bool started = false;
+    bool query_delay = false;  // delay accounting on: each thread reads its copies
     std::atomic<bool> snapshot_ended{false};
     std::vector<std::thread> threads;
     std::vector<Usage> usage, usage_before_end;
@@ -33,7 +34,7 @@ Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
     s.usage_before_end.resize(writers);
     s.copies.resize(writers);
     const bool interleaved = params.pattern == "interleaved";
-    const bool query_delay = delay_accounting_on();
+    const bool query_delay = s.query_delay = delay_accounting_on();
     const std::string placement = params.numa_writers;
     element* data = array.data;
     const std::size_t n = array.elements();
@@ -88,7 +89,7 @@ void Writers::start() {
 
 WriterTotals Writers::finish() {
     WriterTotals total;
-    total.copies.ok = delay_accounting_on();
+    total.copies.ok = shared_->query_delay;
     for (std::size_t tid = 0; tid < shared_->threads.size(); ++tid) {
         shared_->threads[tid].join();
         total.usage += shared_->usage[tid];
