@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from cowsnap.aggregate import FINGERPRINT
+
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = REPO / "profiles" / "slurm"
 PARTITION = "debug"
-FINGERPRINT = ["hostname", "cpu_model", "online_cpus", "numa_nodes", "kernel"]
 
 TINY = """
 experiments:
