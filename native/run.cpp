@@ -27,13 +27,18 @@ struct Mapped {
     ~Mapped() { unmap_region(region); }
 };
 
-// Samples the pages of the array still shared with the child, every
-// interval, from the writers' start until stop().
+// Samples the pages of the array still shared with the child: once before
+// the writers start (so the first sample never races them and stays outside
+// their timed phase), then every interval from their start until stop().
 class SharingSampler {
 public:
-    SharingSampler(const Region& array, long interval_ms, clock::time_point start, Result& result)
-        : array_(array), interval_(interval_ms), start_(start), result_(result) {
-        if (interval_ms > 0) thread_ = std::thread([this] { loop(); });
+    SharingSampler(const Region& array, long interval_ms, Result& result)
+        : array_(array), interval_(interval_ms), result_(result) {
+        if (interval_ms > 0) sample();
+    }
+    void start(clock::time_point writers_start) {
+        writers_start_ = writers_start;
+        if (interval_.count() > 0) thread_ = std::thread([this] { loop(); });
     }
     void stop() {
         {
@@ -41,9 +46,13 @@ public:
             stopped_ = true;
         }
         wake_.notify_all();
-        if (thread_.joinable()) {
-            thread_.join();
-            sample();  // the state the writers left behind
+        if (!thread_.joinable()) return;  // never started: nothing to report
+        thread_.join();
+        sample();  // the state the writers left behind
+        // Times relative to the writers' start: the first sample is slightly negative.
+        for (const auto& [at, shared] : samples_) {
+            result_.sharing_s.push_back(seconds_between(writers_start_, at));
+            result_.sharing_pages.push_back(double(shared));
         }
     }
     ~SharingSampler() { stop(); }
@@ -51,20 +60,17 @@ public:
 private:
     void sample() {
         const long shared = shared_pages(array_.data, array_.bytes);
-        result_.sharing_s.push_back(seconds_between(start_, clock::now()));
-        result_.sharing_pages.push_back(double(shared));
+        samples_.emplace_back(clock::now(), shared);
     }
     void loop() {
         std::unique_lock<std::mutex> lock(mutex_);
-        while (!stopped_) {
-            sample();
-            wake_.wait_for(lock, interval_, [this] { return stopped_; });
-        }
+        while (!wake_.wait_for(lock, interval_, [this] { return stopped_; })) sample();
     }
     const Region& array_;
     std::chrono::milliseconds interval_;
-    clock::time_point start_;
     Result& result_;
+    clock::time_point writers_start_;
+    std::vector<std::pair<clock::time_point, long>> samples_;
     std::mutex mutex_;
     std::condition_variable wake_;
     bool stopped_ = false;
@@ -216,8 +222,9 @@ void run_point(const Params& p, Result& result) {
             });
     }
 
+    SharingSampler sampler(array.region, fork ? p.sharing_interval_ms : 0, result);
     const Mark start = mark_now();
-    SharingSampler sampler(array.region, fork ? p.sharing_interval_ms : 0, start.time, result);
+    sampler.start(start.time);
     // Writers that start after the snapshot ended find the array populated:
     // the populate call is part of their phase.
     if (snapshot && p.start == "after_child" && p.populate == "write-after-exit") timed_populate(0, bytes);
