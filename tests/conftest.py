@@ -33,3 +33,13 @@ def run_point(build):
         return record
 
     return run
+
+
+@pytest.fixture
+def sweep_folder(tmp_path, build):
+    """A folder to run the workflow in, its native build already in place
+    (the session's, copied with its times, so the build rule has nothing to do)."""
+    import shutil
+
+    shutil.copytree(build.directory, tmp_path / "results" / "build" / build.directory.name)
+    return tmp_path

@@ -3,7 +3,7 @@ import hashlib
 import json
 
 from cowsnap import config as cowsnap_config
-from cowsnap import grid, knobs, native, plots
+from cowsnap import grid, jobs, knobs, native, plots
 
 for path in workflow.configfiles:
     cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
@@ -38,14 +38,14 @@ def get_ids(wildcards):
         "point_id": run.point_id,
         "repetition": run.repetition,
         "baseline_id": run.baseline_id,
-        "schedule_seed": CONFIG["seed"],
-        "schedule_position": run.position,
     }
 
 
 def get_priority(wildcards):
     """Earlier in the shuffled schedule, higher priority: with one
-    bench_slot, the timed runs go in schedule order."""
+    bench_slot, the timed runs go in schedule order. The order is no
+    parameter of the rule (a new order reruns nothing): each run reads its
+    place from the schedule file written when the sweep starts."""
     return len(RUNS) - get_run(wildcards).position
 
 

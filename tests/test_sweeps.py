@@ -1,0 +1,59 @@
+"""The config a user names is exactly what runs, and what is done is never
+redone: real Snakemake runs and dry runs in a temporary folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+TRIVIAL = "{method: none, size_mib: 1, batch_kib: 64, memcpy_mib: 0, writers: 1}"
+
+
+def snakemake(cwd, *args):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def planned(cwd, *args) -> dict[str, int]:
+    """Jobs a dry run plans, by rule."""
+    done = snakemake(cwd, "--dry-run", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts, in_stats = {}, False
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if words[:2] == ["job", "count"]:
+            in_stats = True
+        elif in_stats and len(words) == 2 and words[1].isdigit() and words[0] != "total":
+            counts[words[0]] = int(words[1])
+    return counts
+
+
+def test_configfile_replaces_the_default_experiments(tmp_path):
+    (tmp_path / "mine.yaml").write_text(f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n")
+    jobs = planned(tmp_path, "--configfile", "mine.yaml")
+    assert jobs["run_point"] == 3
+    assert jobs["aggregate"] == 1
+
+
+def test_config_values_add_to_the_default_config(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n")
+    assert planned(tmp_path, "--config", "seed=5")["run_point"] == 3
+
+
+def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
+    first = f"seed: 1\nexperiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    (sweep_folder / "first.yaml").write_text(first)
+    done = snakemake(sweep_folder, "--configfile", "first.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = sorted((sweep_folder / "results" / "a").glob("p*/*.json"))
+    assert len(records) == 2
+    assert sorted(json.loads(p.read_text())["schedule_position"] for p in records) == [0, 1]
+    # Another seed, a new experiment listed first: only its runs are planned.
+    grown = f"seed: 7\nexperiments:\n  b:\n    repetitions: 3\n    base: {TRIVIAL[:-1]}, pattern: blocked}}\n"
+    grown += f"  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    (sweep_folder / "grown.yaml").write_text(grown)
+    jobs = planned(sweep_folder, "--configfile", "grown.yaml")
+    assert jobs["run_point"] == 3
