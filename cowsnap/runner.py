@@ -41,7 +41,7 @@ def is_root() -> bool:
 def arrays_needed(point: dict) -> int:
     """Array-sized regions at worst: the array, the destination, and a
     private copy of each that both processes write (fork)."""
-    return {"none": 1, "stop": 2, "uffd": 2, "fork": 4 if point["dest"] == "prefork" else 3}[point["method"]]
+    return {"none": 1, "stop": 2, "uffd": 2, "fork": 4 if point["dest"] == "zeroed" else 3}[point["method"]]
 
 
 def memory_needed_mib(point: dict) -> int:

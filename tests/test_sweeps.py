@@ -39,7 +39,8 @@ def test_configfile_replaces_the_default_experiments(tmp_path):
 
 def test_config_values_add_to_the_default_config(tmp_path):
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n")
+    config = f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n"
+    (tmp_path / "config" / "config.yaml").write_text(config)
     assert planned(tmp_path, "--config", "seed=5")["run_point"] == 3
 
 

@@ -1,14 +1,18 @@
 # Config validation, the grid of runs, and the input functions of the rules.
 import hashlib
 import json
+import sys
 
 from cowsnap import config as cowsnap_config
 from cowsnap import grid, jobs, knobs, native, plots
 
-for path in workflow.configfiles:
-    cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
-CONFIG = cowsnap_config.validate(config)
-RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
+try:
+    for path in workflow.configfiles:
+        cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
+    CONFIG = cowsnap_config.validate(config)
+    RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
+except cowsnap_config.ConfigError as error:
+    sys.exit(f"cowsnap: {error}")  # the message alone: it names the key and what is allowed
 RESULTS = CONFIG["results"]
 EXPERIMENTS = list(CONFIG["experiments"])
 BUILD_KEY = native.build_key(CONFIG["cxxflags"])
