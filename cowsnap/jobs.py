@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -75,7 +74,12 @@ def rst_text(text: str) -> str:
     return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def fail(message: str) -> None:
-    """Ends a script with the message (in its log, and Snakemake's output)."""
-    print(message, file=sys.stderr)
-    sys.exit(message)
+def summary_text(runs, build) -> str:
+    """The summary of the runs by build(runs), or, when no run is ok, one
+    that says nothing was measured and lists each run's status and reason."""
+    if "status" in runs and (runs["status"] == "ok").any():
+        return build(runs)
+    lines = ["# Summary", "", "Nothing ran: no run of this sweep is ok, so there is nothing to compare.", ""]
+    for _, run in runs.iterrows():
+        lines.append(f"- {run.get('run_id', '?')}: {run.get('status', '?')}, {run.get('reason', '')}")
+    return "\n".join(lines) + "\n"

@@ -66,6 +66,11 @@ def get_description(wildcards):
     return CONFIG["experiments"][wildcards.experiment]["description"]
 
 
+def get_report_description(wildcards):
+    """The description as the report's reStructuredText shows it: plain text."""
+    return jobs.rst_text(get_description(wildcards))
+
+
 def get_final_outputs():
     figures = [
         f"{RESULTS}/figures/{experiment}-{figure}.{ext}"
