@@ -138,7 +138,8 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
     if rule in ("minProperties", "minItems", "minLength"):
         return f"{where}: must not be empty"
     if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "oneOf", "const", "maxLength"):
-        return f"{where}: {instance!r} is not allowed; allowed values: {allowed_values(error.schema)}"
+        spec = error.parent.schema if error.parent is not None and error.parent.validator == "oneOf" else error.schema
+        return f"{where}: {instance!r} is not allowed; allowed values: {allowed_values(spec)}"
     return f"{where}: {error.message}"
 
 
