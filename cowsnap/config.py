@@ -11,24 +11,34 @@ import math
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 # Folders a results path must stay out of (the path itself or anything under it).
 SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
                   "/sys", "/usr", "/var")  # fmt: skip
-# Integers are integers (2.0 is not a thread count) and numbers are finite.
-_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
-    {
-        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
-        "number": lambda _, value: (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ),
-    }
-)
-_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+
+@cache
+def _validator_class():
+    """JSON Schema 2020-12, where integers are integers (2.0 is not a thread
+    count) and numbers are finite. Imported here: a timed run validates nothing."""
+    import jsonschema
+
+    types = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+            "number": lambda _, value: (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ),
+        }
+    )
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=types)
 
 
 class ConfigError(ValueError):
@@ -148,7 +158,9 @@ def _fill(defaults: dict, given: dict) -> dict:
 
 
 def _check(instance, subschema: dict, root: str) -> None:
-    validator = _Validator(subschema)
+    import jsonschema
+
+    validator = _validator_class()(subschema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
         raise ConfigError(_explain(error, root))

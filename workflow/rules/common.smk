@@ -47,8 +47,8 @@ def get_ids(wildcards):
 
 def get_priority(wildcards):
     """Earlier in the shuffled schedule, higher priority: with one
-    bench_slot, the timed runs go in schedule order. The order is no
-    parameter of the rule (a new order reruns nothing): each run reads its
+    bench_slot, the timed runs go in schedule order. The order is not a
+    tracked parameter, so a new order reruns nothing; each run reads its
     place from the schedule file written when the sweep starts."""
     return len(RUNS) - get_run(wildcards).position
 
