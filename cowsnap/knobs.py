@@ -1,8 +1,10 @@
 """System settings a run changes (THP mode, mTHP sizes, huge page pools,
 delay accounting), each put back to its exact previous value.
 
-A run holds a lock (flock on a lock file beside the journal) from before it
-sets anything until everything is back, so runs on one machine serialize:
+A run holds a lock (a POSIX lock, fcntl.lockf, on a lock file beside the
+journal; unlike flock it is not inherited by the snapshot child, so a run
+killed outright frees it at once) from before it sets anything until
+everything is back, so runs on one machine serialize:
 none sets a knob under another, and a record never claims a mode it did not
 run under. Before a value is written, the previous one is saved in the
 journal (root-owned, mode 0600); the context manager restores it when the run
@@ -19,6 +21,7 @@ shape, is reported and moved aside (to <journal>.bad-<time>), never used.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -157,9 +160,11 @@ def locked():
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                fcntl.lockf(fd, mode | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):  # anything but "another process holds it"
+                    raise KnobError(f"cannot lock {LOCK}: {error.strerror}") from None
                 if time.monotonic() > deadline:
                     raise KnobError(f"another cowsnap run held the knob lock {LOCK} for {LOCK_WAIT_S} s") from None
                 time.sleep(0.01)

@@ -133,3 +133,33 @@ def test_an_ordinary_user_run_ignores_a_root_journal(journal, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ran"
     assert journal.exists()  # root's to restore, not this user's
+
+
+FORKING_HOLDER = """
+import os, sys, time
+from pathlib import Path
+from cowsnap import knobs
+gate = Path(sys.argv[1])
+with knobs.locked():
+    if os.fork() == 0:  # as the snapshot child does, in native code
+        while not Path(gate, "child.go").exists():
+            time.sleep(0.01)
+        os._exit(0)
+    Path(gate, "in").touch()
+    time.sleep(3600)
+"""
+
+
+@needs_root
+def test_a_killed_runs_child_does_not_keep_the_lock(journal, tmp_path, monkeypatch):
+    process = subprocess.Popen([sys.executable, "-c", FORKING_HOLDER, str(tmp_path)])
+    try:
+        wait_for(tmp_path / "in", process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        monkeypatch.setattr(knobs, "LOCK_WAIT_S", 30)  # KnobError, not a hang, if the child held it
+        with knobs.locked():
+            pass
+    finally:
+        (tmp_path / "child.go").touch()
+        process.kill()
