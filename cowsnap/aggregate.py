@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,43 +13,55 @@ from cowsnap.config import axis_names
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
 
-PHASES = ("", "_before_exit", "_after_exit")
+# The writers' whole phase, the part while the snapshot lived (fork: until
+# the parent saw the child exit; uffd and stop: until the copy was done),
+# and the part after.
+PHASES = ("", "_during_snapshot", "_after_snapshot")
+HUGETLB_NOT_COUNTED = "not counted: hugetlb_wp() counts reuses of huge pages as wpcopy too"
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
     return table[name] if name in table else pd.Series(float("nan"), index=table.index)
 
 
+def _timing_columns(table: pd.DataFrame) -> list[str]:
+    """Columns that are times (seconds) or derived from them."""
+    derived = ["writer_kernel_share", "child_copy_gbps", "fork_net_s"]
+    return [c for c in table if re.search(r"_s(_|$)", c) or c in derived]
+
+
 def derive(table: pd.DataFrame) -> pd.DataFrame:
     """Columns computed from the measured ones.
 
-    copies: the writers' COW copies. Exact from delay accounting
-      (writer_wpcopy_count, taskstats) where the run had it; else the
-      writers' faults that were not reuses (writer_minflt - pgreuse; pgreuse
-      is system-wide, so this assumes a quiet machine). copies_source says
-      which. Per phase, only the second way exists (writer_minflt - pgreuse
-      of the phase).
+    copies: the writers' COW copies, per phase, exact from delay accounting
+      (writer_wpcopy_count, per writer thread, taskstats), or absent (NaN)
+      with copies_source saying why: never a 0 for a count not taken.
       Hugetlb arrays have no copy count: hugetlb_wp() starts the copy delay
-      before its reuse check, so wpcopy_count counts reuses too, and reuses
-      of huge pages do not count in pgreuse (copy_delay_s still tells time).
-    reuses: faults that took the page back without copying (pgreuse).
+      before its reuse check, so wpcopy_count counts reuses too
+      (copy_delay_s still tells the time).
+    copies_estimate: on 4 KiB pages only, the writers' faults that were not
+      reuses (writer_minflt - pgreuse). pgreuse is system-wide, so this
+      assumes a quiet machine; reuses of huge pages do not count in it.
+    reuses: faults that took a 4 KiB page back without copying (pgreuse,
+      system-wide).
     splits: huge page mappings split by a write (thp_split_pmd).
+    timed: false for runs that sampled the sharing timeline; their times
+      are left out (NaN) so that no statistic uses them.
     """
     out = table.copy()
-    exact = _column(out, "writer_wpcopy_count")
-    estimate = (_column(out, "writer_minflt") - _column(out, "pgreuse")).clip(lower=0)
-    out["copies"] = exact.where(exact.notna(), estimate)
-    out["copies_source"] = exact.notna().map({True: "taskstats", False: "writer_minflt-pgreuse"})
-    hugetlb = out["backing"].astype(str).str.startswith("hugetlb-")
-    out.loc[hugetlb, "copies"] = float("nan")
-    out.loc[hugetlb, "copies_source"] = "none: hugetlb counts reuses as wpcopy"
-    out["copy_delay_s"] = _column(out, "writer_wpcopy_delay_s")
+    backing = out["backing"].astype(str)
+    small_pages = backing == "4k"
+    hugetlb = backing.str.startswith("hugetlb-")
+    source = _column(out, "writer_wpcopy_source").astype(object)
     for phase in PHASES:
+        estimate = (_column(out, f"writer_minflt{phase}") - _column(out, f"pgreuse{phase}")).clip(lower=0)
+        out[f"copies{phase}"] = _column(out, f"writer_wpcopy_count{phase}").where(~hugetlb)
+        out[f"copies_estimate{phase}"] = estimate.where(small_pages)
+        out[f"copy_delay_s{phase}"] = _column(out, f"writer_wpcopy_delay_s{phase}")
         out[f"reuses{phase}"] = _column(out, f"pgreuse{phase}")
         out[f"splits{phase}"] = _column(out, f"thp_split_pmd{phase}")
-        if phase:
-            minflt = _column(out, f"writer_minflt{phase}")
-            out[f"copies{phase}"] = (minflt - out[f"reuses{phase}"]).clip(lower=0)
+    out["copies_source"] = source.fillna("not counted: the record has no writer_wpcopy_source")
+    out.loc[hugetlb, "copies_source"] = HUGETLB_NOT_COUNTED
     out["bytes_copied"] = out["copies"] * 4096
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
     out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
@@ -56,6 +69,8 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
     out["node_type"] = node_type(out)
+    out["timed"] = _column(out, "sharing_interval_ms").fillna(0).astype(float) == 0
+    out.loc[~out["timed"], _timing_columns(out)] = float("nan")
     return out
 
 

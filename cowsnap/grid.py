@@ -59,8 +59,8 @@ def check_point(point: dict, where: str) -> None:
             f"{where}: hold=writers with start=after_child waits forever (the child waits for "
             "writers that wait for the child); exclude the combination"
         )
-    if point["dontfork"] and point["dest"] != "prefork":
-        raise ConfigError(f"{where}: dontfork=true applies to dest=prefork only; exclude dest=child")
+    if point["dontfork"] and point["dest"] != "zeroed":
+        raise ConfigError(f"{where}: dontfork=true applies to dest=zeroed only; exclude dest=fresh")
 
 
 def _matches(point: dict, rule: dict) -> bool:

@@ -157,13 +157,15 @@ FIGURES = {
 }
 
 
-def figures_for(methods: set[str], has_baseline: bool) -> list[str]:
+def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False) -> list[str]:
     """The figures that say something for an experiment."""
     names = ["writers_time", "writer_faults", "kernel_time"]
     if has_baseline:
         names.append("ratios")
     if "fork" in methods:
-        names += ["sharing_timeline", "copy_bandwidth"]
+        names.append("copy_bandwidth")
+    if samples_sharing:
+        names.append("sharing_timeline")
     return names
 
 

@@ -35,7 +35,8 @@ def test_every_figure_draws_from_the_fixed_table(tiny, tmp_path, name):
 def test_figures_for_an_experiment():
     assert "ratios" in plots.figures_for({"fork", "none"}, has_baseline=True)
     assert "ratios" not in plots.figures_for({"fork"}, has_baseline=False)
-    assert "sharing_timeline" not in plots.figures_for({"uffd", "none"}, has_baseline=True)
+    assert "sharing_timeline" not in plots.figures_for({"fork", "none"}, has_baseline=True)
+    assert "sharing_timeline" in plots.figures_for({"fork"}, has_baseline=False, samples_sharing=True)
 
 
 def test_median_and_ratio_intervals():

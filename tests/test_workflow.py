@@ -43,7 +43,7 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
     assert set(table["status"]) == {"ok"}
     assert sorted(table["method"]) == ["fork", "fork", "none", "none"]
     assert {"writers_s", "pgfault", "pgreuse", "copies", "reuses", "cxxflags", "cppyy_version"} <= set(table)
-    for figure in ("writers_time", "writer_faults", "kernel_time", "ratios", "sharing_timeline", "copy_bandwidth"):
+    for figure in ("writers_time", "writer_faults", "kernel_time", "ratios", "copy_bandwidth"):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"tiny-{figure}.{ext}").stat().st_size > 1000
         sidecar = json.loads((results / "figures" / f"tiny-{figure}.json").read_text())
