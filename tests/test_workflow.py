@@ -76,11 +76,11 @@ def test_compile_error_fails_the_build_rule_with_diagnostics(tmp_path):
     broken.mkdir()
     for source in native.source_files():
         (broken / source.name).write_text(source.read_text())
-    (broken / "run.cpp").write_text((broken / "run.cpp").read_text() + "\nint broken( { \n")
+    (broken / "harness.cpp").write_text((broken / "harness.cpp").read_text() + "\nint broken( { \n")
     try:
         native.build(tmp_path / "out", "-O2 -std=c++17", broken)
     except native.BuildError as error:
-        assert "run.cpp" in str(error) and "error" in str(error)
+        assert "harness.cpp" in str(error) and "error" in str(error)
     else:
         raise AssertionError("a broken source built")
 
