@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from cowsnap import records
-from cowsnap.config import axis_names
 
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
@@ -63,6 +62,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["copies_source"] = source.fillna("not counted: the record has no writer_wpcopy_source")
     out.loc[hugetlb, "copies_source"] = HUGETLB_NOT_COUNTED
     out["bytes_copied"] = out["copies"] * 4096
+    out["memory_copy_s"] = out["bytes_copied"] / (_column(out, "memcpy_gbps") * 1e9)
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
     out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
     out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
@@ -101,21 +101,19 @@ def sharing_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timeline, columns=["run_id", "sharing_s", "sharing_pages"])
 
 
-def varying_axes(table: pd.DataFrame) -> list[str]:
-    """The point keys (and node_type) that take more than one value in this table."""
-    keys = [*axis_names(), "node_type"]
-    return [key for key in keys if key in table and table[key].nunique(dropna=False) > 1]
-
-
 def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
-    """runs.csv (one row per run), points.csv (medians and intervals per
-    point), ratios.csv (each point against its baseline), sharing.csv."""
+    """The one statistics pass: runs.csv (one row per run), points.csv (per
+    point: settings, label, medians with their intervals, the floor),
+    ratios.csv (each point against its baseline), sharing.csv."""
     from cowsnap import stats
 
     rows = [records.read(path) for path in paths]
     table = runs_table(rows)
     table.to_csv(outputs["runs"], index=False)
-    stats.point_summary(table).to_csv(outputs["points"], index=False)
-    stats.baseline_ratios(table).to_csv(outputs["ratios"], index=False)
+    points = stats.point_table(table) if not table.empty else pd.DataFrame()
+    if not points.empty:
+        points = stats.floor(table, points)
+    points.to_csv(outputs["points"], index=False)
+    stats.ratio_table(table, points).to_csv(outputs["ratios"], index=False)
     sharing_table(rows).to_csv(outputs["sharing"], index=False)
     return table
