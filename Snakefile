@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default sweep, unless --configfile names another: a config given on
+# the command line replaces it (its experiments only), --config adds to
+# whichever is used.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -26,6 +31,11 @@ localrules:
     aggregate,
     plot,
     summary,
+
+
+onstart:
+    knobs.restore_journal()  # what a run killed by SIGKILL left changed
+    jobs.write_schedule(RESULTS, CONFIG["seed"], RUNS.values())
 
 
 onsuccess:

@@ -4,8 +4,10 @@
     cowsnap compare results-a results-b [--out DIR] [--pool]
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--out DIR]
 
-Keys and values of `run` are those of the config (cowsnap/schema.yaml); the
-record is printed as JSON (and written to --out when given).
+Keys and values of `run` are those of the config (cowsnap/schema.yaml), each
+given once, in any order with the options; the record is printed as JSON
+(and written to --out when given; when that fails it is still printed and
+the exit status is 1).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from cowsnap import config, grid, native, records, runner
+from cowsnap import config, grid, records
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -26,7 +28,17 @@ def parse_settings(pairs: list[str]) -> dict:
         key, sep, text = pair.partition("=")
         if not sep:
             raise config.ConfigError(f"{pair!r}: settings are key=value, keys: {', '.join(config.axis_names())}")
-        settings[key] = yaml.safe_load(text)  # 64 -> int, true -> bool, fork -> str
+        if key in settings:
+            raise config.ConfigError(f"{key}: given twice ({settings[key]!r} and {text!r}); give each key once")
+        try:
+            settings[key] = yaml.safe_load(text)  # 64 -> int, true -> bool, fork -> str
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or "not a YAML value"
+            raise config.ConfigError(
+                f"{key}={text!r}: {problem}; allowed values: {config.allowed_values(config.point_schema()[key])}"
+                if key in config.point_schema()
+                else f"{key}={text!r}: {problem}"
+            ) from None
     return settings
 
 
@@ -49,25 +61,48 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where compare.csv/.md/.png go")
     compare.add_argument("--pool", action="store_true", help="allow a side to hold runs from several machines")
     commands.add_parser("calibrate", help="the harness against a plain C program doing the same work", add_help=False)
-    args = parser.parse_args(argv)
+    # Settings may follow options (argparse would take only those before the first).
+    args, extra = parser.parse_known_args(argv)
+    unknown = [word for word in extra if args.command != "run" or word.startswith("-") or "=" not in word]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "run":
+        args.settings += extra
     if args.command == "compare":
         return compare_command(args)
     try:
         point = config.validate_point(parse_settings(args.settings))
+        grid.check_applies([point], "point")
+        point = grid.normalise(point)
         grid.check_point(point, "point")
     except config.ConfigError as error:
         print(f"cowsnap: {error}", file=sys.stderr)
         return 2
+    if args.out:
+        reason = records.space_reason(args.out.parent)
+        if reason:
+            print(f"cowsnap: --out {args.out}: {reason}", file=sys.stderr)
+            return 1
+    from cowsnap import native, runner
+
     try:
         build = native.ensure_built(args.build_dir, args.cxxflags)
     except native.BuildError as error:
         print(f"cowsnap: {error}", file=sys.stderr)
         return 1
     record = runner.run(point, build, {"run_id": "cli/" + grid.point_id(point) + "/0"})
+    status = 0 if record["status"] != "failed" else 1
     if args.out:
-        records.write(args.out, record)
+        try:
+            records.write(args.out, record)
+        except OSError as error:
+            print(
+                f"cowsnap: cannot write the record to {args.out}: {error.strerror}; it is printed below",
+                file=sys.stderr,
+            )
+            status = 1
     print(json.dumps(record, indent=1))
-    return 0 if record["status"] != "failed" else 1
+    return status
 
 
 def compare_command(args) -> int:

@@ -21,9 +21,28 @@ class CompareError(ValueError):
     pass
 
 
+# Columns a runs.csv must have to be compared.
+REQUIRED = ("experiment", "point_id", "status", "writers_s", "writer_stime_s")
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    """One runs.csv; CompareError, naming the file, when it is not one."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise CompareError(f"{path}: not a readable runs.csv ({str(error).strip()})") from None
+    missing = [column for column in (*REQUIRED, *FINGERPRINT) if column not in table]
+    if missing:
+        raise CompareError(f"{path}: not a runs.csv of cowsnap: no column {', '.join(missing)}")
+    for column in ("writers_s", "writer_stime_s"):
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise CompareError(f"{path}: column {column} holds values that are not numbers")
+    return table
+
+
 def load(results: Path) -> pd.DataFrame:
     """Every experiment's runs.csv under a results folder."""
-    tables = [pd.read_csv(path) for path in sorted(Path(results).glob("*/runs.csv"))]
+    tables = [read_runs(path) for path in sorted(Path(results).glob("*/runs.csv"))]
     if not tables:
         raise CompareError(f"{results}: no <experiment>/runs.csv here (is it a results folder?)")
     return pd.concat(tables, ignore_index=True)

@@ -7,6 +7,8 @@ allowed there; nothing runs on a configuration that fails here.
 from __future__ import annotations
 
 import copy
+import math
+import os
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +16,19 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+# Folders a results path must stay out of (the path itself or anything under it).
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                  "/sys", "/usr", "/var")  # fmt: skip
+# Integers are integers (2.0 is not a thread count) and numbers are finite.
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {
+        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+        "number": lambda _, value: (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ),
+    }
+)
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
 
 
 class ConfigError(ValueError):
@@ -60,7 +75,10 @@ def axis_names() -> list[str]:
 def read_yaml(path: Path) -> dict:
     """Parse a config file; a file that is not a YAML mapping is a ConfigError."""
     try:
-        data = yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)
+        with open(path) as file:
+            data = yaml.load(file, Loader=_UniqueKeyLoader)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
@@ -73,6 +91,31 @@ def _location(path, root: str) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text
+
+
+def allowed_values(spec: dict) -> str:
+    """What a schema entry allows, in words."""
+    if "enum" in spec:
+        return ", ".join(map(str, spec["enum"]))
+    if "oneOf" in spec:
+        return " or ".join(allowed_values(option) for option in spec["oneOf"])
+    if "const" in spec:
+        return str(spec["const"])
+    if spec.get("type") in ("integer", "number"):
+        kind = "an integer" if spec["type"] == "integer" else "a finite number"
+        low = spec.get("minimum", spec.get("exclusiveMinimum"))
+        low_word = "above" if "exclusiveMinimum" in spec else "from"
+        high = spec.get("maximum")
+        if low is not None and high is not None:
+            return f"{kind} {low_word} {low}" + (f", at most {high}" if low_word == "above" else f" to {high}")
+        if low is not None:
+            return f"{kind} {low_word} {low}"
+        return kind
+    if spec.get("type") == "boolean":
+        return "true, false"
+    if "pattern" in spec:
+        return spec.get("description", f"matching {spec['pattern']}")
+    return spec.get("description", spec.get("type", "see cowsnap/schema.yaml"))
 
 
 def _explain(error: jsonschema.ValidationError, root: str) -> str:
@@ -92,8 +135,11 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
         return f"{where}: missing required key {', '.join(map(repr, missing))}"
     if rule == "propertyNames":
         return f"{where}: name {instance!r} is not allowed; names are lower-case letters, digits and _"
-    if rule in ("minProperties", "minItems"):
+    if rule in ("minProperties", "minItems", "minLength"):
         return f"{where}: must not be empty"
+    if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "oneOf", "const", "maxLength"):
+        spec = error.parent.schema if error.parent is not None and error.parent.validator == "oneOf" else error.schema
+        return f"{where}: {instance!r} is not allowed; allowed values: {allowed_values(spec)}"
     return f"{where}: {error.message}"
 
 
@@ -102,7 +148,7 @@ def _fill(defaults: dict, given: dict) -> dict:
 
 
 def _check(instance, subschema: dict, root: str) -> None:
-    validator = jsonschema.Draft202012Validator(subschema)
+    validator = _Validator(subschema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
         raise ConfigError(_explain(error, root))
@@ -114,11 +160,27 @@ def validate_point(settings: dict) -> dict:
     return _fill(point_defaults(), settings)
 
 
+def check_results(path: str) -> None:
+    """A results folder is relative, or absolute outside the system folders."""
+    rule = schema()["properties"]["results"]["description"].strip()
+    where = f"config.results: {path!r} is not allowed; allowed values: {rule}"
+    if not path.strip() or "~" in path or "{" in path or "}" in path:
+        raise ConfigError(where)
+    if os.path.isabs(path):
+        normal = os.path.normpath(path)
+        normal = "/" + normal.lstrip("/")  # "//x" is "/x"
+        if normal == "/" or any(normal == top or normal.startswith(top + "/") for top in SYSTEM_FOLDERS):
+            raise ConfigError(where)
+
+
 def validate(config: dict) -> dict:
     """The config with every default filled in; ConfigError on any fault."""
     _check(config, schema(), "config")
     top = {key: spec["default"] for key, spec in schema()["properties"].items() if "default" in spec}
     done = _fill(top, config)
+    check_results(done["results"])
+    if done["smoke_mib"]:
+        done["results"] = str(Path(done["results"]) / "smoke")
     experiment_defaults = {
         key: spec["default"] for key, spec in schema()["$defs"]["experiment"]["properties"].items() if "default" in spec
     }
@@ -127,6 +189,8 @@ def validate(config: dict) -> dict:
     }
     for experiment in done["experiments"].values():
         experiment["base"] = _fill(point_defaults(), experiment["base"])
+        if done["smoke_mib"]:
+            experiment["repetitions"] = 1
     return done
 
 

@@ -6,12 +6,42 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import random
 from dataclasses import dataclass
 
+from cowsnap import config as cowsnap_config
 from cowsnap.config import ConfigError
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
+MAX_RUNS = 20_000  # runs of one config, over all experiments
+MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
+
+FORK = ("fork",)
+COPYING = ("fork", "uffd", "stop")
+NOT_MAP = ("none", "write-after-exit", "write-after-release")
+# Which point keys apply to which points, the one table of it: a key (or one
+# value of a key, as (key, value)) -> the methods it applies to, and the
+# values other keys must have. A key that does not apply to a point is set to
+# its default before the point's id is computed, so one measurement has one
+# id; a value given that applies to none of the points it was given for is
+# refused. Entries are applied in this order (later ones see earlier results).
+APPLIES: dict = {
+    "release": (FORK, {}),
+    "exit": (FORK, {}),
+    "hold": (FORK, {}),
+    "start": (("fork", "uffd"), {}),
+    ("populate", "write-after-exit"): (FORK, {}),
+    ("populate", "write-after-release"): (FORK, {}),
+    "dest": (COPYING, {}),
+    "dontfork": (FORK, {"dest": ("zeroed",)}),
+    "inject": (FORK, {}),
+    "alloc": (("none", "fork", "stop"), {"backing": ("4k", "thp"), "populate": NOT_MAP}),
+    "hugetlb_pool": (("none", "fork", "uffd", "stop"), {"backing": tuple(PAGE_KIB)}),
+    "numa_copiers": (COPYING, {}),
+    "sharing_interval_ms": (FORK, {}),
+    "timeout_s": (FORK, {}),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,8 +64,89 @@ def point_id(point: dict) -> str:
     return "p" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+def _applies(point: dict, methods: tuple, needs: dict) -> bool:
+    return point["method"] in methods and all(point[key] in values for key, values in needs.items())
+
+
+def _condition(methods: tuple, needs: dict) -> str:
+    text = "method " + " or ".join(methods) if len(methods) < 4 else "every method"
+    for key, values in needs.items():
+        text += f" with {key} " + " or ".join(map(str, values))
+    return text
+
+
+def normalise(point: dict) -> dict:
+    """The point with every key that does not apply to it (APPLIES) at its default."""
+    done, defaults = dict(point), cowsnap_config.point_defaults()
+    for entry, (methods, needs) in APPLIES.items():
+        key, value = entry if isinstance(entry, tuple) else (entry, None)
+        if (value is None or done[key] == value) and not _applies(done, methods, needs):
+            done[key] = defaults[key]
+    return done
+
+
+def check_applies(given: list[dict], where: str) -> None:
+    """Refuses a value that applies to none of the points it was given for
+    (a default never counts): the message names the key and the method."""
+    defaults = cowsnap_config.point_defaults()
+    kept = [normalise(point) for point in given]
+    for entry, (methods, needs) in APPLIES.items():
+        key = entry[0] if isinstance(entry, tuple) else entry
+        for value in {json.dumps(p[key]) for p in given if p[key] != defaults[key]}:
+            value = json.loads(value)
+            if isinstance(entry, tuple) and entry[1] != value:
+                continue
+            if any(point[key] == value for point in kept):
+                continue
+            shown = ("method", *needs)
+            found = sorted({",".join(f"{k}={p[k]}" for k in shown) for p in given if p[key] == value})
+            raise ConfigError(
+                f"{where}: {key}={json.dumps(value).strip(chr(34))} applies to none of its points "
+                f"({'; '.join(found)}); it applies to {_condition(methods, needs)} only"
+            )
+
+
+def scale(point: dict, smoke_mib: int) -> dict:
+    """The point in smoke mode: the array at most smoke_mib (a hugetlb array
+    one huge page at least), its batch and memcpy buffer to fit; threads kept."""
+    if not smoke_mib:
+        return point
+    page_mib = PAGE_KIB.get(point["backing"], 4) // 1024 or 1
+    size = min(point["size_mib"], max(smoke_mib, page_mib))
+    return {
+        **point,
+        "size_mib": size,
+        "batch_kib": min(point["batch_kib"], size * 1024),
+        "memcpy_mib": min(point["memcpy_mib"], smoke_mib),
+    }
+
+
+def check_numa(point: dict, where: str) -> None:
+    """Node lists parsed as the run parses them (environment.parse_list)."""
+    from cowsnap import environment
+
+    kind, _, spec = point["numa_mem"].partition(":")
+    if spec and spec != "all":
+        try:
+            nodes = environment.parse_list(spec, MAX_NODE)
+        except ValueError as error:
+            allowed = cowsnap_config.point_schema()["numa_mem"]["description"]
+            raise ConfigError(
+                f"{where}: numa_mem={point['numa_mem']!r} is not allowed ({error}); allowed values: {allowed}"
+            ) from None
+        if kind == "preferred" and len(nodes) != 1:
+            raise ConfigError(f"{where}: numa_mem={point['numa_mem']!r}: preferred takes one node (0 to {MAX_NODE})")
+    for key in ("numa_writers", "numa_copiers"):
+        node = point[key].removeprefix("node:")
+        if point[key] != "any" and int(node) > MAX_NODE:
+            raise ConfigError(
+                f"{where}: {key}={point[key]!r} is not allowed; allowed values: any, node:0 to node:{MAX_NODE}"
+            )
+
+
 def check_point(point: dict, where: str) -> None:
     """Combinations no machine can run; ConfigError names the keys."""
+    check_numa(point, where)
     page_kib = PAGE_KIB.get(point["backing"], 4)
     if point["batch_kib"] % page_kib:
         raise ConfigError(
@@ -59,19 +170,28 @@ def check_point(point: dict, where: str) -> None:
             f"{where}: hold=writers with start=after_child waits forever (the child waits for "
             "writers that wait for the child); exclude the combination"
         )
-    if point["dontfork"] and point["dest"] != "zeroed":
-        raise ConfigError(f"{where}: dontfork=true applies to dest=zeroed only; exclude dest=fresh")
 
 
 def _matches(point: dict, rule: dict) -> bool:
     return all(point[key] == value for key, value in rule.items())
 
 
-def experiment_points(name: str, experiment: dict) -> list[dict]:
-    """The base crossed with the matrix, less the excluded points."""
+def _crosses(experiment: dict) -> list[dict]:
     matrix = experiment.get("matrix", {})
+    return matrix if isinstance(matrix, list) else [matrix]
+
+
+def point_count(experiment: dict) -> int:
+    """Points of the matrix before exclusions (an upper bound), without crossing it."""
+    return sum(math.prod(len(axis) for axis in cross.values()) for cross in _crosses(experiment))
+
+
+def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[dict]:
+    """The base crossed with the matrix, less the excluded points, each
+    normalised (keys that do not apply at their defaults) and, in smoke
+    mode, scaled down."""
     points = []
-    for cross in matrix if isinstance(matrix, list) else [matrix]:
+    for cross in _crosses(experiment):
         for values in itertools.product(*cross.values()):
             point = {**experiment["base"], **dict(zip(cross, values, strict=True))}
             if point not in points:
@@ -81,13 +201,19 @@ def experiment_points(name: str, experiment: dict) -> list[dict]:
     for index, rule in enumerate(rules):
         if not any(_matches(point, rule) for point in points):
             raise ConfigError(f"config.experiments.{name}.exclude[{index}]: {rule} matches no point of the matrix")
-    kept = [point for point in points if not any(_matches(point, rule) for rule in rules)]
-    if not kept:
+    given = [point for point in points if not any(_matches(point, rule) for rule in rules)]
+    if not given:
         raise ConfigError(f"config.experiments.{name}: every point is excluded")
+    check_applies(given, f"config.experiments.{name}")
+    kept = []
+    for point in given:
+        point = scale(normalise(point), smoke_mib)
+        if point not in kept:
+            kept.append(point)
     for point in kept:
         where = f"config.experiments.{name} point {point_label(point, axes)}"
         check_point(point, where)
-        baseline = baseline_of(point, experiment)
+        baseline = baseline_of(point, experiment, smoke_mib)
         if baseline is not None and baseline not in kept:
             raise ConfigError(
                 f"{where}: its baseline {point_label(baseline, axes)} (the point updated by "
@@ -101,11 +227,11 @@ def varied_keys(points: list[dict]) -> list[str]:
     return [key for key in points[0] if len({json.dumps(p[key]) for p in points}) > 1]
 
 
-def baseline_of(point: dict, experiment: dict) -> dict | None:
+def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | None:
     """The point this one is compared with, or None without a baseline."""
     if "baseline" not in experiment:
         return None
-    return {**point, **experiment["baseline"]}
+    return scale(normalise({**point, **experiment["baseline"]}), smoke_mib)
 
 
 def point_label(point: dict, axes: list[str]) -> str:
@@ -116,10 +242,17 @@ def expand(config: dict) -> list[Run]:
     """Every run of every experiment, in the order they are to run: shuffled
     with config["seed"] across experiments and repetitions, so that drift on
     a noisy machine does not line up with one setting."""
+    planned = sum(point_count(e) * e["repetitions"] for e in config["experiments"].values())
+    if planned > MAX_RUNS:
+        raise ConfigError(
+            f"config.experiments: {planned} runs (matrix points times repetitions, over all experiments); "
+            f"allowed: at most {MAX_RUNS}"
+        )
     runs = []
+    smoke_mib = config.get("smoke_mib", 0)
     for name, experiment in config["experiments"].items():
-        for point in experiment_points(name, experiment):
-            baseline = baseline_of(point, experiment)
+        for point in experiment_points(name, experiment, smoke_mib):
+            baseline = baseline_of(point, experiment, smoke_mib)
             baseline_id = point_id(baseline) if baseline is not None else ""
             runs.extend(Run(name, point_id(point), rep, point, baseline_id) for rep in range(experiment["repetitions"]))
     random.Random(config["seed"]).shuffle(runs)

@@ -7,6 +7,38 @@ import os
 import tempfile
 from pathlib import Path
 
+# Free space a run wants where its record goes before it measures: a record
+# with its sharing samples is tens of KiB; the rest is room for the tables.
+MIN_FREE_MIB = 64
+
+
+class DiskFullError(OSError):
+    """Too little free space to write a record; the message says where."""
+
+
+def free_mib(folder: Path) -> int:
+    """Free space for an ordinary file in folder (or its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize // (1024 * 1024)
+
+
+def space_reason(folder: Path, needed_mib: int = MIN_FREE_MIB) -> str:
+    """Why a record cannot be written in folder ('' when it can)."""
+    free = free_mib(folder)
+    if free < needed_mib:
+        return f"{free} MiB free in {folder}, a run needs {needed_mib} MiB there for its record"
+    return ""
+
+
+def check_space(folder: Path, needed_mib: int = MIN_FREE_MIB) -> None:
+    """DiskFullError before anything is measured when the record could not be written."""
+    reason = space_reason(folder, needed_mib)
+    if reason:
+        raise DiskFullError(reason)
+
 
 def write(path: Path, record: dict) -> None:
     """Write atomically: a temporary file in the same folder, then rename."""

@@ -33,3 +33,23 @@ def run_point(build):
         return record
 
     return run
+
+
+@pytest.fixture
+def sweep_folder(tmp_path, build):
+    """A folder to run the workflow in (config in config/config.yaml), its
+    native build already in place: the session's, copied and marked up to
+    date (snakemake --touch), so the build rule has nothing to do."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    library = tmp_path / "results" / "build" / build.directory.name / native.LIBRARY
+    shutil.copytree(build.directory, library.parent)
+    snakefile = Path(__file__).resolve().parent.parent / "Snakefile"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("experiments:\n  e: {}\n")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--cores", "1", "--touch"]
+    subprocess.run([*command, str(library.relative_to(tmp_path))], cwd=tmp_path, capture_output=True, check=True)
+    return tmp_path

@@ -137,3 +137,152 @@ def test_snakemake_reports_a_config_error(tmp_path):
         done.stdout + done.stderr
     )
     assert not (tmp_path / "results").exists()
+
+
+def base(**point):
+    return one_experiment(base=point)
+
+
+def with_results(path):
+    return {"results": path, "experiments": {"e": {}}}
+
+
+# Every hole a value could slip through: (config, the key the message names,
+# what it says is allowed).
+BAD_VALUES = {
+    "whole-number float for an integer": (base(writers=2.0), "base.writers", "an integer from 1 to 4096"),
+    "float for a size": (base(size_mib=64.0), "base.size_mib", "an integer from 1 to 16777216"),
+    "boolean for an integer": (base(copiers=True), "base.copiers", "an integer from 1 to 4096"),
+    "array beyond any machine": (base(size_mib=10**9), "base.size_mib", "to 16777216"),
+    "batch beyond any machine": (base(batch_kib=2**40), "base.batch_kib", "to 1073741824"),
+    "sharing interval overflow": (base(sharing_interval_ms=10**20), "base.sharing_interval_ms", "0 to 60000"),
+    "memcpy buffer beyond any machine": (base(memcpy_mib=10**7), "base.memcpy_mib", "0 to 65536"),
+    "timeout nan": (base(timeout_s=float("nan")), "base.timeout_s", "a finite number above 0, at most 86400"),
+    "timeout infinite": (base(timeout_s=float("inf")), "base.timeout_s", "a finite number"),
+    "timeout beyond a day": (base(timeout_s=10**6), "base.timeout_s", "at most 86400"),
+    "timeout zero": (base(timeout_s=0), "base.timeout_s", "above 0"),
+    "hugetlb pool float": (base(hugetlb_pool=2.0), "base.hugetlb_pool", "auto or an integer"),
+    "hugetlb pool beyond any machine": (base(hugetlb_pool=10**12), "base.hugetlb_pool", "auto or an integer"),
+    "repetitions beyond reason": (one_experiment(repetitions=100_000_000), "repetitions", "1 to 1000"),
+    "matrix beyond reason": (
+        one_experiment(matrix={"writers": list(range(1, 4001)), "copiers": list(range(1, 4001))}),
+        "config.experiments",
+        "at most 20000",
+    ),
+    "seed negative": ({"seed": -1, "experiments": {"e": {}}}, "config.seed", "0 to 4294967295"),
+    "numa bind to nothing": (base(numa_mem="bind:-"), "numa_mem", "bind:<nodes>"),
+    "numa open range": (base(numa_mem="bind:0-"), "numa_mem", "bind:<nodes>"),
+    "numa reversed range": (base(numa_mem="bind:3-1"), "numa_mem", "bind:<nodes>"),
+    "numa empty item": (base(numa_mem="interleave:0,,1"), "numa_mem", "interleave:<nodes|all>"),
+    "numa node beyond Linux": (base(numa_mem="bind:0-5000"), "numa_mem", "nodes 0 to 1023"),
+    "numa preferred list": (base(numa_mem="preferred:0-1"), "numa_mem", "preferred:<node>"),
+    "writers on a node beyond Linux": (base(numa_writers="node:5000"), "numa_writers", "node:0 to node:1023"),
+    "results at the root": (with_results("/"), "config.results", "a relative path"),
+    "results in a system folder": (with_results("/etc/cowsnap"), "config.results", "outside the system folders"),
+    "results in /usr": (with_results("//usr/../usr/lib/x"), "config.results", "outside the system folders"),
+    "results under /proc": (with_results("/proc/self"), "config.results", "outside the system folders"),
+    "results empty": (with_results(""), "config.results", "must not be empty"),
+    "results blank": (with_results("  "), "config.results", "a relative path"),
+    "results in home by tilde": (with_results("~/results"), "config.results", "no ~"),
+    "results with braces": (with_results("results/{experiment}"), "config.results", "no braces"),
+    "old dest name": (base(dest="prefork"), "base.dest", "zeroed, fresh"),
+    "old dest name child": (base(dest="child"), "base.dest", "zeroed, fresh"),
+    "alloc unknown": (base(alloc="malloc"), "base.alloc", "mmap, new"),
+    "inject unknown": (base(inject="wipe"), "base.inject", "none, wipe-on-fork"),
+    "release without a child": (base(method="uffd", release="none"), "release=none", "method fork only"),
+    "populate after exit without a child": (
+        base(method="stop", populate="write-after-exit"),
+        "populate=write-after-exit",
+        "method fork only",
+    ),
+    "timeout without a child": (base(method="none", timeout_s=5), "timeout_s=5", "method fork only"),
+    "dest without a snapshot": (base(method="none", dest="fresh"), "dest=fresh", "method fork or uffd or stop"),
+    "alloc new with uffd": (base(method="uffd", alloc="new"), "alloc=new", "method none or fork or stop"),
+    "alloc new on hugetlb": (base(alloc="new", backing="hugetlb-2m"), "alloc=new", "backing 4k or thp"),
+    "dontfork on a fresh destination": (base(dest="fresh", dontfork=True), "dontfork=true", "dest zeroed"),
+    "pool without hugetlb": (base(hugetlb_pool=8), "hugetlb_pool=8", "backing hugetlb-2m or hugetlb-1g"),
+    "description too long": (one_experiment(description="x" * 5000), "description", "allowed values"),
+    "smoke size negative": ({"smoke_mib": -1, "experiments": {"e": {}}}, "config.smoke_mib", "0 to 1048576"),
+}
+
+
+@pytest.mark.parametrize("raw, key, allowed", BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_bad_value_battery(raw, key, allowed):
+    message = error_of(raw)
+    assert key in message and allowed in message, message
+
+
+@pytest.mark.parametrize(
+    "config_text",
+    [
+        "experiments:\n  e: {base: {writers: 2.0}}\n",
+        "results: /\nexperiments:\n  e: {}\n",
+        "experiments:\n  e: {base: {numa_mem: 'bind:3-1'}}\n",
+        "experiments:\n  e: {base: {method: uffd, hold: writers}}\n",
+        "experiments:\n  e: {}\n  e: {}\n",
+    ],
+    ids=["float", "results", "numa", "not applicable", "twice"],
+)
+def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text(config_text)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parent.parent / "Snakefile"),
+         "--cores", "1", "--dry-run", "--configfile", "bad.yaml"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "cowsnap: config" in output or ("appears twice (" in output and "bad.yaml" in output), output
+    assert "Traceback" not in output and 'File "' not in output, output
+
+
+def test_keys_that_do_not_apply_take_their_defaults_before_the_id():
+    # method crossed with fork-only keys: the uffd and none points are one point each
+    runs = grid.expand(
+        config.validate(one_experiment(matrix={"method": ["none", "uffd", "fork"], "release": ["munmap", "none"]}))
+    )
+    points = {r.point_id: r.point for r in runs}
+    assert len(points) == 4
+    assert {p["release"] for p in points.values() if p["method"] != "fork"} == {"munmap"}
+    # One measurement, one id: the same point written either way.
+    plain = grid.expand(config.validate(base(method="uffd")))[0]
+    assert plain.point_id in points
+    assert grid.normalise({**config.point_defaults(), "method": "none", "numa_copiers": "node:1"})["numa_copiers"] == (
+        "any"
+    )
+
+
+def test_baseline_is_normalised_too():
+    runs = grid.expand(
+        config.validate(
+            one_experiment(baseline={"method": "none"}, matrix={"method": ["none", "fork"]}, base={"hold": "writers"})
+        )
+    )
+    fork = next(r for r in runs if r.point["method"] == "fork")
+    none = next(r for r in runs if r.point["method"] == "none")
+    assert fork.baseline_id == none.point_id and none.point["hold"] == "copy"
+
+
+def test_applicability_table_names_point_keys():
+    for entry, (methods, needs) in grid.APPLIES.items():
+        key = entry[0] if isinstance(entry, tuple) else entry
+        assert key in config.point_schema()
+        assert set(methods) <= set(config.point_schema()["method"]["enum"])
+        assert set(needs) <= set(config.point_schema())
+
+
+def test_smoke_mode_scales_arrays_and_keeps_threads():
+    raw = config.read_yaml(config.SCHEMA_PATH.parent.parent / "config" / "paper.yaml")
+    full = grid.expand(config.validate(raw))
+    smoke = grid.expand(config.validate({**raw, "smoke_mib": 16}))
+    assert config.validate({**raw, "smoke_mib": 16})["results"] == "results/paper/smoke"
+    assert {r.repetition for r in smoke} == {0}
+    assert len(smoke) == len({(r.experiment, r.point_id) for r in full})  # every point, once
+    assert max(r.point["writers"] for r in smoke) == max(r.point["writers"] for r in full)
+    for run in smoke:
+        page_mib = grid.PAGE_KIB.get(run.point["backing"], 4) // 1024 or 1
+        assert run.point["size_mib"] <= max(16, page_mib)
+        assert run.point["batch_kib"] <= run.point["size_mib"] * 1024

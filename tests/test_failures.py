@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import config, knobs, records
+from cowsnap import config, jobs, knobs, records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,14 +80,6 @@ def finished(tmp_path) -> list[Path]:
     return sorted((tmp_path / "results" / "sweep").glob("p*/*.json"))
 
 
-def wait_for_records(tmp_path, count, process):
-    deadline = time.monotonic() + 240
-    while len(finished(tmp_path)) < count:
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 def pending_runs(tmp_path) -> int:
     dry = snakemake(tmp_path, "--dry-run")
     output = dry.communicate(timeout=120)[0]
@@ -98,21 +90,40 @@ def pending_runs(tmp_path) -> int:
     return 0
 
 
+def hold_the_third_run(gate: Path, process) -> int:
+    """Lets the first two runs of the sweep measure and holds the third at
+    the gate (the COWSNAP_TEST_GATE hook); returns the held job's pid."""
+    released: set[str] = set()
+    deadline = time.monotonic() + 240
+    while True:
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "the sweep never reached its third run"
+        for marker in sorted(gate.glob("*.waiting")):
+            token = marker.name.removesuffix(".waiting")
+            if token in released:
+                continue
+            if len(released) == 2:
+                return int(marker.read_text())
+            (gate / token).touch()
+            released.add(token)
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("how", ["interrupt the sweep", "kill a run"])
-def test_sweep_survives_and_resumes(tmp_path, how):
-    (tmp_path / "config").mkdir()
+def test_sweep_survives_and_resumes(sweep_folder, how):
+    tmp_path = sweep_folder
     (tmp_path / "config" / "config.yaml").write_text(TINY)
-    process = snakemake(tmp_path, start_new_session=True)
-    wait_for_records(tmp_path, 2, process)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    process = snakemake(tmp_path, start_new_session=True, env={**os.environ, jobs.GATE_VARIABLE: str(gate)})
+    held = hold_the_third_run(gate, process)
+    assert len(finished(tmp_path)) == 2  # runs go one at a time: two done, one held, five to go
     if how == "interrupt the sweep":
         os.kill(process.pid, signal.SIGINT)
     else:
-        runs = [p for p in children_of(process.pid) if b"run_point" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        while not runs:  # between two jobs: wait for the next one
-            time.sleep(0.01)
-            runs = [p for p in children_of(process.pid) if b"run_point" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        os.kill(runs[0], signal.SIGKILL)
-    process.wait(timeout=240)
+        os.kill(held, signal.SIGKILL)
+    (gate / "all").touch()  # whatever is still running goes on
+    process.communicate(timeout=240)
     done = {path: json.loads(path.read_text()) for path in finished(tmp_path)}  # every record is whole
     assert all(record["status"] in {"ok", "failed", "skipped"} for record in done.values())
     assert not list((tmp_path / "results").rglob(".*.tmp"))
@@ -122,8 +133,11 @@ def test_sweep_survives_and_resumes(tmp_path, how):
     missing = pending_runs(tmp_path)
     assert 8 - len(done) <= missing <= 8 - len(done) + 1
     assert missing > 0
+    if how == "kill a run":
+        assert len(done) == 7 and missing == 1  # the killed run, and only it
     rerun = snakemake(tmp_path)
-    assert rerun.wait(timeout=300) == 0, rerun.stdout.read()
+    output = rerun.communicate(timeout=300)[0]  # read as it comes: a full pipe would stop Snakemake
+    assert rerun.returncode == 0, output
     assert len(finished(tmp_path)) == 8
     kept = [path for path, record in done.items() if json.loads(path.read_text()) == record]
     assert len(kept) >= len(done) - (missing - (8 - len(done)))

@@ -1,14 +1,18 @@
 # Config validation, the grid of runs, and the input functions of the rules.
 import hashlib
 import json
+import sys
 
 from cowsnap import config as cowsnap_config
-from cowsnap import grid, knobs, native, plots
+from cowsnap import grid, jobs, knobs, native, plots
 
-for path in workflow.configfiles:
-    cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
-CONFIG = cowsnap_config.validate(config)
-RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
+try:
+    for path in workflow.configfiles:
+        cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
+    CONFIG = cowsnap_config.validate(config)
+    RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
+except cowsnap_config.ConfigError as error:
+    sys.exit(f"cowsnap: {error}")  # the message alone: it names the key and what is allowed
 RESULTS = CONFIG["results"]
 EXPERIMENTS = list(CONFIG["experiments"])
 BUILD_KEY = native.build_key(CONFIG["cxxflags"])
@@ -38,14 +42,14 @@ def get_ids(wildcards):
         "point_id": run.point_id,
         "repetition": run.repetition,
         "baseline_id": run.baseline_id,
-        "schedule_seed": CONFIG["seed"],
-        "schedule_position": run.position,
     }
 
 
 def get_priority(wildcards):
     """Earlier in the shuffled schedule, higher priority: with one
-    bench_slot, the timed runs go in schedule order."""
+    bench_slot, the timed runs go in schedule order. The order is no
+    parameter of the rule (a new order reruns nothing): each run reads its
+    place from the schedule file written when the sweep starts."""
     return len(RUNS) - get_run(wildcards).position
 
 
@@ -62,6 +66,11 @@ def get_figures(experiment):
 
 def get_description(wildcards):
     return CONFIG["experiments"][wildcards.experiment]["description"]
+
+
+def get_report_description(wildcards):
+    """The description as the report's reStructuredText shows it: plain text."""
+    return jobs.rst_text(get_description(wildcards))
 
 
 def get_final_outputs():

@@ -18,6 +18,7 @@ rule plot:
         "../../envs/cowsnap.yaml"
     params:
         description=get_description,
+        report_description=get_report_description,
         config_hash=CONFIG_HASH,
     script:
         "../scripts/plot.py"

@@ -1,8 +1,9 @@
-from contextlib import redirect_stderr
 from pathlib import Path
 
-from cowsnap import aggregate
+from cowsnap import jobs
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+with jobs.logged(snakemake.log[0]):
+    from cowsnap import aggregate
+
     outputs = {name: Path(path) for name, path in snakemake.output.items()}
     aggregate.write([Path(p) for p in snakemake.input], outputs)

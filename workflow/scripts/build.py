@@ -3,9 +3,11 @@
 import sys
 from pathlib import Path
 
-from cowsnap import native
+from cowsnap import jobs
 
-with open(snakemake.log[0], "w") as log:
+with jobs.logged(snakemake.log[0]) as log:
+    from cowsnap import native
+
     try:
         native.build(Path(snakemake.output.library).parent, snakemake.params.cxxflags)
     except native.BuildError as error:

@@ -1,11 +1,12 @@
-from contextlib import redirect_stderr
 from pathlib import Path
 
-import pandas as pd
+from cowsnap import jobs
 
-from cowsnap import plots
+with jobs.logged(snakemake.log[0]):
+    import pandas as pd
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    from cowsnap import plots
+
     name, experiment = snakemake.wildcards.figure, snakemake.wildcards.experiment
     runs, sharing = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.sharing)
     plots.draw(name, runs, sharing, Path(snakemake.output.png).with_suffix(""), experiment)

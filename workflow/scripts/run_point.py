@@ -1,14 +1,19 @@
 # One timed run in this process; its record, written atomically.
 import json
-from contextlib import redirect_stderr
 from pathlib import Path
 
-from cowsnap import native, records, runner
+from cowsnap import jobs
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+with jobs.logged(snakemake.log[0]) as log:
+    from cowsnap import native, records, runner
+
+    out = Path(snakemake.output[0])
+    ids = {**snakemake.params.ids, **jobs.schedule_ids(out, snakemake.params.ids["run_id"])}
+    records.check_space(out.parent)
     # The build for this node: the one given, unless the flags tune for the
     # CPU and this node's CPU differs (then it is built here, once per type).
     build = native.ensure_built(Path(snakemake.input.library).parent.parent, snakemake.params.cxxflags)
-    record = runner.run(snakemake.params.point, build, snakemake.params.ids)
-    records.write(Path(snakemake.output[0]), record)
+    jobs.wait_at_gate(ids["run_id"])
+    record = runner.run(snakemake.params.point, build, ids)
+    records.write(out, record)
     print(json.dumps({k: record.get(k) for k in ("run_id", "status", "reason", "writers_s")}), file=log)

@@ -1,10 +1,11 @@
-from contextlib import redirect_stderr
 from pathlib import Path
 
-import pandas as pd
+from cowsnap import jobs
 
-from cowsnap import summary
+with jobs.logged(snakemake.log[0]):
+    import pandas as pd
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    from cowsnap import summary
+
     runs = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)
-    Path(snakemake.output[0]).write_text(summary.build(runs))
+    Path(snakemake.output[0]).write_text(jobs.summary_text(runs, summary.build))

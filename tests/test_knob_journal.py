@@ -1,0 +1,135 @@
+"""The knob journal and its lock, with real processes: runs serialize, a
+run killed with SIGKILL is restored by the next, a journal that is not
+cowsnap's is never used. Nothing here changes a system setting: the saved
+values are the current ones."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cowsnap import knobs
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the knob journal is root's")
+THP = str(knobs.THP_ENABLED)
+
+HOLDER = """
+import os, sys, time
+from pathlib import Path
+from cowsnap import knobs
+gate = Path(sys.argv[1])
+with knobs.locked():
+    Path(gate, sys.argv[2] + ".in").write_text(str(time.monotonic()))
+    if len(sys.argv) > 3:
+        knobs._save_journal({sys.argv[3]: knobs.current(Path(sys.argv[3]))})
+    while not Path(gate, sys.argv[2] + ".go").exists():
+        time.sleep(0.01)
+    Path(gate, sys.argv[2] + ".out").write_text(str(time.monotonic()))
+"""
+
+
+@pytest.fixture
+def journal(tmp_path, monkeypatch):
+    path = tmp_path / "knobs.json"
+    monkeypatch.setattr(knobs, "JOURNAL", path)
+    monkeypatch.setattr(knobs, "LOCK", path.with_name(path.name + ".lock"))
+    monkeypatch.setenv("COWSNAP_KNOB_JOURNAL", str(path))
+    return path
+
+
+def holder(gate: Path, name: str, *journal_knob: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(gate), name, *journal_knob])
+
+
+def wait_for(path: Path, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert process is None or process.poll() is None, "the process ended early"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+@needs_root
+def test_concurrent_runs_serialize_on_the_lock(journal, tmp_path):
+    first = holder(tmp_path, "a")
+    wait_for(tmp_path / "a.in", first)
+    second = holder(tmp_path, "b")
+    try:
+        time.sleep(0.5)  # long enough for b to get in, were there no lock
+        assert not (tmp_path / "b.in").exists()
+        (tmp_path / "a.go").touch()
+        (tmp_path / "b.go").touch()
+        assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0
+    finally:
+        first.kill(), second.kill()
+    assert float((tmp_path / "a.out").read_text()) <= float((tmp_path / "b.in").read_text())
+
+
+@needs_root
+def test_sigkill_then_the_next_run_restores(journal, tmp_path):
+    process = holder(tmp_path, "a", THP)
+    wait_for(tmp_path / "a.in", process)
+    wait_for(journal, process)
+    before = knobs.current(knobs.THP_ENABLED)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert journal.exists()  # nothing could restore it
+    with knobs.applied({}):  # the lock is free again, and the next run restores
+        assert not journal.exists()
+    assert knobs.current(knobs.THP_ENABLED) == before
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "content",
+    ['{"/sys/kernel/mm/transparent_hugepage/enab', '["always"]', '{"/etc/passwd": "x"}', f'{{"{THP}": "sometimes"}}'],
+    ids=["truncated", "not an object", "knob not on the allow-list", "value not allowed"],
+)
+def test_a_journal_of_the_wrong_shape_is_moved_aside(journal, content, capfd):
+    journal.write_text(content)
+    journal.chmod(0o600)
+    assert knobs.restore_journal() == {}
+    assert not journal.exists()
+    (aside,) = journal.parent.glob("knobs.json.bad-*")
+    assert aside.read_text() == content
+    assert "moved to" in capfd.readouterr().err
+    with knobs.applied({}):  # and the next run goes ahead
+        pass
+
+
+@needs_root
+def test_a_journal_others_can_read_is_not_used(journal):
+    journal.write_text(json.dumps({THP: knobs.current(knobs.THP_ENABLED)}))
+    journal.chmod(0o644)
+    assert knobs.restore_journal() == {}
+    assert list(journal.parent.glob("knobs.json.bad-*"))
+
+
+def test_only_allowed_knobs_and_values():
+    assert knobs.allowed(THP, "madvise")
+    assert knobs.allowed("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "12")
+    assert knobs.allowed("/proc/sys/kernel/task_delayacct", "1")
+    assert not knobs.allowed("/etc/passwd", "1")
+    assert not knobs.allowed("/sys/kernel/mm/hugepages/hugepages-2048kB/../../../../etc/x", "1")
+    assert not knobs.allowed(THP, "madvise\nalways")
+    with pytest.raises(knobs.KnobError, match="does not change /etc/passwd"):
+        knobs._write(Path("/etc/passwd"), "x")
+
+
+def test_an_ordinary_user_run_ignores_a_root_journal(journal, tmp_path):
+    from test_knobs import unprivileged_python
+
+    prefix = unprivileged_python()
+    journal.write_text(json.dumps({THP: knobs.current(knobs.THP_ENABLED)}))
+    journal.chmod(0o600)
+    tmp_path.chmod(0o755)
+    code = "from cowsnap import knobs\nknobs.restore_journal()\nwith knobs.applied({}):\n    print('ran')"
+    done = subprocess.run([*prefix, "-c", code], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ran"
+    assert journal.exists()  # root's to restore, not this user's

@@ -1,0 +1,116 @@
+"""The config a user names is exactly what runs, and what is done is never
+redone: real Snakemake runs and dry runs in a temporary folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+TRIVIAL = "{method: none, size_mib: 1, batch_kib: 64, memcpy_mib: 0, writers: 1}"
+
+
+def snakemake(cwd, *args):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def planned(cwd, *args) -> dict[str, int]:
+    """Jobs a dry run plans, by rule."""
+    done = snakemake(cwd, "--dry-run", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts, in_stats = {}, False
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if words[:2] == ["job", "count"]:
+            in_stats = True
+        elif in_stats and len(words) == 2 and words[1].isdigit() and words[0] != "total":
+            counts[words[0]] = int(words[1])
+    return counts
+
+
+def test_configfile_replaces_the_default_experiments(tmp_path):
+    (tmp_path / "mine.yaml").write_text(f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n")
+    jobs = planned(tmp_path, "--configfile", "mine.yaml")
+    assert jobs["run_point"] == 3
+    assert jobs["aggregate"] == 1
+
+
+def test_config_values_add_to_the_default_config(tmp_path):
+    (tmp_path / "config").mkdir()
+    config = f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n"
+    (tmp_path / "config" / "config.yaml").write_text(config)
+    assert planned(tmp_path, "--config", "seed=5")["run_point"] == 3
+
+
+def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
+    first = f"seed: 1\nexperiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    (sweep_folder / "first.yaml").write_text(first)
+    done = snakemake(sweep_folder, "--configfile", "first.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = sorted((sweep_folder / "results" / "a").glob("p*/*.json"))
+    assert len(records) == 2
+    assert sorted(json.loads(p.read_text())["schedule_position"] for p in records) == [0, 1]
+    # Another seed, a new experiment listed first: only its runs are planned.
+    grown = f"seed: 7\nexperiments:\n  b:\n    repetitions: 3\n    base: {TRIVIAL[:-1]}, pattern: blocked}}\n"
+    grown += f"  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    (sweep_folder / "grown.yaml").write_text(grown)
+    jobs = planned(sweep_folder, "--configfile", "grown.yaml")
+    assert jobs["run_point"] == 3
+
+
+def test_paper_config_in_smoke_mode_plans_every_point(tmp_path):
+    from cowsnap import config, grid
+
+    paper = REPO / "config" / "paper.yaml"
+    points = {(r.experiment, r.point_id) for r in grid.expand(config.load(paper))}
+    jobs = planned(tmp_path, "--configfile", str(paper), "--config", "smoke_mib=16")
+    assert jobs["run_point"] == len(points)
+    assert jobs["aggregate"] == len(config.load(paper)["experiments"])
+
+
+def test_no_run_ok_still_writes_a_summary(sweep_folder):
+    skipped = "experiments:\n  e:\n    base: {size_mib: 1, batch_kib: 64, memcpy_mib: 0, numa_mem: 'bind:1023'}\n"
+    (sweep_folder / "config" / "config.yaml").write_text(skipped)
+    done = snakemake(sweep_folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (sweep_folder / "results" / "summary.md").read_text()
+    assert "Nothing ran" in summary and "NUMA node 1023 does not exist" in summary
+
+
+def test_a_failed_job_keeps_its_traceback_in_the_log(sweep_folder):
+    from cowsnap import config, grid
+
+    (sweep_folder / "config" / "config.yaml").write_text(f"experiments:\n  e:\n    base: {TRIVIAL}\n")
+    (run,) = grid.expand(config.load(sweep_folder / "config" / "config.yaml"))
+    record = sweep_folder / "results" / f"{run.run_id}.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")  # a record no run wrote: the table cannot be made
+    done = snakemake(sweep_folder)
+    assert done.returncode != 0
+    log = (sweep_folder / "results" / "logs" / "e" / "aggregate.log").read_text()
+    assert "Traceback" in log and "JSONDecodeError" in log, log
+
+
+def test_report_text_is_plain(tmp_path):
+    import jinja2
+    from docutils.core import publish_parts
+
+    from cowsnap import jobs
+
+    evil = (
+        "A description.\n\n.. include:: /etc/os-release\n\n.. raw:: html\n\n   <script>alert(1)</script>\n\n"
+        "*stars* `tick` |sub| link_ {{ snakemake.params }}"
+    )
+    template = (REPO / "workflow" / "report" / "figure.rst").read_text()
+
+    class Job:
+        wildcards = {"figure": "ratios", "experiment": "e"}
+        params = {"report_description": jobs.rst_text(evil)}
+
+    text = jinja2.Template(template).render(snakemake=Job)
+    html = publish_parts(text, writer="html", settings_overrides={"report_level": 5})["body"]
+    assert "<script>" not in html and "PRETTY_NAME" not in html and "<em>" not in html
+    assert ".. include:: /etc/os-release" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "*stars* `tick` |sub| link_ {{ snakemake.params }}" in html
