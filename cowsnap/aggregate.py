@@ -85,6 +85,14 @@ def node_type(table: pd.DataFrame) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=" | ")
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A table this module wrote; an empty one (no ok run) as an empty frame."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def runs_table(rows: list[dict]) -> pd.DataFrame:
     """One row per record, without its timeline, plus the derived columns."""
     table = pd.DataFrame([{k: v for k, v in row.items() if k not in TIMELINE_KEYS} for row in rows])

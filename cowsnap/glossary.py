@@ -44,7 +44,10 @@ VMSTAT = "/proc/vmstat delta (system-wide)"
 KEYS: dict[str, Key] = {
     # phases and clocks
     "writers_s": Key(
-        "writers' time (s)", "steady clock: from just before the snapshot begins to the last writer's end", "lower", True
+        "writers' time (s)",
+        "steady clock: from just before the snapshot begins to the last writer's end",
+        "lower",
+        True,
     ),
     "snapshot_pause_s": Key(
         "writers held up by the snapshot (s)", "steady clock: fork() call, uffd register+protect, stop copy", "lower"

@@ -100,7 +100,11 @@ def ratios_figure(points, ratios, runs, sharing, ax) -> str:
         capsize=3,
         label="over the baseline",
     )
-    floor = points.set_index("label").reindex(table["label"])["writers_over_floor"] if "writers_over_floor" in points else None
+    floor = (
+        points.set_index("label").reindex(table["label"])["writers_over_floor"]
+        if "writers_over_floor" in points
+        else None
+    )
     if floor is not None and floor.notna().any():
         ax.plot(floor.to_numpy(), table["label"], "x", color="black", label="over the floor")
     ax.axvline(1, color="grey", linestyle="--", linewidth=1)
@@ -160,9 +164,9 @@ def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = F
     return names
 
 
-def draw(name: str, tables: dict[str, pd.DataFrame], stem: Path, title: str) -> tuple[list[Path], str]:
-    """Draws one figure from the tables (points, ratios, runs, sharing);
-    returns its files and, when there was nothing to draw, why."""
+def render(name: str, tables: dict[str, pd.DataFrame], title: str):
+    """(figure, axes, why it is empty or '') of one figure from the tables
+    (points, ratios, runs, sharing)."""
     points = tables["points"]
     figure, ax = plt.subplots(figsize=(max(7, 0.6 * len(points) + 2), 4.2))
     ax.set_title(title)
@@ -172,12 +176,23 @@ def draw(name: str, tables: dict[str, pd.DataFrame], stem: Path, title: str) -> 
     if empty:
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"nothing to draw: {empty}", ha="center", va="center", transform=ax.transAxes)
+    return figure, ax, empty
+
+
+def _save(figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     outputs = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in outputs:
         figure.savefig(path, bbox_inches="tight", dpi=150)
     plt.close(figure)
-    return outputs, empty
+    return outputs
+
+
+def draw(name: str, tables: dict[str, pd.DataFrame], stem: Path, title: str) -> tuple[list[Path], str]:
+    """Draws and saves one figure; its files and, when there was nothing to
+    draw, why."""
+    figure, _, empty = render(name, tables, title)
+    return _save(figure, stem), empty
 
 
 def caption(name: str, experiment: str, description: str, points: pd.DataFrame, empty: str = "") -> str:
@@ -227,9 +242,4 @@ def draw_comparison(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
         ax.set_xscale("log")
         ax.legend()
     ax.set_xlabel("B / A (median with its interval; below 1: B is faster)")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    outputs = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in outputs:
-        figure.savefig(path, bbox_inches="tight", dpi=150)
-    plt.close(figure)
-    return outputs
+    return _save(figure, stem)

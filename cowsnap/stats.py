@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from cowsnap import glossary
-from cowsnap.config import axis_names
+from cowsnap.labels import POINT, point_labels, settings_of
 
 CONFIDENCE = 0.95
-POINT = ["experiment", "point_id", "node_type"]
 
 
 def order_statistic_interval(n: int, confidence: float = CONFIDENCE) -> tuple[int, float]:
@@ -62,55 +61,25 @@ def resolved(a: tuple, b: tuple) -> bool:
     return bool(a[2] < b[1] or b[2] < a[1])
 
 
-def settings_of(group: pd.DataFrame) -> dict:
-    """The point keys of a group of runs of one point."""
-    first = group.iloc[0]
-    return {key: first[key] for key in axis_names() if key in group}
-
-
-def label(settings: dict, axes: list[str]) -> str:
-    """The one name of a point: its varying keys, 'key=value, ...'."""
-    return ", ".join(f"{axis}={settings[axis]}" for axis in axes) or "base"
-
-
-def varying_axes(table: pd.DataFrame) -> list[str]:
-    """The point keys that take more than one value in this table."""
-    return [key for key in axis_names() if key in table and table[key].astype(str).nunique() > 1]
-
-
-def point_labels(runs: pd.DataFrame) -> dict[tuple, str]:
-    """(experiment, point_id, node_type) -> the point's label, for every
-    run, ok or not: its keys that vary in the experiment, and the node type
-    where the experiment ran on several."""
-    labels = {}
-    for experiment, group in runs.groupby("experiment", sort=False):
-        axes = varying_axes(group)
-        several_nodes = group["node_type"].nunique() > 1
-        for key, rows in group.groupby(POINT, sort=False):
-            labels[key] = label(settings_of(rows), axes) + (f" on {key[2]}" if several_nodes else "")
-    return labels
-
-
 def point_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per point of the ok runs (and node type): its settings, its
     label, n, and per metric the median, ci_low, ci_high and ci_level."""
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     labels = point_labels(runs)
     rows = []
-    for experiment, runs_of_experiment in ok.groupby("experiment", sort=False):
-        for key, group in runs_of_experiment.groupby(POINT, sort=False):
-            settings = settings_of(group)
-            row = {**dict(zip(POINT, key, strict=True)), **settings, "label": labels[key], "n": len(group)}
-            row["baseline_id"] = group["baseline_id"].iloc[0] if "baseline_id" in group else ""
-            for metric in glossary.METRICS:
-                if metric in group:
-                    interval = median_interval(group[metric])
-                    row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval[:3]
-                    row[f"{metric}_ci_level"] = interval[3]
-            for text in ("copies_source", "node_type"):
-                if text in group:
-                    row[text] = group[text].iloc[0]
-            rows.append(row)
+    for key, group in ok.groupby(POINT, sort=False):
+        settings = settings_of(group)
+        row = {**dict(zip(POINT, key, strict=True)), **settings, "label": labels[key], "n": len(group)}
+        row["baseline_id"] = group["baseline_id"].iloc[0] if "baseline_id" in group else ""
+        for metric in glossary.METRICS:
+            if metric in group:
+                interval = median_interval(group[metric])
+                row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval[:3]
+                row[f"{metric}_ci_level"] = interval[3]
+        for text in ("copies_source", "online_cpus", "release_errno", "timed"):
+            if text in group:
+                row[text] = group[text].iloc[0]
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

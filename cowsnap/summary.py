@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from cowsnap import stats
+from cowsnap import labels
 from cowsnap.aggregate import FINGERPRINT
 
 # Copies under this share of the writers' write faults: "not copying";
@@ -56,7 +56,8 @@ def fmt_interval(row: pd.Series, metric: str, unit: str = "") -> str:
         return "n/a"
     if pd.isna(level) or row.get("n", 0) < 2:
         return f"{fmt(row[metric])}{unit} (one run, no interval)"
-    return f"{fmt(row[metric])}{unit} ({fmt(row[f'{metric}_ci_low'])}-{fmt(row[f'{metric}_ci_high'])}, {100 * level:.1f}% interval)"
+    low, high = fmt(row[f"{metric}_ci_low"]), fmt(row[f"{metric}_ci_high"])
+    return f"{fmt(row[metric])}{unit} ({low}-{high}, {100 * level:.1f}% interval)"
 
 
 def fmt_ratio(row: pd.Series) -> str:
@@ -98,6 +99,8 @@ def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
     cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
     extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"]) if baseline is not None else math.nan
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
+    if row.get("timed") is False or row.get("timed") == "False":
+        return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):
         return f"time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
     text = f"{fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s)"
@@ -138,7 +141,7 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
         baseline = _baseline_of(points, row)
         lines.append(
             f"- {row['experiment']}: {row['label']}, while the child lived: {phase_facts(row, '_during_snapshot')}; "
-            f"{time_facts(row, baseline)}."
+            f"the writers took {fmt_interval(row, 'writers_s', ' s')}; {time_facts(row, baseline)}."
         )
     for _, row in after.iterrows():
         lines.append(
@@ -174,7 +177,11 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
         "array at memcpy speed when no core is idle for the copy)."
     )
     lines.append("")
-    table = ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")] if not ratios.empty else ratios
+    table = (
+        ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
+        if not ratios.empty
+        else ratios
+    )
     if table.empty:
         return lines + ["- No experiment with a no-snapshot baseline ran.", ""]
     merged = table.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
@@ -219,7 +226,9 @@ def the_seed(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
             "(release_failed): its array from new is not page-aligned, so every page stays shared until the "
             f"child exits; while the child lived, {phase_facts(row, '_during_snapshot')}."
         )
-    aligned = points[(points["method"] == "fork") & (points["alloc"] == "mmap") & points["experiment"].isin(seed["experiment"])]
+    aligned = points[
+        (points["method"] == "fork") & (points["alloc"] == "mmap") & points["experiment"].isin(seed["experiment"])
+    ]
     for _, row in aligned.iterrows():
         if row.get("release") != "none" and not pd.isna(row.get("release_failed")):
             lines.append(
@@ -250,6 +259,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
     lines = ["# What the sweep found", ""]
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
+    ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
     lines += ["## Machine", ""]
     for _, machine in runs.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
@@ -262,16 +272,15 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
     if points.empty:
         lines += ["Nothing ran: every run was skipped or failed.", ""]
     else:
-        points = points.assign(online_cpus=points["node_type"].str.split(" | ", regex=False).str[1])
         lines += is_it_copying(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
         lines += the_floor(points)
     lines += ["## Points not measured", ""]
-    labels = stats.point_labels(runs)
-    missing = runs[runs["status"] != "ok"].drop_duplicates([*stats.POINT, "status", "reason"])
+    names = labels.point_labels(runs)
+    missing = runs[runs["status"] != "ok"].drop_duplicates([*labels.POINT, "status", "reason"])
     for _, row in missing.iterrows():
-        name = labels[tuple(row[stats.POINT])]
+        name = names[tuple(row[labels.POINT])]
         lines.append(f"- {row['experiment']}: {name}: {row['status']}: {row['reason']}")
     if missing.empty:
         lines.append("- none: every point ran")
