@@ -18,7 +18,7 @@ experiments:
     matrix:
       method: [none, fork]
   other:
-    base: {size_mib: 4, batch_kib: 512, memcpy_mib: 0, numa_mem: "bind:9999"}
+    base: {size_mib: 4, batch_kib: 512, memcpy_mib: 0, numa_mem: "bind:1023"}
 """
 
 
@@ -59,7 +59,7 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
     assert [r["schedule_position"] for r in records] == list(range(5))
     # The point that cannot run here is listed in the summary with its reason.
     summary = (results / "summary.md").read_text()
-    assert "NUMA node 9999 does not exist" in summary
+    assert "NUMA node 1023 does not exist" in summary
     assert "tiny: method=fork" in summary
     # A second run finds everything done: records are reused, nothing reruns.
     again = snakemake("--cores", "2", "--dry-run", cwd=tmp_path)
