@@ -20,6 +20,8 @@ from cowsnap.aggregate import FINGERPRINT
 # at or over MOSTLY: "copying"; between: "partly copying".
 NOT_COPYING = 0.01
 MOSTLY = 0.5
+# Writers' time within this factor of the floor: "near the floor".
+NEAR_FLOOR = 1.25
 PAGE_BYTES = 4096
 
 # What each lever trades away, by the setting that differs from a plain fork.
@@ -169,6 +171,16 @@ def _lever(row: pd.Series, plain: dict) -> str:
     return "; ".join(words) or "the plain fork snapshot"
 
 
+def _when_it_stops_paying(row: pd.Series) -> str:
+    """What the numbers say about where a lever has nothing left to give."""
+    notes = []
+    if row.get("writers_over_floor", math.inf) <= NEAR_FLOOR:
+        notes.append(f"within {NEAR_FLOOR:g}x of the floor: little left to gain here")
+    if row.get("populate") == "write-after-exit" and row.get("snapshot_end_s", 0) >= row.get("writers_s", math.inf):
+        notes.append("the child exited after the writers finished, so populating after its exit had nothing to do")
+    return "".join(f"; {note}" for note in notes)
+
+
 def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     lines = ["## How to avoid it", ""]
     lines.append(
@@ -200,6 +212,7 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
             text += f"; {_lever(row, plain)}"
             if row["method"] == "stop":
                 text += f" ({fmt(row.get('snapshot_pause_s'))} s here)"
+            text += _when_it_stops_paying(row)
             if i + 1 < len(group):
                 following = group.iloc[i + 1]
                 if row["ci_high"] < following["ci_low"]:

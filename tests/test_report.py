@@ -310,3 +310,18 @@ def test_summary_keeps_node_types_apart():
     assert "Runs from several machines" in text
     for node_type in (runs["node_type"].iloc[0], slower["node_type"].iloc[0]):
         assert f"on {node_type}" in text
+
+
+def test_a_lever_near_the_floor_is_said_to_have_little_left():
+    runs = pd.DataFrame([{"experiment": "e", "point_id": "a", "node_type": "n", "status": "ok", "reason": ""}])
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    point = fork_point(point_id="a", label="method=stop", method="stop", start="with_child", writers_over_floor=1.1)
+    ratio = {"experiment": "e", "node_type": "n", "metric": "writers_s", "baseline_method": "none", "n": 5}
+    ratio.update(point_id="a", label="method=stop", ratio=1.9, ci_low=1.8, ci_high=2.0, ci_level=0.88, n_baseline=5)
+    text = summary.build(runs, pd.DataFrame([point]), pd.DataFrame([ratio]))
+    assert "1.1x the floor" in text and "within 1.25x of the floor: little left to gain here" in text
+    far = summary.build(
+        runs, pd.DataFrame([fork_point(**{**point.to_dict(), "writers_over_floor": 3.0})]), pd.DataFrame([ratio])
+    )
+    assert "little left to gain" not in far
