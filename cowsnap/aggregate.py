@@ -2,60 +2,75 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from cowsnap import records
-from cowsnap.config import axis_names
 
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
 
-PHASES = ("", "_before_exit", "_after_exit")
+# The writers' whole phase, the part while the snapshot lived (fork: until
+# the parent saw the child exit; uffd and stop: until the copy was done),
+# and the part after.
+PHASES = ("", "_during_snapshot", "_after_snapshot")
+HUGETLB_NOT_COUNTED = "not counted: hugetlb_wp() counts reuses of huge pages as wpcopy too"
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
     return table[name] if name in table else pd.Series(float("nan"), index=table.index)
 
 
+def _timing_columns(table: pd.DataFrame) -> list[str]:
+    """Columns that are times (seconds) or derived from them."""
+    derived = ["writer_kernel_share", "child_copy_gbps", "fork_net_s"]
+    return [c for c in table if re.search(r"_s(_|$)", c) or c in derived]
+
+
 def derive(table: pd.DataFrame) -> pd.DataFrame:
     """Columns computed from the measured ones.
 
-    copies: the writers' COW copies. Exact from delay accounting
-      (writer_wpcopy_count, taskstats) where the run had it; else the
-      writers' faults that were not reuses (writer_minflt - pgreuse; pgreuse
-      is system-wide, so this assumes a quiet machine). copies_source says
-      which. Per phase, only the second way exists (writer_minflt - pgreuse
-      of the phase).
+    copies: the writers' COW copies, per phase, exact from delay accounting
+      (writer_wpcopy_count, per writer thread, taskstats), or absent (NaN)
+      with copies_source saying why: never a 0 for a count not taken.
       Hugetlb arrays have no copy count: hugetlb_wp() starts the copy delay
-      before its reuse check, so wpcopy_count counts reuses too, and reuses
-      of huge pages do not count in pgreuse (copy_delay_s still tells time).
-    reuses: faults that took the page back without copying (pgreuse).
+      before its reuse check, so wpcopy_count counts reuses too
+      (copy_delay_s still tells the time).
+    copies_estimate: on 4 KiB pages only, the writers' faults that were not
+      reuses (writer_minflt - pgreuse). pgreuse is system-wide, so this
+      assumes a quiet machine; reuses of huge pages do not count in it.
+    reuses: faults that took a 4 KiB page back without copying (pgreuse,
+      system-wide).
     splits: huge page mappings split by a write (thp_split_pmd).
+    timed: false for runs that sampled the sharing timeline; their times
+      are left out (NaN) so that no statistic uses them.
     """
     out = table.copy()
-    exact = _column(out, "writer_wpcopy_count")
-    estimate = (_column(out, "writer_minflt") - _column(out, "pgreuse")).clip(lower=0)
-    out["copies"] = exact.where(exact.notna(), estimate)
-    out["copies_source"] = exact.notna().map({True: "taskstats", False: "writer_minflt-pgreuse"})
-    hugetlb = out["backing"].astype(str).str.startswith("hugetlb-")
-    out.loc[hugetlb, "copies"] = float("nan")
-    out.loc[hugetlb, "copies_source"] = "none: hugetlb counts reuses as wpcopy"
-    out["copy_delay_s"] = _column(out, "writer_wpcopy_delay_s")
+    backing = out["backing"].astype(str)
+    small_pages = backing == "4k"
+    hugetlb = backing.str.startswith("hugetlb-")
+    source = _column(out, "writer_wpcopy_source").astype(object)
     for phase in PHASES:
+        estimate = (_column(out, f"writer_minflt{phase}") - _column(out, f"pgreuse{phase}")).clip(lower=0)
+        out[f"copies{phase}"] = _column(out, f"writer_wpcopy_count{phase}").where(~hugetlb)
+        out[f"copies_estimate{phase}"] = estimate.where(small_pages)
+        out[f"copy_delay_s{phase}"] = _column(out, f"writer_wpcopy_delay_s{phase}")
         out[f"reuses{phase}"] = _column(out, f"pgreuse{phase}")
         out[f"splits{phase}"] = _column(out, f"thp_split_pmd{phase}")
-        if phase:
-            minflt = _column(out, f"writer_minflt{phase}")
-            out[f"copies{phase}"] = (minflt - out[f"reuses{phase}"]).clip(lower=0)
+    out["copies_source"] = source.fillna("not counted: the record has no writer_wpcopy_source")
+    out.loc[hugetlb, "copies_source"] = HUGETLB_NOT_COUNTED
     out["bytes_copied"] = out["copies"] * 4096
+    out["memory_copy_s"] = out["bytes_copied"] / (_column(out, "memcpy_gbps") * 1e9)
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
     out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
     out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
     out["node_type"] = node_type(out)
+    out["timed"] = _column(out, "sharing_interval_ms").fillna(0).astype(float) == 0
+    out.loc[~out["timed"], _timing_columns(out)] = float("nan")
     return out
 
 
@@ -68,6 +83,14 @@ def node_type(table: pd.DataFrame) -> pd.Series:
     Statistics group by it, so runs of different node types never pool."""
     parts = [table[key].astype(str) if key in table else pd.Series("?", index=table.index) for key in NODE_KEYS]
     return parts[0].str.cat(parts[1:], sep=" | ")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table this module wrote; an empty one (no ok run) as an empty frame."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def runs_table(rows: list[dict]) -> pd.DataFrame:
@@ -86,21 +109,19 @@ def sharing_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timeline, columns=["run_id", "sharing_s", "sharing_pages"])
 
 
-def varying_axes(table: pd.DataFrame) -> list[str]:
-    """The point keys (and node_type) that take more than one value in this table."""
-    keys = [*axis_names(), "node_type"]
-    return [key for key in keys if key in table and table[key].nunique(dropna=False) > 1]
-
-
 def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
-    """runs.csv (one row per run), points.csv (medians and intervals per
-    point), ratios.csv (each point against its baseline), sharing.csv."""
+    """The one statistics pass: runs.csv (one row per run), points.csv (per
+    point: settings, label, medians with their intervals, the floor),
+    ratios.csv (each point against its baseline), sharing.csv."""
     from cowsnap import stats
 
     rows = [records.read(path) for path in paths]
     table = runs_table(rows)
     table.to_csv(outputs["runs"], index=False)
-    stats.point_summary(table).to_csv(outputs["points"], index=False)
-    stats.baseline_ratios(table).to_csv(outputs["ratios"], index=False)
+    points = stats.point_table(table) if not table.empty else pd.DataFrame()
+    if not points.empty:
+        points = stats.floor(table, points)
+    points.to_csv(outputs["points"], index=False)
+    stats.ratio_table(table, points).to_csv(outputs["ratios"], index=False)
     sharing_table(rows).to_csv(outputs["sharing"], index=False)
     return table

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap import stats
+from cowsnap import glossary, labels, stats
 from cowsnap.aggregate import FINGERPRINT
-from cowsnap.summary import point_labels
 
 
 class CompareError(ValueError):
     pass
 
 
-# Columns a runs.csv must have to be compared.
-REQUIRED = ("experiment", "point_id", "status", "writers_s", "writer_stime_s")
+# Columns a runs.csv must have to be compared (an experiment whose runs were
+# all skipped has no measured column).
+REQUIRED = ("experiment", "point_id", "status")
+METRICS = ("writers_s", "writer_stime_s")
 
 
 def read_runs(path: Path) -> pd.DataFrame:
@@ -34,8 +35,8 @@ def read_runs(path: Path) -> pd.DataFrame:
     missing = [column for column in (*REQUIRED, *FINGERPRINT) if column not in table]
     if missing:
         raise CompareError(f"{path}: not a runs.csv of cowsnap: no column {', '.join(missing)}")
-    for column in ("writers_s", "writer_stime_s"):
-        if not pd.api.types.is_numeric_dtype(table[column]):
+    for column in METRICS:
+        if column in table and not pd.api.types.is_numeric_dtype(table[column]):
             raise CompareError(f"{path}: column {column} holds values that are not numbers")
     return table
 
@@ -74,27 +75,30 @@ def flags(a: pd.DataFrame, b: pd.DataFrame, pool: bool) -> list[str]:
     return notes
 
 
-def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=("writers_s", "writer_stime_s")) -> pd.DataFrame:
+def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     """Per point measured in both: median(B) / median(A) with its interval."""
     a_ok, b_ok = a[a["status"] == "ok"], b[b["status"] == "ok"]
-    labels = point_labels(a.assign(node_type="A"))  # one side is one machine, or pooled on purpose
+    names = labels.point_labels(a.assign(node_type="A"))  # one side is one machine, or pooled on purpose
     rows = []
     for (experiment, point_id), group_a in a_ok.groupby(["experiment", "point_id"], sort=False):
         group_b = b_ok[(b_ok["experiment"] == experiment) & (b_ok["point_id"] == point_id)]
         if group_b.empty:
             continue
         for metric in metrics:
-            ratio, low, high = stats.ratio_ci(group_b[metric], group_a[metric])
+            if metric not in group_a or metric not in group_b:
+                continue
+            ratio, low, high, level = stats.ratio_interval(group_b[metric], group_a[metric])
             rows.append(
                 {
                     "experiment": experiment,
                     "point_id": point_id,
-                    "point": labels[experiment, point_id, "A"],
+                    "point": names[experiment, point_id, "A"],
                     "metric": metric,
-                    "better": stats.METRICS[metric][1],
+                    "better": glossary.lookup(metric).better,
                     "ratio": ratio,
                     "ci_low": low,
                     "ci_high": high,
+                    "ci_level": level,
                     "n_a": len(group_a),
                     "n_b": len(group_b),
                 }
@@ -118,7 +122,8 @@ def write(a_dir: Path, b_dir: Path, out_dir: Path, pool: bool = False) -> list[s
     for _, row in table.iterrows():
         lines.append(
             f"- {row['point']}: {row['metric']} B/A = {row['ratio']:.3g} "
-            f"(95% CI {row['ci_low']:.3g}-{row['ci_high']:.3g}; {row['better']} is better)"
+            f"({row['ci_low']:.3g}-{row['ci_high']:.3g}, at least {100 * row['ci_level']:.1f}% confidence; "
+            f"{row['better']} is better)"
         )
     plots.draw_comparison(table, out_dir / "compare", f"{b_dir} / {a_dir}")
     (out_dir / "compare.md").write_text("\n".join(lines) + "\n")

@@ -72,14 +72,3 @@ def rst_text(text: str) -> str:
     paragraph, every markup character escaped (no directive, role, link,
     substitution or raw HTML can come through)."""
     return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
-def summary_text(runs, build) -> str:
-    """The summary of the runs by build(runs), or, when no run is ok, one
-    that says nothing was measured and lists each run's status and reason."""
-    if "status" in runs and (runs["status"] == "ok").any():
-        return build(runs)
-    lines = ["# Summary", "", "Nothing ran: no run of this sweep is ok, so there is nothing to compare.", ""]
-    for _, run in runs.iterrows():
-        lines.append(f"- {run.get('run_id', '?')}: {run.get('status', '?')}, {run.get('reason', '')}")
-    return "\n".join(lines) + "\n"

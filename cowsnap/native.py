@@ -1,9 +1,12 @@
 """Build native/ through cppyy's toolchain and load it into Python.
 
 genreflex (cppyy's dictionary generator, on Cling) turns native/cowsnap.h into
-a reflection dictionary; the system C++ compiler builds the benchmark and the
-dictionary into one shared library; cppyy.load_reflection_info loads it, so a
-run parses no header and compiles nothing. Builds are cached under a key made
+a reflection dictionary; the system C++ compiler builds it with the code that
+starts a run into one shared library, which cppyy.load_reflection_info loads
+(a run parses no header and compiles nothing). The same compiler builds the
+benchmark itself into an executable, cowsnap-bench, that each run starts:
+the timed work runs in a process holding only the benchmark. A plain C
+program doing the same work, cowsnap-calibrate, is built beside it. Builds are cached under a key made
 of the sources, the flags, the compiler and cppyy versions, and the CPU model
 when the flags tune for the build machine (-march=native), so a cluster of
 mixed nodes never loads code built for another CPU.
@@ -25,8 +28,13 @@ from cowsnap import environment
 
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
 LIBRARY = "libcowsnap.so"
+BENCH = "cowsnap-bench"
+CALIBRATE = "cowsnap-calibrate"
 HEADER = "cowsnap.h"
 BUILD_INFO = "build.json"
+# Sources of the library Python loads; every other .cpp is the benchmark's.
+LIBRARY_SOURCES = ("spawn.cpp", "wire.cpp")
+BENCH_MAIN = "bench_main.cpp"
 
 
 class BuildError(RuntimeError):
@@ -58,7 +66,7 @@ def cppyy_version() -> str:
 
 
 def source_files(native_dir: Path = NATIVE_DIR) -> list[Path]:
-    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".cpp", ".xml"})
+    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".c", ".cpp", ".xml"})
 
 
 def source_hash(native_dir: Path = NATIVE_DIR) -> str:
@@ -84,6 +92,14 @@ class Build:
     def directory(self) -> Path:
         return self.library.parent
 
+    @property
+    def bench(self) -> Path:
+        return self.directory / BENCH
+
+    @property
+    def calibrate(self) -> Path:
+        return self.directory / CALIBRATE
+
     def describe(self) -> dict:
         """What every record says about the code that measured it."""
         return json.loads((self.directory / BUILD_INFO).read_text())
@@ -98,7 +114,9 @@ def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        sources = [str(p) for p in source_files(native_dir) if p.suffix == ".cpp"]
+        cpp = [p for p in source_files(native_dir) if p.suffix == ".cpp"]
+        library_sources = [str(p) for p in cpp if p.name in LIBRARY_SOURCES]
+        bench_sources = [str(p) for p in cpp if p.name != "spawn.cpp"]
         _run(
             [
                 _tool("genreflex"),
@@ -115,10 +133,14 @@ def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
         cling_flags = _run([_tool("cling-config"), "--cppflags"], tmp).split()
         _run(
             ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", f"-I{native_dir}"]
-            + sources
+            + library_sources
             + ["cowsnap_rflx.cpp", "-o", LIBRARY],
             cwd=tmp,
         )
+        _run(["c++", *cxxflags.split(), "-pthread", f"-I{native_dir}", *bench_sources, "-o", BENCH], cwd=tmp)
+        calibrate = native_dir / "calibrate.c"
+        if calibrate.exists():
+            _run(["cc", "-O2", "-std=c11", "-pthread", str(calibrate), "-o", CALIBRATE], cwd=tmp)
         info = {
             "build_key": out_dir.name,
             "source_hash": source_hash(native_dir),
@@ -143,7 +165,7 @@ def ensure_built(cache_dir: Path, cxxflags: str) -> Build:
     """The cached build for these sources and flags, built if missing."""
     out_dir = Path(cache_dir) / build_key(cxxflags)
     library = out_dir / LIBRARY
-    if library.exists():
+    if library.exists() and (out_dir / BENCH).exists():
         return Build(library.resolve())
     return build(out_dir, cxxflags)
 

@@ -1,8 +1,9 @@
-"""Figures from an experiment's tables (seaborn; a PNG and a PDF each).
+"""Figures from an experiment's tables (a PNG and a PDF each).
 
-Every bar is a median with its 95% bootstrap interval. The x axis is
-`writers` when it varies, else the first varying point key; the other
-varying keys make the colour, labelled with their config names.
+Figures compute no statistics: every bar is a point's median from
+points.csv, every whisker its order-statistic interval, every ratio a row of
+ratios.csv (cowsnap.stats made them all). One bar group per point, named by
+the point's label; axis labels come from the glossary.
 """
 
 from __future__ import annotations
@@ -14,49 +15,168 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cowsnap import stats  # noqa: E402
-from cowsnap.aggregate import varying_axes  # noqa: E402
+from cowsnap import glossary  # noqa: E402
 
-FAULT_KINDS = {"copies": "copies (COW copy)", "reuses": "reuses (no copy)", "splits": "huge page splits"}
-KERNEL_TIME = {"copy_delay_s": "copying (wpcopy delay)", "other_kernel_s": "other kernel time (faults without copy)"}
-BAR = {"estimator": "median", "errorbar": ("ci", 95), "seed": 0}
+FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
+KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")
 
 
-def _layout(table: pd.DataFrame) -> tuple[str, str | None, pd.DataFrame]:
-    """x axis and colour (named after the config keys they combine)."""
-    axes = varying_axes(table)
-    x = "writers" if "writers" in axes else (axes[0] if axes else "method")
-    rest = [a for a in axes if a != x]
-    table = table.copy()
-    table[x] = table[x].astype(str)
-    hue = None
-    if rest:
-        hue = ", ".join(rest)
-        table[hue] = table[rest].astype(str).agg(", ".join, axis=1)
-    return x, hue, table
+def _points_in_order(points: pd.DataFrame) -> pd.DataFrame:
+    return points.sort_values("label", kind="stable").reset_index(drop=True)
 
 
-def _variant(table: pd.DataFrame) -> tuple[str, pd.DataFrame]:
-    """One label per point, for figures whose colour is taken."""
-    x, hue, data = _layout(table)
-    if not hue:
-        return x, data
-    label = f"{x} | {hue}"
-    data[label] = data[x] + " | " + data[hue]
-    return label, data
+def _bars(ax, points: pd.DataFrame, columns: list[str], scale: pd.Series | None = None) -> int:
+    """Grouped bars, one group per point, one bar per column with data, each
+    with its interval; returns how many bars were drawn."""
+    points = _points_in_order(points)
+    columns = [c for c in columns if c in points and points[c].notna().any()]
+    if not columns:
+        return 0
+    scale = scale if scale is not None else pd.Series(1.0, index=points.index)
+    palette = sns.color_palette(n_colors=len(columns))
+    width = 0.8 / len(columns)
+    x = np.arange(len(points))
+    drawn = 0
+    for i, column in enumerate(columns):
+        value = points[column] * scale
+        low = (points[column] - points[f"{column}_ci_low"]) * scale
+        high = (points[f"{column}_ci_high"] - points[column]) * scale
+        offset = x - 0.4 + width * (i + 0.5)
+        ax.bar(offset, value, width, color=palette[i], label=glossary.lookup(column).label)
+        ax.errorbar(offset, value, yerr=[low.fillna(0), high.fillna(0)], fmt="none", ecolor="black", capsize=2)
+        drawn += int(value.notna().sum())
+    ax.set_xticks(x, points["label"])
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+    if len(columns) > 1:
+        ax.legend(fontsize="small")
+    return drawn
 
 
-def _ok(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["status"] == "ok"]
+def writers_time(points, ratios, runs, sharing, ax) -> str:
+    """Writers' time, from the start mark to the last writer's end."""
+    if not _bars(ax, points, ["writers_s"]):
+        return "no timed run"
+    ax.set_ylabel(glossary.lookup("writers_s").label)
+    return ""
 
 
-def _figure(title: str):
-    figure, ax = plt.subplots(figsize=(7, 4.2))
+def writer_faults(points, ratios, runs, sharing, ax) -> str:
+    """The writers' faults per array page: exact COW copies, the estimate
+    where there is no exact count, reuses (system-wide pgreuse) and huge
+    page splits."""
+    if not _bars(ax, points, list(FAULT_KINDS), scale=1 / _points_in_order(points)["pages"]):
+        return "no fault counted"
+    ax.set_ylabel("per page of the array's backing")
+    return ""
+
+
+def kernel_time(points, ratios, runs, sharing, ax) -> str:
+    """The writers' kernel time, the time in the COW-copy fault path (delay
+    accounting: allocation, accounting, TLB flush and the copy), and the
+    copying itself at this machine's memcpy speed."""
+    if not _bars(ax, points, list(KERNEL_TIME)):
+        return "no kernel time measured"
+    ax.set_ylabel("seconds, summed over the writer threads")
+    return ""
+
+
+def ratios_figure(points, ratios, runs, sharing, ax) -> str:
+    """Each point's writers' time over its no-snapshot baseline's (with the
+    interval) and over the floor (the baseline plus the copy at memcpy speed
+    when no core is idle for it)."""
+    table = ratios[ratios["metric"] == "writers_s"] if not ratios.empty else ratios
+    if table.empty:
+        return "no point has a measured baseline"
+    table = table.sort_values("label", kind="stable")
+    ax.errorbar(
+        table["ratio"],
+        table["label"],
+        xerr=[table["ratio"] - table["ci_low"], table["ci_high"] - table["ratio"]],
+        fmt="o",
+        capsize=3,
+        label="over the baseline",
+    )
+    floor = (
+        points.set_index("label").reindex(table["label"])["writers_over_floor"]
+        if "writers_over_floor" in points
+        else None
+    )
+    if floor is not None and floor.notna().any():
+        ax.plot(floor.to_numpy(), table["label"], "x", color="black", label="over the floor")
+    ax.axvline(1, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("writers' time / reference (median; lower is better)")
+    ax.legend(fontsize="small")
+    return ""
+
+
+def sharing_timeline(points, ratios, runs, sharing, ax) -> str:
+    """Share of the array still shared with the child while the writers run
+    (pagemap samples; runs that sample are not timed)."""
+    ok = runs[runs["status"] == "ok"]
+    labels = points.set_index("point_id")["label"]
+    timeline = sharing.merge(ok[["run_id", "point_id", "pages"]], on="run_id")
+    if timeline.empty:
+        return "no run sampled the pages still shared"
+    timeline["point"] = labels.reindex(timeline["point_id"]).to_numpy()
+    timeline["shared"] = timeline["sharing_pages"] / timeline["pages"]
+    sns.lineplot(data=timeline, x="sharing_s", y="shared", hue="point", units="run_id", estimator=None, ax=ax)
+    ax.set_xlabel(glossary.lookup("sharing_s").label)
+    ax.set_ylabel("array pages still shared with the child (fraction)")
+    return ""
+
+
+def copy_bandwidth(points, ratios, runs, sharing, ax) -> str:
+    """The child's copy bandwidth against this machine's memcpy bandwidth."""
+    if not _bars(ax, points, ["child_copy_gbps"]):
+        return "no child copied"
+    if "memcpy_gbps" in points and points["memcpy_gbps"].notna().any():
+        memcpy = points["memcpy_gbps"].median()
+        ax.axhline(memcpy, color="black", linestyle="--", linewidth=1, label=f"memcpy, one thread ({memcpy:.1f})")
+        ax.legend(fontsize="small")
+    ax.set_ylabel(glossary.lookup("child_copy_gbps").label)
+    return ""
+
+
+FIGURES = {
+    "writers_time": writers_time,
+    "writer_faults": writer_faults,
+    "kernel_time": kernel_time,
+    "ratios": ratios_figure,
+    "sharing_timeline": sharing_timeline,
+    "copy_bandwidth": copy_bandwidth,
+}
+
+
+def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False) -> list[str]:
+    """The figures that say something for an experiment."""
+    names = ["writers_time", "writer_faults", "kernel_time"]
+    if has_baseline:
+        names.append("ratios")
+    if "fork" in methods:
+        names.append("copy_bandwidth")
+    if samples_sharing:
+        names.append("sharing_timeline")
+    return names
+
+
+def render(name: str, tables: dict[str, pd.DataFrame], title: str):
+    """(figure, axes, why it is empty or '') of one figure from the tables
+    (points, ratios, runs, sharing)."""
+    points = tables["points"]
+    figure, ax = plt.subplots(figsize=(max(7, 0.6 * len(points) + 2), 4.2))
     ax.set_title(title)
-    return figure, ax
+    empty = "no point ran" if points.empty else ""
+    if not empty:
+        empty = FIGURES[name](points, tables["ratios"], tables["runs"], tables["sharing"], ax)
+    if empty:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"nothing to draw: {empty}", ha="center", va="center", transform=ax.transAxes)
+    return figure, ax, empty
 
 
 def _save(figure, stem: Path) -> list[Path]:
@@ -68,121 +188,26 @@ def _save(figure, stem: Path) -> list[Path]:
     return outputs
 
 
-def writers_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """Writers' time: first write to last, by the experiment's axes."""
-    x, hue, data = _layout(_ok(runs))
-    sns.barplot(data=data, x=x, y="writers_s", hue=hue, order=sorted(data[x].unique()), ax=ax, **BAR)
-    ax.set_ylabel(stats.METRICS["writers_s"][0])
+def draw(name: str, tables: dict[str, pd.DataFrame], stem: Path, title: str) -> tuple[list[Path], str]:
+    """Draws and saves one figure; its files and, when there was nothing to
+    draw, why."""
+    figure, _, empty = render(name, tables, title)
+    return _save(figure, stem), empty
 
 
-def _slanted(ax) -> None:
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
-
-
-def _split_bars(data: pd.DataFrame, x: str, parts: dict[str, str], legend: str, ax) -> None:
-    """One bar per part (column -> label) for each x, side by side."""
-    long = data.melt(id_vars=[x], value_vars=list(parts), var_name=legend, value_name="value")
-    long[legend] = long[legend].map(parts)
-    sns.barplot(data=long, x=x, y="value", hue=legend, order=sorted(data[x].unique()), ax=ax, **BAR)
-    _slanted(ax)
-
-
-def writer_faults(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """The writers' faults per array page: copies, reuses, huge page splits."""
-    x, data = _variant(_ok(runs))
-    data = data.assign(**{kind: data[kind] / data["pages"] for kind in FAULT_KINDS})
-    _split_bars(data, x, FAULT_KINDS, "fault", ax)
-    ax.set_ylabel("per page of the array's backing")
-
-
-def kernel_time(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """The writers' kernel time split into COW copying (delay accounting)
-    and the rest (fault handling without a copy)."""
-    x, data = _variant(_ok(runs))
-    data = data.assign(other_kernel_s=(data["writer_stime_s"] - data["copy_delay_s"]).clip(lower=0))
-    _split_bars(data, x, KERNEL_TIME, "part", ax)
-    ax.set_ylabel("writers' kernel time, summed over threads (s)")
-
-
-def ratios(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """Each point's writers' time over its baseline's, with the interval."""
-    x, data = _variant(_ok(runs))
-    table = stats.baseline_ratios(runs, metrics=("writers_s",))
-    if table.empty:
-        return
-    labels = data.drop_duplicates(["point_id", "node_type"]).set_index(["point_id", "node_type"])[x]
-    table[x] = labels.loc[list(zip(table["point_id"], table["node_type"], strict=True))].to_numpy()
-    ax.errorbar(
-        table["ratio"],
-        table[x],
-        xerr=[table["ratio"] - table["ci_low"], table["ci_high"] - table["ratio"]],
-        fmt="o",
-        capsize=3,
-    )
-    ax.axvline(1, color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("writers' time / baseline's (median, 95% CI; lower is better)")
-    ax.set_ylabel(x)
-
-
-def sharing_timeline(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """Share of the array still shared with the child while the writers run."""
-    x, data = _variant(_ok(runs))
-    timeline = sharing.merge(data[["run_id", "pages", x]], on="run_id")
-    timeline["shared"] = timeline["sharing_pages"] / timeline["pages"]
-    if not timeline.empty:
-        sns.lineplot(data=timeline, x="sharing_s", y="shared", hue=x, units="run_id", estimator=None, ax=ax)
-    ax.set_xlabel("time since the writers started (s)")
-    ax.set_ylabel("array pages still shared with the child (fraction)")
-
-
-def copy_bandwidth(runs: pd.DataFrame, sharing: pd.DataFrame, ax) -> None:
-    """The child's copy bandwidth against this machine's memcpy bandwidth."""
-    x, hue, data = _layout(_ok(runs))
-    sns.barplot(data=data, x=x, y="child_copy_gbps", hue=hue, ax=ax, **BAR)
-    if "memcpy_gbps" in data and data["memcpy_gbps"].notna().any():
-        memcpy = data["memcpy_gbps"].median()
-        ax.axhline(memcpy, color="black", linestyle="--", linewidth=1, label=f"memcpy, one thread ({memcpy:.1f})")
-        ax.legend()
-    ax.set_ylabel("copy bandwidth (GB/s)")
-
-
-FIGURES = {
-    "writers_time": writers_time,
-    "writer_faults": writer_faults,
-    "kernel_time": kernel_time,
-    "ratios": ratios,
-    "sharing_timeline": sharing_timeline,
-    "copy_bandwidth": copy_bandwidth,
-}
-
-
-def figures_for(methods: set[str], has_baseline: bool) -> list[str]:
-    """The figures that say something for an experiment."""
-    names = ["writers_time", "writer_faults", "kernel_time"]
-    if has_baseline:
-        names.append("ratios")
-    if "fork" in methods:
-        names += ["sharing_timeline", "copy_bandwidth"]
-    return names
-
-
-def caption(name: str, experiment: str, description: str, runs: pd.DataFrame) -> str:
-    ok = _ok(runs)
+def caption(name: str, experiment: str, description: str, points: pd.DataFrame, empty: str = "") -> str:
+    """The figure's caption: what it shows, the experiment, and the level of
+    its intervals (order statistics of the runs each point has)."""
     text = (FIGURES[name].__doc__ or "").strip().replace("\n", " ")
+    text = " ".join(text.split())
+    if empty:
+        return f"{text} Experiment `{experiment}`: {description.strip()} Nothing to draw: {empty}."
+    runs, levels = int(points["n"].sum()), points.get("writers_s_ci_level", pd.Series(dtype=float)).dropna()
+    level = f"{100 * levels.min():.1f}%" if not levels.empty else "no"
     return (
-        f"{text} Experiment `{experiment}`: {description.strip()} "
-        f"{len(ok)} runs of {ok['point_id'].nunique()} points; bars are medians with 95% bootstrap intervals."
+        f"{text} Experiment `{experiment}`: {description.strip()} {runs} runs of {len(points)} points; "
+        f"bars are medians, whiskers distribution-free intervals for the median of at least {level} confidence."
     )
-
-
-def draw(name: str, runs: pd.DataFrame, sharing: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    figure, ax = _figure(title)
-    points = _ok(runs)["point_id"].nunique() if "point_id" in runs else 1
-    figure.set_size_inches(max(7, 0.6 * points + 2), 4.2)  # room for one label per point
-    if not _ok(runs).empty:
-        FIGURES[name](runs, sharing, ax)
-    return _save(figure, stem)
 
 
 def sidecar(path: Path, name: str, runs: pd.DataFrame, config_hash: str, caption_text: str) -> None:
@@ -192,7 +217,7 @@ def sidecar(path: Path, name: str, runs: pd.DataFrame, config_hash: str, caption
         "config_hash": config_hash,
         "caption": caption_text,
         "rows": len(runs),
-        "run_ids": sorted(runs["run_id"]),
+        "run_ids": sorted(runs["run_id"]) if "run_id" in runs else [],
         "git_commits": sorted(runs["git_commit"].dropna().astype(str).unique()) if "git_commit" in runs else [],
         "source_hashes": sorted(runs["source_hash"].dropna().astype(str).unique()) if "source_hash" in runs else [],
     }
@@ -201,7 +226,8 @@ def sidecar(path: Path, name: str, runs: pd.DataFrame, config_hash: str, caption
 
 def draw_comparison(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     """B / A per point and metric, with the interval (compare.py)."""
-    figure, ax = _figure(title)
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    ax.set_title(title)
     if not table.empty:
         for offset, (metric, rows) in enumerate(table.groupby("metric", sort=False)):
             ax.errorbar(
@@ -210,10 +236,10 @@ def draw_comparison(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
                 xerr=[rows["ratio"] - rows["ci_low"], rows["ci_high"] - rows["ratio"]],
                 fmt="os"[offset % 2],
                 capsize=3,
-                label=stats.METRICS[metric][0],
+                label=glossary.lookup(metric).label,
             )
         ax.axvline(1, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
         ax.legend()
-    ax.set_xlabel("B / A (median, 95% CI; below 1: B is faster)")
+    ax.set_xlabel("B / A (median with its interval; below 1: B is faster)")
     return _save(figure, stem)

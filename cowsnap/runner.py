@@ -1,4 +1,8 @@
-"""Run one point in this process and turn what it measured into a record.
+"""Run one point and turn what it measured into a record.
+
+The measurement itself runs in a benchmark process of its own (started by
+the native library's run(), called through cppyy); this process sets the
+system knobs around it and writes the record.
 
 The order is fixed: check what this machine can run (skip with the reason
 before anything is allocated), set the system knobs the point needs, read
@@ -78,8 +82,8 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
         needed = hugetlb_pages_needed(point)
         target = needed if point["hugetlb_pool"] != "auto" else total + max(0, needed - free)
         wanted[environment.HUGETLB_DIR / f"hugepages-{size}" / "nr_hugepages"] = str(target)
-    if point["delayacct"] and is_root() and knobs.TASK_DELAYACCT.exists():
-        wanted[knobs.TASK_DELAYACCT] = "1"
+    if knobs.TASK_DELAYACCT.exists():
+        wanted[knobs.TASK_DELAYACCT] = "1" if point["delayacct"] else "0"
     return wanted
 
 
@@ -107,6 +111,8 @@ def skip_reason(point: dict) -> str:
             return f"{key}={point[key]}: node {node} has no CPUs"
     if point["populate"].startswith("write-") and not kernel_at_least(5, 14):
         return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+"
+    if point["delayacct"] and not knobs.TASK_DELAYACCT.exists():
+        return "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"
     if not is_root():
         for path, value in wanted_knobs(point).items():
             if knobs.current(path) != value:
@@ -126,14 +132,14 @@ def hugetlb_shortfall(point: dict) -> str:
     return f"backing={point['backing']}: {free} free {size} huge pages, the point needs {needed}"
 
 
-def measure(point: dict, library: Path) -> dict:
+def measure(point: dict, build: native.Build) -> dict:
     """Runs the point through the compiled benchmark; the measured keys."""
-    cowsnap = native.load(library)
+    cowsnap = native.load(build.library)
     params = cowsnap.Params()
     for key, value in point.items():
         if key not in HARNESS_KEYS:
             setattr(params, key, value)
-    result = cowsnap.run(params)
+    result = cowsnap.run(params, str(build.bench))
     values = {str(key): float(value) for key, value in result.values}
     for flag in ("snapshot_ok", "delayacct_effective"):
         if flag in values:
@@ -161,6 +167,6 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
             reason = hugetlb_shortfall(point)
             if reason:
                 return {**record, "status": "skipped", "reason": reason}
-            return {**record, **measure(point, build.library)}
+            return {**record, **measure(point, build)}
     except knobs.KnobError as error:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": str(error)}

@@ -1,166 +1,300 @@
-"""results/summary.md: the answer, in a few sentences with numbers, for the
-machine the sweep ran on. Every number is computed here from the runs
-table (medians with 95% bootstrap intervals); nothing is typed in."""
+"""results/summary.md: the answer to the seed's two questions, for the
+machine the sweep ran on. Is it copying? How do I avoid it?
+
+Every number comes from the statistics pass (points.csv, ratios.csv) and
+every verdict word is chosen by a threshold declared below from those
+numbers; nothing is typed in. No sentence ranks two points whose intervals
+overlap.
+"""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from cowsnap import stats
-from cowsnap.aggregate import FINGERPRINT, varying_axes
+from cowsnap import labels
+from cowsnap.aggregate import FINGERPRINT
+
+# Copies under this share of the writers' write faults: "not copying";
+# at or over MOSTLY: "copying"; between: "partly copying".
+NOT_COPYING = 0.01
+MOSTLY = 0.5
+# Writers' time within this factor of the floor: "near the floor".
+NEAR_FLOOR = 1.25
+PAGE_BYTES = 4096
+
+# What each lever trades away, by the setting that differs from a plain fork.
+LEVERS = {
+    ("method", "uffd"): "no fork: userfaultfd write-protect (Linux 5.7+); a writer that reaches an uncopied "
+    "batch waits for its copy",
+    ("method", "stop"): "the writers pause for the whole copy",
+    ("populate", "map"): "MAP_POPULATE: the array is faulted in at allocation; no THP for it",
+    ("populate", "write-after-exit"): "MADV_POPULATE_WRITE once the child exited: pays only for pages the "
+    "writers had not reached by then",
+    ("populate", "write-after-release"): "MADV_POPULATE_WRITE per batch the child released: a thread beside "
+    "the writers",
+    ("dest", "fresh"): "the destination allocated in the child: no COW faults of the copy itself",
+    ("dontfork", True): "MADV_DONTFORK on the destination: kept out of the child",
+    ("release", "none"): "the child keeps every batch until it exits",
+    ("release", "dontneed"): "MADV_DONTNEED per copied batch",
+    ("exit", "normal"): "teardown before exit",
+    ("alloc", "new"): "the seed's unaligned array: every munmap fails",
+}
 
 
 def fmt(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:.3g}"
+    return "n/a" if value is None or pd.isna(value) else f"{value:.3g}"
 
 
 def fmt_count(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:,.0f}"
+    return "n/a" if value is None or pd.isna(value) else f"{value:,.0f}"
 
 
-def fmt_ci(ratio: tuple[float, float, float]) -> str:
-    return f"{fmt(ratio[0])}x (95% CI {fmt(ratio[1])}-{fmt(ratio[2])})"
+def fmt_interval(row: pd.Series, metric: str, unit: str = "") -> str:
+    """'3.2 s (2.9-3.6, 93.8% interval)' from a points.csv row."""
+    level = row.get(f"{metric}_ci_level")
+    if pd.isna(row.get(metric)):
+        return "n/a"
+    if pd.isna(level) or row.get("n", 0) < 2:
+        return f"{fmt(row[metric])}{unit} (one run, no interval)"
+    low, high = fmt(row[f"{metric}_ci_low"]), fmt(row[f"{metric}_ci_high"])
+    return f"{fmt(row[metric])}{unit} ({low}-{high}, {100 * level:.1f}% interval)"
 
 
-def point_labels(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
-    """(experiment, point_id, node_type) -> 'experiment: key=value, ...' over
-    the keys that vary within the experiment, and the node type where the
-    table holds several."""
-    several_nodes = runs["node_type"].nunique() > 1
-    labels = {}
-    for experiment, group in runs.groupby("experiment", sort=False):
-        axes = [axis for axis in varying_axes(group) if axis != "node_type"]
-        for key, rows in stats.points(group):
-            settings = ", ".join(f"{axis}={rows.iloc[0][axis]}" for axis in axes) or "base"
-            labels[key] = f"{experiment}: {settings}" + (f" on {key[2]}" if several_nodes else "")
-    return labels
+def fmt_ratio(row: pd.Series) -> str:
+    """'12x (9.1-15x, at least 87.9%)' from a ratios.csv row."""
+    if pd.isna(row["ci_level"]) or row["n"] < 2 or row["n_baseline"] < 2:
+        return f"{fmt(row['ratio'])}x (too few runs for an interval)"
+    return f"{fmt(row['ratio'])}x ({fmt(row['ci_low'])}-{fmt(row['ci_high'])}x, at least {100 * row['ci_level']:.1f}%)"
 
 
-def _median(values) -> float:
-    return stats.median_ci(values)[0]
+def copying_words(copies: float, faults: float, source: str) -> str:
+    """The verdict on one phase, chosen by NOT_COPYING and MOSTLY."""
+    if pd.isna(copies):
+        return f"copies not counted ({source})"
+    if pd.isna(faults) or faults <= 0:
+        return f"{fmt_count(copies)} copies, and no write fault counted"
+    share = copies / faults
+    word = "not copying" if share < NOT_COPYING else "copying" if share >= MOSTLY else "partly copying"
+    return f"{word}: {fmt_count(copies)} copies for {fmt_count(faults)} write faults ({100 * share:.3g}%)"
 
 
-def copying_facts(runs: pd.DataFrame) -> list[dict]:
-    """For fork points on 4 KiB pages with a no-snapshot baseline: the
-    writers' extra CPU time and how much of it was COW copying."""
-    ok = runs[runs["status"] == "ok"].assign(writer_cpu_s=lambda t: t["writer_utime_s"] + t["writer_stime_s"])
-    facts = []
-    candidates = ok[(ok["method"] == "fork") & (ok["backing"] == "4k") & (ok["start"] == "with_child")]
-    for key, group in stats.points(candidates):
-        experiment, _, node_type = key
-        baseline_id = group["baseline_id"].iloc[0]
-        baseline = ok[
-            (ok["experiment"] == experiment) & (ok["point_id"] == baseline_id) & (ok["node_type"] == node_type)
-        ]
-        if baseline.empty or (baseline["method"] != "none").any():
-            continue
-        facts.append(
-            {
-                "point": key,
-                "ratio": stats.ratio_ci(group["writers_s"], baseline["writers_s"]),
-                "writers_s": _median(group["writers_s"]),
-                "baseline_writers_s": _median(baseline["writers_s"]),
-                "extra_cpu_s": _median(group["writer_cpu_s"]) - _median(baseline["writer_cpu_s"]),
-                "copy_delay_s": _median(group["copy_delay_s"]),
-                "copies": _median(group["copies"]),
-                "reuses": _median(group["reuses"]),
-                "copies_source": group["copies_source"].iloc[0],
-                "pages": group["pages"].iloc[0],
-            }
-        )
-    return facts
-
-
-def after_exit_facts(runs: pd.DataFrame) -> list[dict]:
-    ok = runs[runs["status"] == "ok"]
-    candidates = ok[(ok["method"] == "fork") & (ok["backing"] == "4k") & (ok["start"] == "after_child")]
-    return [
-        {
-            "point": key,
-            "faults": _median(group["writer_minflt"]),
-            "reuses": _median(group["reuses"]),
-            "copies": _median(group["copies"]),
-            "copies_source": group["copies_source"].iloc[0],
-            "pages": group["pages"].iloc[0],
-            "writer_stime_s": _median(group["writer_stime_s"]),
-        }
-        for key, group in stats.points(candidates)
+def phase_facts(row: pd.Series, phase: str) -> str:
+    """Copies, reuses, faults and splits of one phase, each with its counter."""
+    copies, faults = row.get(f"copies{phase}"), row.get(f"writer_minflt{phase}")
+    words = copying_words(copies, faults, row.get("copies_source", "no source"))
+    parts = [
+        f"{words} (copies: writer_wpcopy_count{phase}, faults: writer_minflt{phase})",
+        f"{fmt_count(row.get(f'reuses{phase}'))} reuses (pgreuse{phase}, whole machine)",
     ]
+    if row.get("backing") != "4k":
+        parts.append(f"{fmt_count(row.get(f'splits{phase}'))} huge page splits (thp_split_pmd{phase})")
+    if pd.isna(copies) and not pd.isna(row.get(f"copies_estimate{phase}")):
+        parts.append(f"faults less reuses: {fmt_count(row[f'copies_estimate{phase}'])} (an estimate)")
+    return "; ".join(parts)
 
 
-def best_mitigations(runs: pd.DataFrame) -> dict[tuple[str, str], dict]:
-    """Per page backing and node type: of the snapshots taken while the
-    writers run (start=with_child), the one with the lowest writers' time
-    relative to its no-snapshot baseline."""
-    ratios = stats.baseline_ratios(runs, metrics=("writers_s",))
-    if ratios.empty:
-        return {}
-    first = runs.drop_duplicates(stats.POINT).set_index(stats.POINT)
-    keys = list(zip(ratios["experiment"], ratios["point_id"], ratios["node_type"], strict=True))
-    baseline_keys = list(zip(ratios["experiment"], ratios["baseline_id"], ratios["node_type"], strict=True))
-    ratios = ratios.assign(
-        backing=first.loc[keys, "backing"].to_numpy(),
-        start=first.loc[keys, "start"].to_numpy(),
-        baseline_method=first.loc[baseline_keys, "method"].to_numpy(),
+def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
+    """Where the writers' extra CPU time went: the COW-copy fault path, and
+    the memory copying inside it at this machine's memcpy speed."""
+    cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
+    extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"]) if baseline is not None else math.nan
+    delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
+    if row.get("timed") is False or row.get("timed") == "False":
+        return "no times: the run sampled pagemap while the writers ran"
+    if pd.isna(delay):
+        return f"time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
+    text = f"{fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s)"
+    if not pd.isna(extra):
+        text = f"of their {fmt(extra)} s of extra CPU time over the baseline, " + text
+    if not pd.isna(memory):
+        text += (
+            f"; copying those pages takes {fmt(memory)} s at this machine's memcpy speed "
+            f"({fmt(row.get('memcpy_gbps'))} GB/s): the rest of the fault path is allocation, accounting "
+            "and TLB work, not memory copying"
+        )
+    return text
+
+
+def _baseline_of(points: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+    match = points[
+        (points["experiment"] == row["experiment"])
+        & (points["point_id"] == row["baseline_id"])
+        & (points["node_type"] == row["node_type"])
+    ]
+    if match.empty or match.iloc[0]["method"] != "none":
+        return None
+    return match.iloc[0]
+
+
+def is_it_copying(points: pd.DataFrame) -> list[str]:
+    lines = ["## Is it copying?", ""]
+    lines.append(
+        "Per phase of the writers: while the snapshot lived, and after it ended (the seed's question). "
+        f"'Not copying' means copies under {100 * NOT_COPYING:g}% of the write faults, 'copying' {100 * MOSTLY:g}% "
+        "or more."
     )
-    ratios = ratios[(ratios["baseline_method"] == "none") & (ratios["start"] == "with_child")]
-    best = {}
-    for (backing, node_type), group in ratios.groupby(["backing", "node_type"], sort=False):
-        row = group.loc[group["ratio"].idxmin()]
-        best[backing, node_type] = {
-            "point": (row["experiment"], row["point_id"], node_type),
-            "ratio": (row["ratio"], row["ci_low"], row["ci_high"]),
-        }
-    return best
-
-
-def build(runs: pd.DataFrame) -> str:
-    labels = point_labels(runs)
-    lines = ["# What the sweep found", ""]
-    machines = runs.drop_duplicates(FINGERPRINT)[FINGERPRINT]
-    lines.append("## Machine")
     lines.append("")
-    for _, machine in machines.iterrows():
+    fork = points[(points["method"] == "fork")]
+    during = fork[fork["start"] == "with_child"]
+    after = fork[fork["start"] == "after_child"]
+    for _, row in during.iterrows():
+        baseline = _baseline_of(points, row)
+        lines.append(
+            f"- {row['experiment']}: {row['label']}, while the child lived: {phase_facts(row, '_during_snapshot')}; "
+            f"the writers took {fmt_interval(row, 'writers_s', ' s')}; {time_facts(row, baseline)}."
+        )
+    for _, row in after.iterrows():
+        lines.append(
+            f"- {row['experiment']}: {row['label']}, after the child exited: {phase_facts(row, '_after_snapshot')}; "
+            f"{fmt(row.get('writer_stime_s_after_snapshot'))} s of kernel time "
+            f"for {fmt_count(row['pages'])} pages."
+        )
+    if during.empty and after.empty:
+        lines.append("- No fork point ran.")
+    lines += [
+        "",
+        "To check the same on your own program: count the COW copies of its threads with delay accounting "
+        "(`sysctl kernel.task_delayacct=1`, then the kernel's `tools/accounting/getdelays -d -p PID` prints "
+        "COPY count and delay), compare with its write faults (`ps -o min_flt -p PID`) and the system's "
+        "reuses (`grep pgreuse /proc/vmstat` before and after); pages still shared show as Shared_Dirty in "
+        "`/proc/PID/smaps_rollup`.",
+        "",
+    ]
+    return lines
+
+
+def _lever(row: pd.Series, plain: dict) -> str:
+    changes = [(key, row[key]) for key, value in plain.items() if key in row and row[key] != value]
+    words = [LEVERS[change] for change in changes if change in LEVERS]
+    return "; ".join(words) or "the plain fork snapshot"
+
+
+def _when_it_stops_paying(row: pd.Series) -> str:
+    """What the numbers say about where a lever has nothing left to give."""
+    notes = []
+    if row.get("writers_over_floor", math.inf) <= NEAR_FLOOR:
+        notes.append(f"within {NEAR_FLOOR:g}x of the floor: little left to gain here")
+    if row.get("populate") == "write-after-exit" and row.get("snapshot_end_s", 0) >= row.get("writers_s", math.inf):
+        notes.append("the child exited after the writers finished, so populating after its exit had nothing to do")
+    return "".join(f"; {note}" for note in notes)
+
+
+def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
+    lines = ["## How to avoid it", ""]
+    lines.append(
+        "Snapshots taken while the writers run, ranked by the writers' time over the no-snapshot baseline "
+        "(median ratio with its distribution-free interval) and over the floor (the baseline plus copying the "
+        "array at memcpy speed when no core is idle for the copy)."
+    )
+    lines.append("")
+    table = (
+        ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
+        if not ratios.empty
+        else ratios
+    )
+    if table.empty:
+        return lines + ["- No experiment with a no-snapshot baseline ran.", ""]
+    merged = table.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
+    merged = merged[merged["start"] == "with_child"]
+    plain = {"method": "fork", "populate": "none", "dest": "zeroed", "dontfork": False, "release": "munmap",
+             "exit": "early", "alloc": "mmap"}  # fmt: skip
+    for (backing, node_type), group in merged.groupby(["backing", "node_type"], sort=False):
+        group = group.sort_values("ratio").reset_index(drop=True)
+        lines.append(f"backing={backing}" + (f" on {node_type}" if merged["node_type"].nunique() > 1 else "") + ":")
+        lines.append("")
+        for i, row in group.iterrows():
+            floor = row.get("writers_over_floor")
+            text = f"{i + 1}. {row['experiment']}: {row['label']}: {fmt_ratio(row)} the baseline"
+            if not pd.isna(floor):
+                text += f", {fmt(floor)}x the floor"
+            text += f"; {_lever(row, plain)}"
+            if row["method"] == "stop":
+                text += f" ({fmt(row.get('snapshot_pause_s'))} s here)"
+            text += _when_it_stops_paying(row)
+            if i + 1 < len(group):
+                following = group.iloc[i + 1]
+                if row["ci_high"] < following["ci_low"]:
+                    text += "; resolved from the next"
+                else:
+                    text += "; not resolved from the next (intervals overlap)"
+            lines.append(text + ".")
+        lines.append("")
+    return lines
+
+
+def the_seed(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
+    """The seed's own allocation, where it ran: its munmap failed."""
+    seed = points[(points["method"] == "fork") & (points.get("alloc", "mmap") == "new")] if "alloc" in points else []
+    if len(seed) == 0:
+        return []
+    lines = ["## The seed's program", ""]
+    for _, row in seed.iterrows():
+        calls, failed = row.get("release_calls"), row.get("release_failed")
+        if row.get("release") == "none" or pd.isna(calls):
+            continue
+        lines.append(
+            f"- {row['experiment']}: {row['label']}: {fmt_count(failed)} of {fmt_count(calls)} releases failed "
+            "(release_failed): its array from new is not page-aligned, so every page stays shared until the "
+            f"child exits; while the child lived, {phase_facts(row, '_during_snapshot')}."
+        )
+    aligned = points[
+        (points["method"] == "fork") & (points["alloc"] == "mmap") & points["experiment"].isin(seed["experiment"])
+    ]
+    for _, row in aligned.iterrows():
+        if row.get("release") != "none" and not pd.isna(row.get("release_failed")):
+            lines.append(
+                f"- {row['experiment']}: {row['label']}: {fmt_count(row['release_failed'])} of "
+                f"{fmt_count(row['release_calls'])} releases failed; while the child lived, "
+                f"{phase_facts(row, '_during_snapshot')}."
+            )
+    return lines + [""]
+
+
+def the_floor(points: pd.DataFrame) -> list[str]:
+    lines = ["## The floor", ""]
+    if "floor_s" not in points or points["floor_s"].isna().all():
+        return lines + ["- No experiment measured both a no-snapshot baseline and the memcpy bandwidth.", ""]
+    for experiment, group in points.dropna(subset=["floor_s"]).groupby("experiment", sort=False):
+        row = group.iloc[0]
+        idle = "the copy can run on idle cores" if row["copy_on_idle_cores"] else "no core is idle for the copy"
+        lines.append(
+            f"- {experiment}: copying {fmt_count(row['size_mib'])} MiB at {fmt(row['memcpy_gbps'])} GB/s takes "
+            f"{fmt(row['copy_floor_s'])} s; with {fmt_count(row['writers'])} writers and "
+            f"{fmt_count(row['copiers'])} copiers on {fmt_count(row.get('online_cpus'))} CPUs, {idle}: "
+            f"the floor is {fmt(group['floor_s'].min())}-{fmt(group['floor_s'].max())} s of writers' time."
+        )
+    return lines + [""]
+
+
+def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str:
+    lines = ["# What the sweep found", ""]
+    if runs.empty:
+        return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
+    ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
+    lines += ["## Machine", ""]
+    for _, machine in runs.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
             f"- {machine['hostname']}: {machine['cpu_model']}, {machine['online_cpus']} CPUs, "
             f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
         )
-    if len(machines) > 1:
+    if runs.drop_duplicates(FINGERPRINT).shape[0] > 1:
         lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
-    lines += ["", "## Is the writers' extra time after fork COW copying?", ""]
-    facts = copying_facts(runs)
-    for fact in facts:
-        share = fact["copy_delay_s"] / fact["extra_cpu_s"] if fact["extra_cpu_s"] > 0 else float("nan")
-        lines.append(
-            f"- {labels[fact['point']]}: the writers took {fmt_ci(fact['ratio'])} the no-snapshot time "
-            f"({fmt(fact['writers_s'])} s against {fmt(fact['baseline_writers_s'])} s). Of their "
-            f"{fmt(fact['extra_cpu_s'])} s of extra CPU time, {fmt(fact['copy_delay_s'])} s ({fmt(100 * share)}%) "
-            f"was COW copying ({fmt_count(fact['copies'])} copies of {fmt_count(fact['pages'])} pages, "
-            f"source: {fact['copies_source']}); the rest is write faults that copied nothing "
-            f"({fmt_count(fact['reuses'])} reuses, pgreuse) and other kernel work."
-        )
-    if not facts:
-        lines.append("- No fork point on 4 KiB pages with a no-snapshot baseline ran.")
-    lines += ["", "## After the child exits", ""]
-    for fact in after_exit_facts(runs):
-        lines.append(
-            f"- {labels[fact['point']]}: the writers still took {fmt_count(fact['faults'])} faults for "
-            f"{fmt_count(fact['pages'])} pages: {fmt_count(fact['reuses'])} reuses (pgreuse) and "
-            f"{fmt_count(fact['copies'])} copies ({fact['copies_source']}), {fmt(fact['writer_stime_s'])} s "
-            "of kernel time: fault handling, not copying."
-        )
-    lines += ["", "## Best mitigation for each page backing", ""]
-    lines.append("Snapshots taken while the writers run; writers' time over the no-snapshot baseline's.")
     lines.append("")
-    best = best_mitigations(runs)
-    for (backing, _), choice in best.items():
-        lines.append(f"- backing={backing}: {labels[choice['point']]} at {fmt_ci(choice['ratio'])}")
-    if not best:
-        lines.append("- No experiment with a no-snapshot baseline ran.")
-    lines += ["", "## Points not measured", ""]
-    missing = runs[runs["status"] != "ok"].drop_duplicates([*stats.POINT, "status", "reason"])
+    if points.empty:
+        lines += ["Nothing ran: every run was skipped or failed.", ""]
+    else:
+        lines += is_it_copying(points)
+        lines += the_seed(points, ratios)
+        lines += how_to_avoid(points, ratios)
+        lines += the_floor(points)
+    lines += ["## Points not measured", ""]
+    names = labels.point_labels(runs)
+    missing = runs[runs["status"] != "ok"].drop_duplicates([*labels.POINT, "status", "reason"])
     for _, row in missing.iterrows():
-        lines.append(f"- {labels[tuple(row[stats.POINT])]}: {row['status']}: {row['reason']}")
+        name = names[tuple(row[labels.POINT])]
+        lines.append(f"- {row['experiment']}: {name}: {row['status']}: {row['reason']}")
     if missing.empty:
         lines.append("- none: every point ran")
     return "\n".join(lines) + "\n"

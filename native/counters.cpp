@@ -1,5 +1,5 @@
-// Kernel counters: /proc/vmstat, getrusage, pagemap; and the two reference
-// costs a record carries (fork of the bare process, memcpy bandwidth).
+// Kernel counters: /proc/vmstat, getrusage, schedstat, pagemap; and the two
+// reference costs a record carries (fork of the bare process, memcpy bandwidth).
 #include "internal.h"
 
 #include <fcntl.h>
@@ -19,27 +19,37 @@ namespace cowsnap::detail {
 namespace {
 // The vmstat counters that tell faults, reuses and huge-page events apart.
 const char* const vmstat_keys[] = {
-    "pgfault", "pgreuse", "thp_fault_alloc", "thp_fault_fallback", "thp_split_pmd",
+    "pgfault", "pgmajfault", "pgreuse", "thp_fault_alloc", "thp_fault_fallback", "thp_split_pmd",
     "thp_split_page", "thp_collapse_alloc",
 };
 
 double seconds_of(const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; }
+
+// Time this thread spent runnable but waiting for a CPU (the scheduler's
+// run_delay, the same number taskstats reports as cpu_delay_total).
+double cpu_delay_seconds() {
+    std::ifstream file("/proc/thread-self/schedstat");
+    double on_cpu_ns = 0, waiting_ns = 0;
+    if (!(file >> on_cpu_ns >> waiting_ns)) return -1;
+    return waiting_ns / 1e9;
+}
 }  // namespace
 
 Vmstat read_vmstat() {
     Vmstat out;
-    for (const char* key : vmstat_keys) out[key] = 0;
     std::ifstream file("/proc/vmstat");
     std::string key;
     long value;
     while (file >> key >> value)
-        if (out.count(key)) out[key] = value;
+        if (std::find_if(std::begin(vmstat_keys), std::end(vmstat_keys),
+                         [&](const char* k) { return key == k; }) != std::end(vmstat_keys))
+            out[key] = value;
     return out;
 }
 
 Usage usage_from(const void* raw) {
     const auto& ru = *static_cast<const rusage*>(raw);
-    return Usage{double(ru.ru_minflt), seconds_of(ru.ru_utime), seconds_of(ru.ru_stime)};
+    return Usage{double(ru.ru_minflt), double(ru.ru_majflt), seconds_of(ru.ru_utime), seconds_of(ru.ru_stime)};
 }
 
 Usage usage_of(int who) {
@@ -49,28 +59,81 @@ Usage usage_of(int who) {
 }
 
 Usage operator-(const Usage& a, const Usage& b) {
-    return Usage{a.minflt - b.minflt, a.utime_s - b.utime_s, a.stime_s - b.stime_s};
+    return Usage{a.minflt - b.minflt, a.majflt - b.majflt, a.utime_s - b.utime_s, a.stime_s - b.stime_s};
 }
 
 Usage& operator+=(Usage& a, const Usage& b) {
     a.minflt += b.minflt;
+    a.majflt += b.majflt;
     a.utime_s += b.utime_s;
     a.stime_s += b.stime_s;
     return a;
 }
 
-Mark mark_now() { return Mark{clock::now(), read_vmstat(), usage_of(RUSAGE_SELF)}; }
-
-void put_usage(std::map<std::string, double>& values, const std::string& prefix,
-               const Usage& usage, const std::string& suffix) {
-    values[prefix + "_minflt" + suffix] = usage.minflt;
-    values[prefix + "_utime_s" + suffix] = usage.utime_s;
-    values[prefix + "_stime_s" + suffix] = usage.stime_s;
+ThreadCounters thread_counters(bool query_copies) {
+    ThreadCounters out;
+    out.usage = usage_of(RUSAGE_THREAD);
+    out.cpu_delay_s = cpu_delay_seconds();
+    out.copies = query_copies ? thread_copy_delay() : CopyDelay{};
+    if (!query_copies) out.copies.error = "kernel.task_delayacct is 0 (delay accounting off)";
+    return out;
 }
 
-void put_vmstat_delta(std::map<std::string, double>& values, const Vmstat& a, const Vmstat& b,
-                      const std::string& suffix) {
-    for (const auto& [key, before] : a) values[key + suffix] = double(b.at(key) - before);
+ThreadCounters operator-(const ThreadCounters& a, const ThreadCounters& b) {
+    ThreadCounters out;
+    out.usage = a.usage - b.usage;
+    out.cpu_delay_s = a.cpu_delay_s < 0 || b.cpu_delay_s < 0 ? -1 : a.cpu_delay_s - b.cpu_delay_s;
+    out.copies = a.copies - b.copies;
+    return out;
+}
+
+ThreadCounters& operator+=(ThreadCounters& a, const ThreadCounters& b) {
+    a.usage += b.usage;
+    a.cpu_delay_s = a.cpu_delay_s < 0 || b.cpu_delay_s < 0 ? -1 : a.cpu_delay_s + b.cpu_delay_s;
+    a.copies += b.copies;
+    return a;
+}
+
+Mark mark_now() {
+    Mark mark;
+    mark.time = clock::now();
+    mark.vmstat = read_vmstat();
+    mark.self = usage_of(RUSAGE_SELF);
+    return mark;
+}
+
+Mark mark_start() {
+    Mark mark;
+    mark.vmstat = read_vmstat();
+    mark.self = usage_of(RUSAGE_SELF);
+    mark.time = clock::now();
+    return mark;
+}
+
+void put_usage(Result& result, const std::string& prefix, const Usage& usage, const std::string& suffix) {
+    result.values[prefix + "_minflt" + suffix] = usage.minflt;
+    result.values[prefix + "_majflt" + suffix] = usage.majflt;
+    result.values[prefix + "_utime_s" + suffix] = usage.utime_s;
+    result.values[prefix + "_stime_s" + suffix] = usage.stime_s;
+}
+
+void put_thread_counters(Result& result, const std::string& prefix, const ThreadCounters& counters,
+                         const std::string& suffix) {
+    put_usage(result, prefix, counters.usage, suffix);
+    if (counters.cpu_delay_s >= 0) result.values[prefix + "_cpu_delay_s" + suffix] = counters.cpu_delay_s;
+    // Copies not counted are absent, with the reason in _wpcopy_source.
+    if (counters.copies.ok()) {
+        result.values[prefix + "_wpcopy_count" + suffix] = counters.copies.count;
+        result.values[prefix + "_wpcopy_delay_s" + suffix] = counters.copies.delay_s;
+    }
+    if (suffix.empty())
+        result.effective[prefix + "_wpcopy_source"] =
+            counters.copies.ok() ? "taskstats" : "not counted: " + counters.copies.error;
+}
+
+void put_vmstat_delta(Result& result, const Vmstat& a, const Vmstat& b, const std::string& suffix) {
+    for (const auto& [key, before] : a)
+        if (b.count(key)) result.values[key + suffix] = double(b.at(key) - before);
 }
 
 long shared_pages(const void* data, std::size_t bytes) {
@@ -79,7 +142,7 @@ long shared_pages(const void* data, std::size_t bytes) {
     const int fd = open("/proc/self/pagemap", O_RDONLY);
     if (fd < 0) return -1;
     const std::size_t first = reinterpret_cast<std::uintptr_t>(data) / page;
-    const std::size_t pages = bytes / page;
+    const std::size_t pages = (reinterpret_cast<std::uintptr_t>(data) + bytes + page - 1) / page - first;
     std::vector<std::uint64_t> entries(std::min<std::size_t>(pages, 1 << 16));
     long shared = 0;
     for (std::size_t done = 0; done < pages;) {
@@ -92,6 +155,14 @@ long shared_pages(const void* data, std::size_t bytes) {
     }
     close(fd);
     return shared;
+}
+
+long mapping_count() {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    long count = 0;
+    while (std::getline(maps, line)) ++count;
+    return count;
 }
 
 double fork_empty_seconds() {
@@ -109,19 +180,24 @@ double fork_empty_seconds() {
 }
 
 double memcpy_gbps(std::size_t buffer_bytes) {
-    Region src = map_region("4k", buffer_bytes, true, nullptr),
-           dst = map_region("4k", buffer_bytes, true, nullptr);
-    std::memset(src.data, 1, buffer_bytes);
-    std::memset(dst.data, 0, buffer_bytes);
+    OwnedRegion src, dst;
+    src.region = map_region("4k", buffer_bytes, true, nullptr);
+    dst.region = map_region("4k", buffer_bytes, true, nullptr);
+    std::memset(src.region.data, 1, buffer_bytes);
+    std::memset(dst.region.data, 0, buffer_bytes);
     double best = 1e9;
     for (int i = 0; i < 3; ++i) {
         const auto t0 = clock::now();
-        std::memcpy(dst.data, src.data, buffer_bytes);
+        std::memcpy(dst.region.data, src.region.data, buffer_bytes);
         best = std::min(best, seconds_between(t0, clock::now()));
     }
-    unmap_region(src);
-    unmap_region(dst);
     return buffer_bytes / best / 1e9;
+}
+
+void fail(Result& result, const std::string& reason) {
+    if (reason.empty() || result.status == "failed") return;
+    result.status = "failed";
+    result.reason = reason;
 }
 
 }  // namespace cowsnap::detail

@@ -2,6 +2,11 @@
 // writing. This header is the whole interface seen from Python (through a
 // cppyy reflection dictionary): fill a Params, call run(), read the Result.
 //
+// run() measures nothing itself: it starts the benchmark executable built
+// from the same sources, so the timed work runs in a process whose address
+// space holds only the benchmark (no Python, no Cling), as a plain C program
+// doing the same work would.
+//
 // Field names are the config keys and the record keys; their allowed values
 // and defaults live in the config schema, which Python validates before any
 // field is set, so nothing here has a default of its own.
@@ -21,6 +26,7 @@ struct Params {
     long batch_kib;   // unit the copiers copy and release
     // the snapshot
     std::string method;   // none | fork | uffd | stop
+    std::string alloc;    // mmap | new (the seed's: 16 bytes into a page)
     std::string release;  // munmap | dontneed | none: what the child does with a copied batch
     std::string exit;     // early (_exit after the copy) | normal (teardown, then exit)
     std::string hold;     // copy (exit once copied) | writers (keep mappings until writers end)
@@ -29,8 +35,9 @@ struct Params {
     // memory
     std::string backing;   // 4k | thp | hugetlb-2m | hugetlb-1g | mthp-<N>k
     std::string populate;  // none | map | write-after-exit | write-after-release
-    std::string dest;      // prefork (allocated and zeroed before fork) | child
-    bool dontfork;         // MADV_DONTFORK on a prefork destination
+    std::string dest;      // zeroed (allocated and zeroed before the snapshot) | fresh
+    bool dontfork;         // MADV_DONTFORK on a zeroed destination
+    std::string inject;    // none | wipe-on-fork: make the snapshot wrong on purpose
     // NUMA
     std::string numa_mem;      // default | local | bind:<nodes> | interleave:<nodes|all> | preferred:<node>
     std::string numa_writers;  // any | node:<n>: CPUs of the parent's writers
@@ -44,17 +51,20 @@ struct Params {
 struct Result {
     std::string status;  // ok | skipped (a setting did not take effect) | failed
     std::string reason;  // why, when not ok
-    // Every number the run measured, by record key (seconds end in _s).
+    // Every number the run measured, by record key (seconds end in _s). A
+    // counter that could not be read is absent, never 0.
     std::map<std::string, double> values;
-    // Settings as read back from the kernel (memory policy, nodes used).
+    // Settings as read back from the kernel, and where counters came from
+    // (or why they could not be read).
     std::map<std::string, std::string> effective;
     // Pages of the array still shared with the child while the writers run:
-    // seconds since the writers started, and the shared page count then.
+    // seconds since the writers' start mark, and the shared page count then.
     std::vector<double> sharing_s;
     std::vector<double> sharing_pages;
 };
 
-// Runs one point in this process and returns what it measured.
-Result run(const Params& params);
+// Runs one point in a fresh benchmark process (`executable`, the
+// cowsnap-bench of the same build) and returns what it measured.
+Result run(const Params& params, const std::string& executable);
 
 }  // namespace cowsnap

@@ -6,10 +6,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,6 +27,50 @@ inline double seconds_between(clock::time_point from, clock::time_point to) {
     return std::chrono::duration<double>(to - from).count();
 }
 
+// Raised when a setting did not take effect: the run is skipped, not measured.
+struct NotApplied : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// ---- wire.cpp: Params and Result as text lines between the processes
+std::string params_to_text(const Params& params);
+Params params_from_text(const std::string& text);
+std::string result_to_text(const Result& result);
+Result result_from_text(const std::string& text);  // status "failed" if incomplete
+
+// ---- harness.cpp: one point, measured in this process
+Result measure(const Params& params);
+
+// Threads park here until it opens.
+class Gate {
+public:
+    void arrive_and_wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++arrived_;
+        changed_.notify_all();
+        changed_.wait(lock, [this] { return open_; });
+    }
+    void wait_arrived(int count) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return arrived_ >= count; });
+    }
+    void open() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+    bool is_open() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return open_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int arrived_ = 0;
+    bool open_ = false;
+};
+
 // ---- memory.cpp: the array, its backing, and the values that prove a copy
 struct Region {
     element* data = nullptr;
@@ -31,13 +78,28 @@ struct Region {
     std::size_t page_bytes = 4096;  // page size of the backing
     void* map_base = nullptr;       // what to munmap (may start before data)
     std::size_t map_bytes = 0;
+    bool from_new = false;          // allocated with new[] (alloc=new): delete[] it
     std::size_t elements() const { return bytes / sizeof(element); }
+    std::size_t pages() const;      // pages the data spans (one more when unaligned)
+    // The whole pages inside the data: where page-granular advice applies.
+    char* aligned_begin() const;
+    std::size_t aligned_bytes() const;
 };
 
 std::size_t page_bytes_of(const std::string& backing);
 // `at`: map exactly there (MAP_FIXED_NOREPLACE), else anywhere.
 Region map_region(const std::string& backing, std::size_t bytes, bool populate, void* at);
-void unmap_region(Region& region);
+// alloc=new, as the seed: `new element[n]()` (zeroed) or `new element[n]` (untouched).
+Region new_region(const std::string& backing, std::size_t bytes, bool zeroed);
+void free_region(Region& region);
+// Unmaps or deletes a region however the run ends.
+struct OwnedRegion {
+    Region region;
+    OwnedRegion() = default;
+    OwnedRegion(const OwnedRegion&) = delete;
+    OwnedRegion& operator=(const OwnedRegion&) = delete;
+    ~OwnedRegion() { free_region(region); }
+};
 
 // The array holds fork_time_value(i) when the snapshot is taken; writers
 // store written_value(i). A copy is consistent when every element of it
@@ -46,51 +108,48 @@ inline element fork_time_value(std::size_t i) { return i * 0x9E3779B97F4A7C15ull
 inline element written_value(std::size_t i) { return ~fork_time_value(i); }
 void fill_fork_time_values(Region& region);
 bool holds_fork_time_values(const element* copy, std::size_t first, std::size_t count);
+// The same check with `threads` threads, each a contiguous slice.
+bool copy_is_consistent(const element* copy, std::size_t n, int threads);
 
-// Copies src to dst in batches with `copiers` threads (batch i goes to
-// thread i % copiers); after_batch(i) runs once batch i is copied.
 // The kiB of the array's mapping backed by PMD-mapped huge pages (smaps).
 long anon_huge_kib(const void* data);
 // Faults that allocated an mTHP folio of this size so far (sysfs stats), -1 if none.
 long mthp_fault_allocs(long size_kib);
 
-// ---- taskstats.cpp: exact COW copies of the calling thread
-struct CopyDelay {
-    double count = 0, delay_s = 0;
-    bool ok = true;  // false once any part could not be read
-    CopyDelay& operator+=(const CopyDelay& other);
-};
-bool delay_accounting_on();
-CopyDelay thread_copy_delay();
-
-// Copies src to dst in batches with `copiers` threads (batch i goes to
-// thread i % copiers); after_batch(i) runs once batch i is copied. With
-// query_delay, each thread's COW copies are summed into the result.
-CopyDelay copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
-                       const std::function<void(std::size_t)>& after_batch, bool query_delay);
-
-// ---- numa.cpp: memory policy and CPU placement, and what took effect
-void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem);
-std::string memory_policy_of(void* data);
-std::string nodes_of(const void* data, std::size_t bytes);  // "0:75%,1:25%" of sampled pages
-void place_thread(const std::string& placement);            // any | node:<n>
-
-// Raised when a setting did not take effect: the run is skipped, not measured.
-struct NotApplied : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// ---- counters.cpp: kernel counters and clocks
+// ---- counters.cpp and taskstats.cpp: kernel counters and clocks
 using Vmstat = std::map<std::string, long>;
 Vmstat read_vmstat();
 
 struct Usage {
-    double minflt = 0, utime_s = 0, stime_s = 0;
+    double minflt = 0, majflt = 0, utime_s = 0, stime_s = 0;
 };
 Usage usage_of(int who);  // RUSAGE_SELF, RUSAGE_THREAD
 Usage usage_from(const void* rusage);
 Usage operator-(const Usage& a, const Usage& b);
 Usage& operator+=(Usage& a, const Usage& b);
+
+// Exact COW copies of a thread (delay accounting, taskstats): how many
+// write-protect faults copied a page, and the time spent in them.
+struct CopyDelay {
+    double count = 0, delay_s = 0;
+    std::string error = "not read";  // empty once read; else why not
+    bool ok() const { return error.empty(); }
+};
+CopyDelay operator-(const CopyDelay& a, const CopyDelay& b);
+CopyDelay& operator+=(CopyDelay& a, const CopyDelay& b);
+bool delay_accounting_on();
+// The calling thread's counts; `error` says why not when they cannot be read.
+CopyDelay thread_copy_delay();
+
+// What one thread's counters say at one moment.
+struct ThreadCounters {
+    Usage usage;             // getrusage(RUSAGE_THREAD)
+    double cpu_delay_s = 0;  // time spent runnable, waiting for a CPU (schedstat)
+    CopyDelay copies;        // when asked for (delay accounting on)
+};
+ThreadCounters thread_counters(bool query_copies);
+ThreadCounters operator-(const ThreadCounters& a, const ThreadCounters& b);
+ThreadCounters& operator+=(ThreadCounters& a, const ThreadCounters& b);
 
 // One moment of the writers' phase: time, system counters, process usage.
 struct Mark {
@@ -98,100 +157,113 @@ struct Mark {
     Vmstat vmstat;
     Usage self;
 };
-Mark mark_now();
-// Writes prefix_minflt, prefix_utime_s, prefix_stime_s.
-void put_usage(std::map<std::string, double>& values, const std::string& prefix,
-               const Usage& usage, const std::string& suffix = "");
+Mark mark_now();     // the clock first: it ends a timed span
+Mark mark_start();   // the counters first: it starts a timed span
+
+// Writes prefix_minflt, _majflt, _utime_s, _stime_s (suffix appended).
+void put_usage(Result& result, const std::string& prefix, const Usage& usage, const std::string& suffix = "");
+// The same, plus _cpu_delay_s and the copies (or their source's error).
+void put_thread_counters(Result& result, const std::string& prefix, const ThreadCounters& counters,
+                         const std::string& suffix = "");
 // Writes each vmstat key's change from a to b, with suffix appended.
-void put_vmstat_delta(std::map<std::string, double>& values, const Vmstat& a, const Vmstat& b,
-                      const std::string& suffix = "");
+void put_vmstat_delta(Result& result, const Vmstat& a, const Vmstat& b, const std::string& suffix = "");
 
 // Counts pages of [data, data+bytes) that are present but no longer mapped
 // exclusively by this process (pagemap bit 56 clear): still shared with a child.
 long shared_pages(const void* data, std::size_t bytes);
 
-double fork_empty_seconds();                 // fork() of this process, array not yet mapped
+long mapping_count();                          // lines of /proc/self/maps: what a fork copies
+double fork_empty_seconds();                   // fork() of this process, array not yet mapped
 double memcpy_gbps(std::size_t buffer_bytes);  // one thread, best of three
 
-// ---- writers.cpp
-struct WriterTotals {
-    Usage usage;             // summed over threads, RUSAGE_THREAD each
-    Usage usage_before_end;  // the part before the snapshot ended
-    CopyDelay copies;   // summed over threads (taskstats), when delay accounting is on
-};
+// ---- numa.cpp: memory policy and CPU placement, and what took effect
+void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem);
+std::string memory_policy_of(void* data);
+// Share of sampled pages per node, {} when it cannot be read.
+std::map<int, double> node_shares(const void* data, std::size_t bytes);
+std::string describe_shares(const std::map<int, double>& shares);  // "0:75%,1:25%"
+// '' when the pages sit where numa_mem says, else why not.
+std::string placement_mismatch(const std::string& numa_mem, const std::map<int, double>& shares, int fill_node);
+int current_node();
+// Pins the calling thread to a node's CPUs ('' when done or any, else why not).
+std::string place_thread(const std::string& placement);
+
+// ---- writers.cpp: the parent's writer threads
 class Writers {
 public:
-    Writers(Region& array, const Params& params);
+    // Creates the threads, places them, and returns once each waits at the
+    // start gate; placement_error() then says if one could not be placed.
+    Writers(Region& array, const Params& params, bool query_copies);
     ~Writers();
-    void start();           // releases the threads
-    void snapshot_ended();  // from now on, their usage counts as after the snapshot
-    WriterTotals finish();  // joins them
+    std::string placement_error() const;
+    void start();           // opens the gate
+    void snapshot_ended();  // from now on, their counters count as after the snapshot
+    struct Totals {
+        ThreadCounters all, during_snapshot;  // summed over the threads
+        clock::time_point last_end;           // when the last one finished
+    };
+    Totals finish();  // joins them
+
 private:
     struct Shared;
-    Shared* shared_;
+    std::unique_ptr<Shared> shared_;
 };
 
-// ---- fork_snapshot.cpp
-// ---- uffd_snapshot.cpp
-class UffdSnapshot {
+// Threads that copy a snapshot batch by batch: created up front and parked,
+// so that no thread is created inside a timed span; batch b goes to thread
+// b % copiers, which calls copy(b).
+class Copiers {
 public:
-    UffdSnapshot(const Params& params, Region& array, Region& dest);  // NotApplied if unsupported
-    ~UffdSnapshot();
-    void start();   // protects the array, starts the copiers and the fault handler
-    Mark finish();  // waits for every batch; the moment the snapshot ended
-    double copy_s() const { return copy_s_; }
-    long faults() const { return faults_; }  // write faults the handler saw
+    Copiers(const Params& params, std::size_t batches, std::function<void(std::size_t)> copy, bool query_copies);
+    ~Copiers();
+    std::string placement_error();  // '' when every thread sits where numa_copiers says
+    void start();
+    ThreadCounters join();  // summed over the threads
 
 private:
-    void protect(std::size_t offset, std::size_t length, bool on);
-    bool copy_batch(std::size_t b);
-    void handle_faults();
-    const Params& params_;
-    Region& array_;
-    Region& dest_;
-    std::size_t batch_;
-    std::vector<std::atomic<int>> state_;  // per batch: 0 pending, 1 copying, 2 copied
-    int fd_ = -1;
-    int stop_[2] = {-1, -1};
-    std::thread handler_;
-    std::vector<std::thread> copiers_;
-    clock::time_point start_time_;
-    double copy_s_ = 0;
-    long faults_ = 0;
+    std::vector<std::thread> threads_;
+    std::vector<ThreadCounters> counters_;
+    std::vector<std::string> placement_;
+    Gate gate_;
+    bool joined_ = false;
 };
+// memcpy of batch b of the array to the same place in dest.
+void copy_batch(const Region& array, element* dest, std::size_t batch_bytes, std::size_t b);
+std::size_t batch_count(const Params& params, const Region& array);
 
-// ---- fork_snapshot.cpp
-struct ChildReport {
-    double copy_s = 0;
-    double check_s = 0;
-    int snapshot_ok = 0;
-    CopyDelay copies;
-};
-
-struct ChildOutcome {
-    bool reaped = false;
-    int wait_status = 0;
-    bool timed_out = false;
-    bool reported = false;
-    ChildReport report;
-    Usage usage;
-    Mark exit_mark;  // when the parent saw the child exit
-};
-class ForkSnapshot {
+// ---- one file per snapshot method, behind one interface. The harness calls
+// prepare() before its timed span, begin() at the span's start (what it costs
+// holds the writers up), end() to wait for the snapshot to end (the moment it
+// did), writers_done() once the writers finished, then report().
+class Snapshot {
 public:
-    ForkSnapshot(const Params& params, Region& array, Region& dest);
-    ~ForkSnapshot();
-    double fork();                    // returns the fork() call's seconds
-    void release_hold();              // hold=writers: the writers are done
-    ChildOutcome wait();              // reaps the child (honours timeout_s)
-    int release_fd() const { return release_read_; }  // batch indices, populate=write-after-release
-private:
-    const Params& params_;
-    Region& array_;
-    Region& dest_;
-    int pid_ = -1;
-    clock::time_point fork_time_;
-    int report_read_ = -1, hold_write_ = -1, release_read_ = -1;
+    virtual ~Snapshot() = default;
+    virtual void prepare() {}
+    virtual void begin() = 0;
+    virtual Mark end() = 0;
+    virtual void writers_done() {}
+    // Its own keys, and the check of its copy (fail()s the run when wrong).
+    virtual void report(Result& result) = 0;
+    // For populate=write-after-release: batch indices as the snapshot
+    // releases them, -1 where it releases none.
+    virtual int release_fd() const { return -1; }
 };
+
+// The array, its destination (allocated and zeroed before the snapshot when
+// dest=zeroed; empty when dest=fresh) and the point, for every method.
+struct SnapshotContext {
+    const Params& params;
+    Region& array;
+    Region& dest;
+    bool query_copies;
+};
+std::unique_ptr<Snapshot> fork_snapshot(SnapshotContext context);
+std::unique_ptr<Snapshot> uffd_snapshot(SnapshotContext context);
+std::unique_ptr<Snapshot> stop_snapshot(SnapshotContext context);
+
+// Allocates a destination for the array as `params.alloc` and `backing` ask.
+Region allocate_destination(const Params& params, const Region& array, bool zeroed);
+
+void fail(Result& result, const std::string& reason);  // the first reason wins
 
 }  // namespace cowsnap::detail

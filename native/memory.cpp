@@ -23,6 +23,16 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 [[noreturn]] void fail(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
 }
+
+// The page size the backing asks for, as advice over the region's whole pages.
+void advise(Region& region, const std::string& backing) {
+    int advice = -1;
+    if (backing == "4k") advice = MADV_NOHUGEPAGE;
+    if (backing == "thp") advice = MADV_HUGEPAGE;
+    // mthp-<N>k: no advice; the size's sysfs knob (set by the caller) decides.
+    if (advice >= 0 && madvise(region.aligned_begin(), region.aligned_bytes(), advice) != 0)
+        fail("madvise " + backing);
+}
 }  // namespace
 
 std::size_t page_bytes_of(const std::string& backing) {
@@ -50,18 +60,51 @@ Region map_region(const std::string& backing, std::size_t bytes, bool populate, 
     auto address = reinterpret_cast<std::uintptr_t>(base);
     if (align) address = (address + align - 1) & ~(align - 1);
     region.data = reinterpret_cast<element*>(address);
-
-    int advice = -1;
-    if (backing == "4k") advice = MADV_NOHUGEPAGE;
-    if (backing == "thp") advice = MADV_HUGEPAGE;
-    // mthp-<N>k: no advice; the size's sysfs knob (set by the caller) decides.
-    if (advice >= 0 && madvise(region.data, bytes, advice) != 0) fail("madvise " + backing);
+    advise(region, backing);
     return region;
 }
 
-void unmap_region(Region& region) {
-    if (region.map_base) munmap(region.map_base, region.map_bytes);
+Region new_region(const std::string& backing, std::size_t bytes, bool zeroed) {
+    Region region;
+    region.bytes = bytes;
+    region.page_bytes = page_bytes_of(backing);
+    region.from_new = true;
+    // As the seed's `new std::array<...>()`: glibc serves it from its own
+    // mmap, 16 bytes past a page boundary; `()` zeroes it (touching it all).
+    const std::size_t n = bytes / sizeof(element);
+    region.data = zeroed ? new element[n]() : new element[n];
+    advise(region, backing);
+    return region;
+}
+
+void free_region(Region& region) {
+    if (region.from_new) delete[] region.data;
+    else if (region.map_base) munmap(region.map_base, region.map_bytes);
     region = Region{};
+}
+
+std::size_t Region::pages() const {
+    const auto first = reinterpret_cast<std::uintptr_t>(data) / page_bytes;
+    const auto last = (reinterpret_cast<std::uintptr_t>(data) + bytes + page_bytes - 1) / page_bytes;
+    return last - first;
+}
+
+char* Region::aligned_begin() const {
+    const auto address = reinterpret_cast<std::uintptr_t>(data);
+    return reinterpret_cast<char*>((address + page_bytes - 1) / page_bytes * page_bytes);
+}
+
+std::size_t Region::aligned_bytes() const {
+    const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) / page_bytes * page_bytes;
+    const auto begin = reinterpret_cast<std::uintptr_t>(aligned_begin());
+    return end > begin ? end - begin : 0;
+}
+
+Region allocate_destination(const Params& params, const Region& array, bool zeroed) {
+    if (params.alloc == "new") return new_region(params.backing, array.bytes, zeroed);
+    Region dest = map_region(params.backing, array.bytes, false, nullptr);
+    if (zeroed) std::memset(dest.data, 0, dest.bytes);
+    return dest;
 }
 
 void fill_fork_time_values(Region& region) {
@@ -75,30 +118,16 @@ bool holds_fork_time_values(const element* copy, std::size_t first, std::size_t 
     return true;
 }
 
-CopyDelay copy_batches(const Region& src, element* dst, std::size_t batch_bytes, int copiers,
-                       const std::function<void(std::size_t)>& after_batch, bool query_delay) {
-    const std::size_t batches = (src.bytes + batch_bytes - 1) / batch_bytes;
-    std::vector<std::thread> threads;
-    std::vector<CopyDelay> copies(copiers);
-    for (int tid = 0; tid < copiers; ++tid) {
-        threads.emplace_back([&, tid] {
-            for (std::size_t b = tid; b < batches; b += copiers) {
-                const std::size_t offset = b * batch_bytes;
-                const std::size_t length = std::min(batch_bytes, src.bytes - offset);
-                std::memcpy(reinterpret_cast<char*>(dst) + offset,
-                            reinterpret_cast<const char*>(src.data) + offset, length);
-                after_batch(b);
-            }
-            if (query_delay) copies[tid] = thread_copy_delay();
+bool copy_is_consistent(const element* copy, std::size_t n, int threads) {
+    std::atomic<bool> ok{true};
+    std::vector<std::thread> pool;
+    for (int tid = 0; tid < threads; ++tid)
+        pool.emplace_back([&, tid] {
+            const std::size_t first = n * tid / threads, last = n * (tid + 1) / threads;
+            if (!holds_fork_time_values(copy, first, last - first)) ok = false;
         });
-    }
-    CopyDelay total;
-    total.ok = query_delay;
-    for (int tid = 0; tid < copiers; ++tid) {
-        threads[tid].join();
-        total += copies[tid];
-    }
-    return total;
+    for (auto& thread : pool) thread.join();
+    return ok;
 }
 
 long anon_huge_kib(const void* data) {

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 
@@ -33,16 +34,32 @@ void add_attr(Request& request, unsigned short type, const void* data, std::size
     request.header.nlmsg_len = NLMSG_ALIGN(request.header.nlmsg_len) + NLA_ALIGN(attr->nla_len);
 }
 
-// Sends one request; returns the reply's length in `reply` (0 on error).
-std::size_t exchange(int fd, Request& request, char* reply) {
+// Sends one request; returns the reply's length in `reply`, or 0 with the
+// reason in `error`.
+std::size_t exchange(int fd, Request& request, char* reply, std::string& error) {
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    if (sendto(fd, &request, request.header.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+    if (sendto(fd, &request, request.header.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+        error = std::string("taskstats send: ") + std::strerror(errno);
         return 0;
+    }
     const ssize_t got = recv(fd, reply, buffer_bytes, 0);
-    if (got <= 0) return 0;
+    if (got <= 0) {
+        error = std::string("taskstats receive: ") + std::strerror(errno);
+        return 0;
+    }
     const auto* header = reinterpret_cast<const nlmsghdr*>(reply);
-    if (!NLMSG_OK(header, std::size_t(got)) || header->nlmsg_type == NLMSG_ERROR) return 0;
+    if (!NLMSG_OK(header, std::size_t(got))) {
+        error = "taskstats: malformed reply";
+        return 0;
+    }
+    if (header->nlmsg_type == NLMSG_ERROR) {
+        // TASKSTATS_CMD_GET needs CAP_NET_ADMIN: EPERM for other users.
+        const int code = -reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(header))->error;
+        error = std::string("taskstats query refused: ") + std::strerror(code) +
+                (code == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+        return 0;
+    }
     return std::size_t(got);
 }
 
@@ -74,11 +91,11 @@ const char* payload(const char* reply, std::size_t& length) {
     return reply + NLMSG_LENGTH(GENL_HDRLEN);
 }
 
-int taskstats_family(int fd) {
+int taskstats_family(int fd, std::string& error) {
     Request request = new_request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY);
     add_attr(request, CTRL_ATTR_FAMILY_NAME, TASKSTATS_GENL_NAME, sizeof TASKSTATS_GENL_NAME);
     char reply[buffer_bytes];
-    if (!exchange(fd, request, reply)) return -1;
+    if (!exchange(fd, request, reply, error)) return -1;
     std::size_t length;
     const char* attrs = payload(reply, length);
     int family = -1;
@@ -96,17 +113,36 @@ bool delay_accounting_on() {
     return (file >> on) && on == 1;
 }
 
+// One netlink socket per thread, opened at its first query, so that later
+// queries (at the snapshot's end, inside a timed span) cost one exchange.
+struct Channel {
+    int fd = -1, family = -1;
+    std::string error;
+    Channel() {
+        fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+        if (fd < 0) error = std::string("netlink socket: ") + std::strerror(errno);
+        else family = taskstats_family(fd, error);
+        if (fd >= 0 && family < 0 && error.empty()) error = "taskstats: no such generic netlink family";
+    }
+    ~Channel() {
+        if (fd >= 0) close(fd);
+    }
+};
+
 CopyDelay thread_copy_delay() {
     CopyDelay out;
-    const int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-    if (fd < 0) return out;
-    const int family = taskstats_family(fd);
-    if (family >= 0) {
+    thread_local Channel channel;
+    const int fd = channel.fd, family = channel.family;
+    if (family < 0) {
+        out.error = channel.error;
+    } else {
         Request request = new_request(family, TASKSTATS_CMD_GET);
         const __u32 tid = __u32(syscall(SYS_gettid));
         add_attr(request, TASKSTATS_CMD_ATTR_PID, &tid, sizeof tid);
         char reply[buffer_bytes];
-        if (exchange(fd, request, reply)) {
+        out.error = "taskstats: no statistics with wpcopy counts in the reply (kernel before 5.19?)";
+        std::string error;
+        if (exchange(fd, request, reply, error)) {
             std::size_t length;
             const char* attrs = payload(reply, length);
             each_attr(attrs, length, [&](int type, const char* data, std::size_t size) {
@@ -120,20 +156,29 @@ CopyDelay thread_copy_delay() {
                     if (ts.version < 13) return;
                     out.count = double(ts.wpcopy_count);
                     out.delay_s = double(ts.wpcopy_delay_total) / 1e9;
-                    out.ok = true;
+                    out.error.clear();
                 });
             });
+        } else {
+            out.error = error;
         }
     }
-    close(fd);
     return out;
 }
 
-CopyDelay& CopyDelay::operator+=(const CopyDelay& other) {
-    count += other.count;
-    delay_s += other.delay_s;
-    ok = ok && other.ok;
-    return *this;
+CopyDelay operator-(const CopyDelay& a, const CopyDelay& b) {
+    CopyDelay out;
+    out.count = a.count - b.count;
+    out.delay_s = a.delay_s - b.delay_s;
+    out.error = !a.ok() ? a.error : b.error;
+    return out;
+}
+
+CopyDelay& operator+=(CopyDelay& a, const CopyDelay& b) {
+    a.count += b.count;
+    a.delay_s += b.delay_s;
+    if (a.ok()) a.error = b.error;
+    return a;
 }
 
 }  // namespace cowsnap::detail

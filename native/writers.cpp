@@ -1,54 +1,45 @@
 // The parent's writer threads: every element of the array is written once.
 #include "internal.h"
 
-#include <sys/resource.h>
-
-#include <condition_variable>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 namespace cowsnap::detail {
 
 struct Writers::Shared {
-    std::mutex mutex;
-    std::condition_variable go;
-    bool started = false;
-    bool query_delay = false;  // delay accounting on: each thread reads its copies
+    Gate gate;
     std::atomic<bool> snapshot_ended{false};
     std::vector<std::thread> threads;
-    std::vector<Usage> usage, usage_before_end;
-    std::vector<CopyDelay> copies;
+    std::vector<std::string> placement;
+    std::vector<ThreadCounters> all, during_snapshot;
+    std::vector<clock::time_point> ends;
 };
 
 namespace {
 // Writes between two looks at whether the snapshot ended: rare enough to
-// cost nothing, frequent enough to split each thread's usage at that moment.
+// cost nothing, frequent enough to split each thread's counters at that moment.
 constexpr std::size_t writes_per_look = 4096;
 }  // namespace
 
-Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
+Writers::Writers(Region& array, const Params& params, bool query_copies) : shared_(new Shared) {
     Shared& s = *shared_;
     const int writers = params.writers;
-    s.usage.resize(writers);
-    s.usage_before_end.resize(writers);
-    s.copies.resize(writers);
+    s.placement.resize(writers);
+    s.all.resize(writers);
+    s.during_snapshot.resize(writers);
+    s.ends.resize(writers);
     const bool interleaved = params.pattern == "interleaved";
-    const bool query_delay = s.query_delay = delay_accounting_on();
-    const std::string placement = params.numa_writers;
+    const std::string where = params.numa_writers;
     element* data = array.data;
     const std::size_t n = array.elements();
     for (int tid = 0; tid < writers; ++tid) {
-        s.threads.emplace_back([&s, data, n, writers, interleaved, query_delay, placement, tid] {
-            place_thread(placement);
-            {
-                std::unique_lock<std::mutex> lock(s.mutex);
-                s.go.wait(lock, [&s] { return s.started; });
-            }
-            const Usage before = usage_of(RUSAGE_THREAD);
-            std::optional<Usage> at_end;  // this thread's usage when the snapshot ended
+        s.threads.emplace_back([&s, data, n, writers, interleaved, query_copies, where, tid] {
+            s.placement[tid] = place_thread(where);
+            // Read before the gate: a parked thread's counters do not move.
+            const ThreadCounters before = thread_counters(query_copies);
+            s.gate.arrive_and_wait();
+            std::optional<ThreadCounters> at_end;  // this thread's counters when the snapshot ended
             auto look = [&] {
-                if (!at_end && s.snapshot_ended.load(std::memory_order_relaxed)) at_end = usage_of(RUSAGE_THREAD);
+                if (!at_end && s.snapshot_ended.load(std::memory_order_acquire)) at_end = thread_counters(query_copies);
             };
             look();
             // Interleaved, the seed's loop: threads take every writers-th
@@ -62,39 +53,45 @@ Writers::Writers(Region& array, const Params& params) : shared_(new Shared) {
                 for (std::size_t i = chunk; i < chunk_end; i += step) data[i] = written_value(i);
                 look();
             }
-            const Usage after = usage_of(RUSAGE_THREAD);
-            s.usage[tid] = after - before;
-            s.usage_before_end[tid] = at_end.value_or(after) - before;
-            if (query_delay) s.copies[tid] = thread_copy_delay();
+            s.ends[tid] = clock::now();  // the clock first: it ends the timed span
+            const ThreadCounters after = thread_counters(query_copies);
+            s.all[tid] = after - before;
+            s.during_snapshot[tid] = at_end.value_or(after) - before;
         });
     }
+    s.gate.wait_arrived(writers);
 }
 
 Writers::~Writers() {
-    if (!shared_->started) start();
+    shared_->gate.open();
     for (auto& thread : shared_->threads)
         if (thread.joinable()) thread.join();
-    delete shared_;
 }
 
-void Writers::snapshot_ended() { shared_->snapshot_ended = true; }
-
-void Writers::start() {
-    {
-        std::lock_guard<std::mutex> lock(shared_->mutex);
-        shared_->started = true;
-    }
-    shared_->go.notify_all();
+std::string Writers::placement_error() const {
+    for (const auto& error : shared_->placement)
+        if (!error.empty()) return "numa_writers=" + error;
+    return "";
 }
 
-WriterTotals Writers::finish() {
-    WriterTotals total;
-    total.copies.ok = shared_->query_delay;
-    for (std::size_t tid = 0; tid < shared_->threads.size(); ++tid) {
-        shared_->threads[tid].join();
-        total.usage += shared_->usage[tid];
-        total.usage_before_end += shared_->usage_before_end[tid];
-        total.copies += shared_->copies[tid];
+void Writers::snapshot_ended() { shared_->snapshot_ended.store(true, std::memory_order_release); }
+
+void Writers::start() { shared_->gate.open(); }
+
+Writers::Totals Writers::finish() {
+    Totals total;
+    Shared& s = *shared_;
+    for (std::size_t tid = 0; tid < s.threads.size(); ++tid) {
+        s.threads[tid].join();
+        if (tid == 0) {
+            total.all = s.all[0];
+            total.during_snapshot = s.during_snapshot[0];
+            total.last_end = s.ends[0];
+        } else {
+            total.all += s.all[tid];
+            total.during_snapshot += s.during_snapshot[tid];
+            total.last_end = std::max(total.last_end, s.ends[tid]);
+        }
     }
     return total;
 }

@@ -18,10 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def children_of(pid: int) -> list[int]:
+    """The pids of a process's children ([] once it is gone)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found += [int(c) for c in text.split()]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:  # it, or one of its threads, exited meanwhile
+        pass
     return found
 
 
@@ -42,8 +45,9 @@ def test_killed_child_is_a_failed_record(build, tmp_path):
     deadline = time.monotonic() + 60
     victim = None
     while victim is None and time.monotonic() < deadline and process.poll() is None:
-        # The snapshot child lives on (hold=writers); fork_empty's children do not.
-        for pid in children_of(process.pid):
+        # The benchmark process is the command's child; its snapshot child
+        # lives on (hold=writers), fork_empty's children do not.
+        for pid in (grandchild for child in children_of(process.pid) for grandchild in children_of(child)):
             time.sleep(0.05)
             if Path(f"/proc/{pid}").exists():
                 victim = pid

@@ -1,80 +1,260 @@
-"""Figures, statistics, the summary and comparisons, from a small table of
-real runs checked in under tests/data (so no timing is involved)."""
+"""Figures, statistics, the summary and comparisons, from small tables of
+real runs checked in under tests/data (so no timing is involved), and from
+tables made to be adversarial."""
 
+import ast
+import math
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from cowsnap import compare, plots, stats, summary
+from cowsnap import aggregate, compare, config, glossary, plots, stats, summary
 
 DATA = Path(__file__).parent / "data" / "results"
+REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def runs():
-    return pd.concat([pd.read_csv(p) for p in sorted(DATA.glob("*/runs.csv"))], ignore_index=True)
+def tables_of(experiment: str) -> dict[str, pd.DataFrame]:
+    return {name: aggregate.read_table(DATA / experiment / f"{name}.csv") for name in plots_inputs()}
+
+
+def plots_inputs():
+    return ("points", "ratios", "runs", "sharing")
 
 
 @pytest.fixture
 def tiny():
-    return pd.read_csv(DATA / "tiny" / "runs.csv"), pd.read_csv(DATA / "tiny" / "sharing.csv")
+    return tables_of("tiny")
 
 
-@pytest.mark.parametrize("name", list(plots.FIGURES))
-def test_every_figure_draws_from_the_fixed_table(tiny, tmp_path, name):
-    runs, sharing = tiny
-    outputs = plots.draw(name, runs, sharing, tmp_path / name, "tiny")
-    assert [p.suffix for p in outputs] == [".png", ".pdf"]
-    assert all(p.stat().st_size > 5000 for p in outputs)
-    text = plots.caption(name, "tiny", "A tiny sweep.", runs)
-    assert "tiny" in text and "12 runs of 4 points" in text
+def all_tables():
+    return {
+        name: pd.concat([aggregate.read_table(p) for p in sorted(DATA.glob(f"*/{name}.csv"))], ignore_index=True)
+        for name in ("runs", "points", "ratios")
+    }
 
 
-def test_figures_for_an_experiment():
-    assert "ratios" in plots.figures_for({"fork", "none"}, has_baseline=True)
-    assert "ratios" not in plots.figures_for({"fork"}, has_baseline=False)
-    assert "sharing_timeline" not in plots.figures_for({"uffd", "none"}, has_baseline=True)
+# ---- statistics
 
 
-def test_median_and_ratio_intervals():
-    assert stats.median_ci([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
-    median, low, high = stats.median_ci([1.0, 2.0, 3.0, 4.0, 100.0])
-    assert median == 3.0 and low <= median <= high
-    ratio, low, high = stats.ratio_ci([2.0, 2.2, 1.8], [1.0, 1.1, 0.9])
-    assert ratio == pytest.approx(2.0) and low <= ratio <= high
+def test_order_statistic_intervals_have_their_true_level():
+    assert stats.order_statistic_interval(3) == (1, 0.75)
+    assert stats.order_statistic_interval(5) == (1, 0.9375)
+    j, level = stats.order_statistic_interval(10)
+    assert j == 2 and level == pytest.approx(1 - 2 * (1 + 10) / 1024)  # [x(2), x(9)]
+    median, low, high, level = stats.median_interval([5.0, 1.0, 4.0, 2.0, 3.0, 100.0, 6.0, 7.0, 8.0, 9.0])
+    assert (median, low, high) == (5.5, 2.0, 9.0) and level >= 0.95
+    assert math.isnan(stats.median_interval([1.0])[3]) is False and stats.median_interval([1.0])[3] == 0.0
 
 
-def test_every_metric_declares_its_better_direction():
-    assert {better for _, better in stats.METRICS.values()} <= {"lower", "higher"}
+def test_ratio_interval_covers_when_both_medians_do():
+    ratio, low, high, level = stats.ratio_interval([2.0, 2.2, 1.8, 2.1, 1.9], [1.0, 1.1, 0.9, 1.05, 0.95])
+    assert ratio == pytest.approx(2.0)
+    assert low == pytest.approx(1.8 / 1.1) and high == pytest.approx(2.2 / 0.9)
+    assert level == pytest.approx(0.9375**2)
 
 
-def test_baseline_ratios_of_the_fixed_table(tiny):
-    runs, _ = tiny
-    table = stats.baseline_ratios(runs, metrics=("writers_s",))
-    fork = runs[(runs["method"] == "fork") & (runs["start"] == "with_child")]
-    none = runs[runs["method"] == "none"]
-    row = table[table["point_id"] == fork["point_id"].iloc[0]].iloc[0]
-    assert row["ratio"] == pytest.approx(fork["writers_s"].median() / none["writers_s"].median())
-    assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
-    assert row["better"] == "lower"
-    assert none["point_id"].iloc[0] not in set(table["point_id"])  # the baseline itself
-
-
-def test_summary_numbers_are_the_tables(runs):
-    text = summary.build(runs)
+def test_points_and_ratios_are_the_one_statistics_pass(tiny):
+    runs, points, ratios = tiny["runs"], tiny["points"], tiny["ratios"]
     ok = runs[runs["status"] == "ok"]
-    fork = ok[(ok["method"] == "fork") & (ok["start"] == "with_child")]
+    for _, point in points.iterrows():
+        group = ok[ok["point_id"] == point["point_id"]]
+        assert point["n"] == len(group)
+        assert point["writer_minflt"] == group["writer_minflt"].median()
+        assert point["writer_minflt_ci_low"] == group["writer_minflt"].min()  # 3 runs: [min, max]
+        assert point["writer_minflt_ci_level"] == 0.75
+    fork = points[(points["method"] == "fork") & (points["start"] == "with_child") & points["timed"]].iloc[0]
+    row = ratios[(ratios["point_id"] == fork["point_id"]) & (ratios["metric"] == "writers_s")].iloc[0]
     none = ok[ok["method"] == "none"]
-    ratio = stats.ratio_ci(fork["writers_s"], none["writers_s"])
-    assert summary.fmt_ci(ratio) in text
-    assert f"{summary.fmt(fork['writers_s'].median())} s against {summary.fmt(none['writers_s'].median())} s" in text
-    assert f"{summary.fmt_count(fork['copies'].median())} copies" in text
-    after = ok[(ok["method"] == "fork") & (ok["start"] == "after_child")]
-    assert f"took {summary.fmt_count(after['writer_minflt'].median())} faults" in text
-    skipped = runs[runs["status"] == "skipped"].iloc[0]
+    assert row["ratio"] == pytest.approx(fork["writers_s"] / none["writers_s"].median())
+    assert row["label"] == fork["label"] and row["better"] == "lower"
+    # A sampled run has no times, so no ratio.
+    sampled = points[~points["timed"]]
+    assert not sampled.empty and sampled["point_id"].iloc[0] not in set(ratios["point_id"])
+
+
+def test_the_floor_is_the_baseline_plus_the_copy_when_no_core_is_idle(tiny):
+    points = tiny["points"]
+    fork = points[(points["method"] == "fork") & points["timed"]].iloc[0]
+    none = points[points["method"] == "none"].iloc[0]
+    assert not fork["copy_on_idle_cores"]  # 2 writers + 2 copiers on 2 CPUs
+    assert fork["copy_floor_s"] == pytest.approx(fork["size_mib"] * 2**20 / (fork["memcpy_gbps"] * 1e9), rel=0.2)
+    assert fork["floor_s"] == pytest.approx(none["writers_s"] + fork["copy_floor_s"])
+
+
+# ---- the glossary
+
+
+def test_every_key_of_the_tables_has_a_glossary_entry():
+    settings = set(config.axis_names())
+    tables = all_tables()
+    columns = set(tables["runs"]) | {re.sub(r"_ci_(low|high|level)$", "", c) for c in tables["points"]}
+    for column in sorted(columns - settings):
+        glossary.lookup(column)  # KeyError names the key
+    assert glossary.lookup("writers_s_after_snapshot").label == "writers' time after the snapshot ended (s)"
+
+
+def test_readme_key_table_is_generated_from_the_glossary():
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- keys: python -m cowsnap.glossary -->\n", "<!-- end keys -->"
+    assert readme[readme.index(start) + len(start) : readme.index(end)] == glossary.markdown_table()
+
+
+# ---- figures, tested on what is drawn
+
+
+def test_bar_figures_draw_one_bar_per_point_with_its_label(tiny):
+    figure, ax, empty = plots.render("writers_time", tiny, "tiny")
+    points = tiny["points"]
+    timed = points.dropna(subset=["writers_s"])
+    assert empty == ""
+    assert len([p for p in ax.patches if p.get_height() > 0]) == len(timed)
+    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(points["label"])
+    assert ax.get_ylabel() == glossary.lookup("writers_s").label
+    heights = sorted(p.get_height() for p in ax.patches if p.get_height() > 0)
+    assert heights == pytest.approx(sorted(timed["writers_s"]))
+
+
+def test_fault_figure_shows_copies_and_reuses_per_page(tiny):
+    figure, ax, _ = plots.render("writer_faults", tiny, "tiny")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert glossary.lookup("copies").label in legend and glossary.lookup("reuses").label in legend
+    assert max(p.get_height() for p in ax.patches) <= 1.1  # per page
+
+
+def test_ratios_figure_draws_every_ratio_and_the_floor(tiny):
+    figure, ax, _ = plots.render("ratios", tiny, "tiny")
+    ratios = tiny["ratios"][tiny["ratios"]["metric"] == "writers_s"]
+    markers = [line for line in ax.get_lines() if len(line.get_xdata()) == len(ratios)]
+    assert len(markers) >= 2  # the ratios and the floor ratios
+    assert sorted(markers[0].get_xdata()) == pytest.approx(sorted(ratios["ratio"]))
+
+
+def test_a_figure_with_nothing_to_draw_says_so(tmp_path):
+    tables = tables_of("other")
+    outputs, empty = plots.draw("writers_time", tables, tmp_path / "w", "other")
+    assert empty == "no point ran" and all(p.exists() for p in outputs)
+    assert "Nothing to draw: no point ran." in plots.caption("writers_time", "other", "x", tables["points"], empty)
+
+
+def test_caption_states_the_interval_level(tiny):
+    text = plots.caption("writers_time", "tiny", "A tiny sweep.", tiny["points"])
+    assert "of at least 75.0% confidence" in text and "15 runs of 5 points" in text
+
+
+def test_plots_and_summary_compute_no_statistics():
+    for module in ("plots", "summary"):
+        tree = ast.parse((REPO / "cowsnap" / f"{module}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+        assert "stats" not in imported, module
+        assert "median_interval" not in imported and "ratio_interval" not in imported
+
+
+# ---- the summary: computed words
+
+
+def fork_point(**changes) -> pd.Series:
+    base = {
+        "experiment": "e", "point_id": "p1", "node_type": "n", "label": "method=fork", "method": "fork",
+        "start": "after_child", "backing": "4k", "pages": 8192.0, "n": 5, "baseline_id": "p0",
+        "copies_source": "taskstats", "writer_minflt_after_snapshot": 8192.0, "copies_after_snapshot": 0.0,
+        "reuses_after_snapshot": 8192.0, "writer_stime_s_after_snapshot": 0.01, "timed": True,
+    }  # fmt: skip
+    return pd.Series({**base, **changes})
+
+
+def words(**changes) -> str:
+    runs = pd.DataFrame([{"experiment": "e", "point_id": "p1", "node_type": "n", "status": "ok", "reason": ""}])
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    points = pd.DataFrame([fork_point(**changes)])
+    return summary.build(runs, points, pd.DataFrame())
+
+
+def test_no_copies_after_exit_is_not_copying():
+    assert "after the child exited: not copying: 0 copies for 8,192 write faults (0%)" in words()
+
+
+def test_all_copies_after_exit_is_copying():
+    text = words(copies_after_snapshot=8192.0)
+    assert "after the child exited: copying: 8,192 copies for 8,192 write faults (100%)" in text
+    assert "not copying" not in text
+
+
+def test_some_copies_after_exit_is_partly_copying():
+    assert "partly copying: 1,000 copies" in words(copies_after_snapshot=1000.0)
+
+
+def test_copies_not_counted_are_said_so_never_zero():
+    reason = "not counted: taskstats query refused: Operation not permitted (needs CAP_NET_ADMIN)"
+    text = words(copies_after_snapshot=float("nan"), copies_source=reason)
+    assert f"copies not counted ({reason})" in text
+    assert "0 copies" not in text
+
+
+def test_one_run_has_no_interval():
+    row = fork_point(n=1, writers_s=0.5, writers_s_ci_low=0.5, writers_s_ci_high=0.5, writers_s_ci_level=0.0)
+    assert summary.fmt_interval(row, "writers_s", " s") == "0.5 s (one run, no interval)"
+
+
+def test_summary_of_the_fixed_tables_answers_both_questions():
+    tables = all_tables()
+    text = summary.build(tables["runs"], tables["points"], tables["ratios"])
+    for section in ("## Is it copying?", "## How to avoid it", "## The floor", "## Points not measured"):
+        assert section in text
+    ratios = tables["ratios"][tables["ratios"]["metric"] == "writers_s"].sort_values("ratio")
+    best = ratios.iloc[0]
+    assert f"{best['label']}: {summary.fmt_ratio(best)} the baseline" in text
+    skipped = tables["runs"][tables["runs"]["status"] == "skipped"].iloc[0]
     assert skipped["reason"] in text
+
+
+def test_ranking_says_when_intervals_overlap():
+    runs = pd.DataFrame(
+        [{"experiment": "e", "point_id": p, "node_type": "n", "status": "ok", "reason": ""} for p in "ab"]
+    )
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    points = pd.DataFrame(
+        [
+            fork_point(point_id="a", label="method=uffd", method="uffd", start="with_child"),
+            fork_point(point_id="b", label="method=fork", start="with_child"),
+        ]
+    )
+    ratio = {
+        "experiment": "e",
+        "node_type": "n",
+        "metric": "writers_s",
+        "baseline_method": "none",
+        "n": 5,
+        "n_baseline": 5,
+        "ci_level": 0.88,
+    }
+    ratios = pd.DataFrame(
+        [
+            {**ratio, "point_id": "a", "label": "method=uffd", "ratio": 2.0, "ci_low": 1.5, "ci_high": 3.0},
+            {**ratio, "point_id": "b", "label": "method=fork", "ratio": 2.5, "ci_low": 2.0, "ci_high": 4.0},
+        ]
+    )
+    text = summary.build(runs, points, ratios)
+    assert "not resolved from the next (intervals overlap)" in text
+    assert "resolved from the next;" not in text and "resolved from the next." not in text
+
+
+def test_summary_with_no_ok_run_still_writes():
+    runs = pd.DataFrame([{"experiment": "e", "point_id": "p", "node_type": "n", "status": "skipped", "reason": "why"}])
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    for setting, value in config.point_defaults().items():
+        runs[setting] = value
+    text = summary.build(runs, pd.DataFrame(), pd.DataFrame())
+    assert "Nothing ran: every run was skipped or failed." in text and "skipped: why" in text
+
+
+# ---- comparisons
 
 
 def copy_results(tmp_path, name, **changes):
@@ -95,7 +275,8 @@ def test_comparison_flags_a_machine_mismatch(tmp_path):
     assert any("machine mismatch" in note and "kernel" in note for note in notes)
     assert "machine mismatch" in (tmp_path / "out" / "compare.md").read_text()
     table = pd.read_csv(tmp_path / "out" / "compare.csv")
-    assert set(table["point_id"]) >= {p for p in pd.read_csv(a / "tiny" / "runs.csv")["point_id"]}
+    timed = pd.read_csv(a / "tiny" / "runs.csv").dropna(subset=["writers_s"])
+    assert set(table.dropna(subset=["ratio"])["point_id"]) == set(timed["point_id"])
     # Same data on both sides: every ratio of medians is 1.
     assert table.dropna(subset=["ratio"])["ratio"].eq(1.0).all()
     assert (tmp_path / "out" / "compare.png").exists()
@@ -114,19 +295,33 @@ def test_comparison_refuses_to_pool_machines_unless_asked(tmp_path):
     assert any("pools runs from 2 machines" in note for note in notes)
 
 
-def test_summary_keeps_node_types_apart(runs):
+def test_summary_keeps_node_types_apart():
+    tables = all_tables()
+    runs = tables["runs"]
     slower = runs.assign(
         hostname="node-b",
         kernel="9.9.9-other",
         node_type=runs["node_type"].str.rsplit(" | ", n=1).str[0] + " | 9.9.9-other",
         writers_s=runs["writers_s"] * 10,
     )
-    text = summary.build(pd.concat([runs, slower], ignore_index=True))
+    both = pd.concat([runs, slower], ignore_index=True)
+    points = stats.point_table(both)
+    text = summary.build(both, points, stats.ratio_table(both, points))
     assert "Runs from several machines" in text
-    ok = runs[runs["status"] == "ok"]
-    fork = ok[(ok["method"] == "fork") & (ok["start"] == "with_child")]
-    # Each node type's writers' time stands on its own line, never pooled.
-    assert f"({summary.fmt(fork['writers_s'].median())} s against" in text
-    assert f"({summary.fmt(10 * fork['writers_s'].median())} s against" in text
     for node_type in (runs["node_type"].iloc[0], slower["node_type"].iloc[0]):
-        assert f"method=fork, start=with_child on {node_type}:" in text
+        assert f"on {node_type}" in text
+
+
+def test_a_lever_near_the_floor_is_said_to_have_little_left():
+    runs = pd.DataFrame([{"experiment": "e", "point_id": "a", "node_type": "n", "status": "ok", "reason": ""}])
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    point = fork_point(point_id="a", label="method=stop", method="stop", start="with_child", writers_over_floor=1.1)
+    ratio = {"experiment": "e", "node_type": "n", "metric": "writers_s", "baseline_method": "none", "n": 5}
+    ratio.update(point_id="a", label="method=stop", ratio=1.9, ci_low=1.8, ci_high=2.0, ci_level=0.88, n_baseline=5)
+    text = summary.build(runs, pd.DataFrame([point]), pd.DataFrame([ratio]))
+    assert "1.1x the floor" in text and "within 1.25x of the floor: little left to gain here" in text
+    far = summary.build(
+        runs, pd.DataFrame([fork_point(**{**point.to_dict(), "writers_over_floor": 3.0})]), pd.DataFrame([ratio])
+    )
+    assert "little left to gain" not in far

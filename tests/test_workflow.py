@@ -43,7 +43,7 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
     assert set(table["status"]) == {"ok"}
     assert sorted(table["method"]) == ["fork", "fork", "none", "none"]
     assert {"writers_s", "pgfault", "pgreuse", "copies", "reuses", "cxxflags", "cppyy_version"} <= set(table)
-    for figure in ("writers_time", "writer_faults", "kernel_time", "ratios", "sharing_timeline", "copy_bandwidth"):
+    for figure in ("writers_time", "writer_faults", "kernel_time", "ratios", "copy_bandwidth"):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"tiny-{figure}.{ext}").stat().st_size > 1000
         sidecar = json.loads((results / "figures" / f"tiny-{figure}.json").read_text())
@@ -76,11 +76,11 @@ def test_compile_error_fails_the_build_rule_with_diagnostics(tmp_path):
     broken.mkdir()
     for source in native.source_files():
         (broken / source.name).write_text(source.read_text())
-    (broken / "run.cpp").write_text((broken / "run.cpp").read_text() + "\nint broken( { \n")
+    (broken / "harness.cpp").write_text((broken / "harness.cpp").read_text() + "\nint broken( { \n")
     try:
         native.build(tmp_path / "out", "-O2 -std=c++17", broken)
     except native.BuildError as error:
-        assert "run.cpp" in str(error) and "error" in str(error)
+        assert "harness.cpp" in str(error) and "error" in str(error)
     else:
         raise AssertionError("a broken source built")
 

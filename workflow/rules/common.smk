@@ -58,8 +58,10 @@ def get_records(wildcards):
 
 
 def get_figures(experiment):
-    methods = {run.point["method"] for run in RUNS.values() if run.experiment == experiment}
-    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment])
+    points = [run.point for run in RUNS.values() if run.experiment == experiment]
+    methods = {point["method"] for point in points}
+    samples_sharing = any(point["sharing_interval_ms"] > 0 for point in points)
+    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing)
 
 
 def get_description(wildcards):

@@ -1,5 +1,7 @@
 rule plot:
     input:
+        points=rules.aggregate.output.points,
+        ratios=rules.aggregate.output.ratios,
         runs=rules.aggregate.output.runs,
         sharing=rules.aggregate.output.sharing,
     output:
@@ -26,7 +28,9 @@ rule plot:
 
 rule summary:
     input:
-        expand(rules.aggregate.output.runs, experiment=EXPERIMENTS),
+        runs=expand(rules.aggregate.output.runs, experiment=EXPERIMENTS),
+        points=expand(rules.aggregate.output.points, experiment=EXPERIMENTS),
+        ratios=expand(rules.aggregate.output.ratios, experiment=EXPERIMENTS),
     output:
         report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:

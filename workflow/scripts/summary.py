@@ -5,7 +5,10 @@ from cowsnap import jobs
 with jobs.logged(snakemake.log[0]):
     import pandas as pd
 
-    from cowsnap import summary
+    from cowsnap import aggregate, summary
 
-    runs = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)
-    Path(snakemake.output[0]).write_text(jobs.summary_text(runs, summary.build))
+    tables = {
+        key: pd.concat([aggregate.read_table(path) for path in snakemake.input[key]], ignore_index=True)
+        for key in ("runs", "points", "ratios")
+    }
+    Path(snakemake.output[0]).write_text(summary.build(tables["runs"], tables["points"], tables["ratios"]))

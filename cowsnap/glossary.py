@@ -1,0 +1,216 @@
+"""Every record key and derived column: its label (with its unit), the
+direction that is better, and where it comes from. Axis labels, captions,
+the tables' statistics and the README's key table all read this registry,
+so a key has one name and one meaning everywhere.
+
+    python -m cowsnap.glossary    # prints the README's key table
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The writers' phase splits where the snapshot ended: fork, when the parent
+# saw the child exit; uffd and stop, when the copy was done.
+PHASES = {
+    "": "",
+    "_during_snapshot": " while the snapshot lived",
+    "_after_snapshot": " after the snapshot ended",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    label: str  # what a reader sees on an axis or in a table, unit included
+    source: str  # the counter or clock it comes from
+    better: str = ""  # lower | higher | "" (not a cost)
+    phased: bool = False  # also recorded per phase (_during_snapshot, _after_snapshot)
+
+
+def _usage(who: str, phased: bool, source: str) -> dict[str, Key]:
+    return {
+        f"{who}_minflt": Key(f"{who}'s minor faults", source, "lower", phased),
+        f"{who}_majflt": Key(f"{who}'s major faults (retried faults, uffd waits)", source, "lower", phased),
+        f"{who}_utime_s": Key(f"{who}'s user time (s)", source, "lower", phased),
+        f"{who}_stime_s": Key(f"{who}'s kernel time (s)", source, "lower", phased),
+    }
+
+
+THREADS = "getrusage(RUSAGE_THREAD) of each writer thread, summed"
+TASKSTATS = "taskstats (delay accounting), per thread, summed"
+VMSTAT = "/proc/vmstat delta (system-wide)"
+
+KEYS: dict[str, Key] = {
+    # phases and clocks
+    "writers_s": Key(
+        "writers' time (s)",
+        "steady clock: from just before the snapshot begins to the last writer's end",
+        "lower",
+        True,
+    ),
+    "snapshot_pause_s": Key(
+        "writers held up by the snapshot (s)", "steady clock: fork() call, uffd register+protect, stop copy", "lower"
+    ),
+    "snapshot_end_s": Key("snapshot end after the start mark (s)", "steady clock", "lower"),
+    "fork_s": Key("fork() call (s)", "steady clock around fork()", "lower"),
+    "fork_empty_s": Key("fork() of the bare benchmark process (s)", "steady clock, best of 3", "lower"),
+    "fork_net_s": Key("fork() call less the bare process's (s)", "fork_s - fork_empty_s", "lower"),
+    "fill_s": Key("array fill (s)", "steady clock"),
+    "populate_s": Key("MADV_POPULATE_WRITE calls (s)", "steady clock, summed", "lower"),
+    "child_copy_s": Key("child's copy (s)", "steady clock in the child", "lower"),
+    "child_check_s": Key("child's check of its copy (s)", "steady clock in the child"),
+    "uffd_protect_s": Key("uffd register and write-protect (s)", "steady clock", "lower"),
+    "uffd_copy_s": Key("uffd copy, protect to last batch (s)", "steady clock", "lower"),
+    "memcpy_gbps": Key("memcpy bandwidth, one thread (GB/s)", "best of 3 memcpy of memcpy_mib", "higher"),
+    "child_copy_gbps": Key("child's copy bandwidth (GB/s)", "size_mib / child_copy_s", "higher"),
+    # the writers
+    **_usage("writer", True, THREADS),
+    "writer_cpu_delay_s": Key(
+        "writers' wait for a CPU (s)", "/proc/thread-self/schedstat run_delay, per writer, summed", "lower", True
+    ),
+    "writer_wpcopy_count": Key("writers' COW copies (pages)", TASKSTATS, "lower", True),
+    "writer_wpcopy_delay_s": Key("writers' time in the COW-copy fault path (s)", TASKSTATS, "lower", True),
+    "writer_wpcopy_source": Key("where the writers' copy count came from, or why there is none", "the benchmark"),
+    # the process and the child
+    **_usage("parent", True, "getrusage(RUSAGE_SELF) over the writers' phase"),
+    **_usage("child", False, "wait4() of the snapshot child"),
+    "child_wpcopy_count": Key("child's COW copies (pages)", "taskstats of the copier threads, summed", "lower"),
+    "child_wpcopy_delay_s": Key("child's time in the COW-copy fault path (s)", "taskstats", "lower"),
+    "child_wpcopy_source": Key("where the child's copy count came from, or why there is none", "the benchmark"),
+    "release_calls": Key("batches the child released (munmap or MADV_DONTNEED calls)", "the child"),
+    "release_failed": Key("release calls that failed", "the child's checked return values", "lower"),
+    "release_errno": Key("errno of the first failed release", "the child"),
+    "uffd_faults": Key("write faults the uffd handler saw", "userfaultfd messages", "lower"),
+    # system-wide counters over the writers' phase
+    "pgfault": Key("page faults, whole machine", VMSTAT, "lower", True),
+    "pgmajfault": Key("major faults, whole machine", VMSTAT, "lower", True),
+    "pgreuse": Key("write faults that reused a 4 KiB page, whole machine", VMSTAT, "lower", True),
+    "thp_fault_alloc": Key("THP allocated at fault", VMSTAT, "", True),
+    "thp_fault_fallback": Key("THP fault fell back to small pages", VMSTAT, "lower", True),
+    "thp_split_pmd": Key("huge page mappings split", VMSTAT, "lower", True),
+    "thp_split_page": Key("huge pages split", VMSTAT, "lower", True),
+    "thp_collapse_alloc": Key("THP collapsed by khugepaged", VMSTAT, "", True),
+    # derived (cowsnap.aggregate)
+    "copies": Key("writers' COW copies (pages)", "writer_wpcopy_count; absent when not counted", "lower", True),
+    "copies_estimate": Key(
+        "writers' faults that were not reuses (pages)", "writer_minflt - pgreuse, 4 KiB pages only", "lower", True
+    ),
+    "copies_source": Key("where copies came from, or why there are none", "writer_wpcopy_source"),
+    "copy_delay_s": Key("writers' time in the COW-copy fault path (s)", "writer_wpcopy_delay_s", "lower", True),
+    "memory_copy_s": Key(
+        "writers' memory copying at memcpy speed (s)", "copies x 4 KiB / memcpy_gbps: the copy itself", "lower"
+    ),
+    "reuses": Key("write faults that reused the page (pages)", "pgreuse (system-wide)", "lower", True),
+    "splits": Key("huge page mappings split by a write", "thp_split_pmd (system-wide)", "lower", True),
+    "bytes_copied": Key("bytes the writers' copies moved", "copies x 4 KiB", "lower"),
+    "faults_per_page": Key("writers' faults per page", "writer_minflt / pages", "lower"),
+    "writer_kernel_share": Key("writers' kernel share of CPU time", "writer_stime_s / (utime + stime)", "lower"),
+    "timed": Key("times usable (no pagemap sampling during the run)", "sharing_interval_ms == 0"),
+    "node_type": Key("node type: CPU model | CPUs | NUMA nodes | kernel", "the record's environment"),
+    "copy_floor_s": Key("copying the array at memcpy speed (s)", "size_mib / memcpy_gbps", "lower"),
+    "copy_on_idle_cores": Key("the copy can run on idle cores", "online_cpus >= writers + copiers"),
+    "floor_s": Key("the floor: least writers' time with a snapshot (s)", "baseline + copy unless idle cores", "lower"),
+    "writers_over_floor": Key("writers' time / floor", "writers_s / floor_s", "lower"),
+    # what took effect
+    "delayacct_effective": Key("delay accounting on for the run", "kernel.task_delayacct read back"),
+    "huge_kib": Key("array in PMD huge pages (kB)", "smaps AnonHugePages of the array"),
+    "fill_thp_fault_alloc": Key("THP allocated by the fill", VMSTAT),
+    "mthp_fault_alloc": Key("mTHP folios of the size allocated by the fill", "sysfs hugepages-<N>kB/stats"),
+    "numa_mem_effective": Key("the array's memory policy read back", "get_mempolicy"),
+    "numa_nodes_used": Key("where sampled array pages landed", "move_pages"),
+    "snapshot_ok": Key("the copy equals the array when the snapshot was taken", "the method's own check"),
+    "page_bytes": Key("page size of the backing (bytes)", "the backing"),
+    "pages": Key("pages the array spans", "the mapping"),
+    "batches": Key("copy and release batches", "size_mib / batch_kib"),
+    "process_mappings": Key("mappings of the benchmark process (what fork copies)", "/proc/self/maps"),
+    "sharing_s": Key("time of a sharing sample since the start mark (s)", "steady clock"),
+    "sharing_pages": Key("pages still shared with the child", "pagemap bit 56 (exclusive) clear"),
+    "status": Key("ok, skipped (not applicable here) or failed", "the run"),
+    "reason": Key("why a run was skipped or failed", "the run"),
+    # ids, environment, build
+    "run_id": Key("experiment/point/repetition", "the grid"),
+    "experiment": Key("experiment name", "the config"),
+    "point_id": Key("hash of the point's settings", "the grid"),
+    "repetition": Key("repetition number", "the grid"),
+    "baseline_id": Key("the point this one is compared with", "the config's baseline"),
+    "schedule_seed": Key("seed of the shuffled run order", "the config"),
+    "schedule_position": Key("place in the shuffled run order", "the grid"),
+    "started_at": Key("when the run started (UTC)", "the clock"),
+    "label": Key("the point's name: its varying keys", "the config"),
+    "n": Key("ok runs of the point", "the runs"),
+    "kernel": Key("kernel release", "uname"),
+    "cpu_model": Key("CPU model", "/proc/cpuinfo"),
+    "online_cpus": Key("online CPUs", "sysconf"),
+    "numa_nodes": Key("NUMA nodes", "/sys/devices/system/node"),
+    "hostname": Key("host name", "uname"),
+    "uid": Key("user id of the run", "getuid"),
+    "mem_total_mib": Key("memory (MiB)", "/proc/meminfo"),
+    "thp_enabled": Key("THP mode during the run", "sysfs, read back"),
+    "thp_defrag": Key("THP defrag mode during the run", "sysfs"),
+    "cxxflags": Key("compiler flags of the benchmark", "the config"),
+    "compiler": Key("compiler version", "c++ --version"),
+    "cppyy_version": Key("cppyy version", "the Python package"),
+    "source_hash": Key("hash of native/", "the build"),
+    "build_key": Key("the build's cache key", "the build"),
+    "git_commit": Key("commit of the code", "git"),
+}
+
+# Families named by a pattern (one entry per page size the kernel offers).
+PATTERNS = {
+    r"hugetlb_\d+kB_total": Key("huge pages in the pool of that size", "sysfs"),
+    r"hugetlb_\d+kB_free": Key("free huge pages in the pool of that size", "sysfs"),
+}
+
+# What the point table summarises: medians with intervals, per point.
+METRICS = [
+    *(f"{key}{phase}" for key in ("writers_s", "copies", "copies_estimate", "reuses", "splits") for phase in PHASES),
+    *(f"{key}{phase}" for key in ("writer_minflt", "writer_stime_s", "copy_delay_s") for phase in PHASES),
+    "writer_utime_s",
+    "writer_cpu_delay_s",
+    "writer_wpcopy_count",
+    "memory_copy_s",
+    "faults_per_page",
+    "snapshot_pause_s",
+    "snapshot_end_s",
+    "fork_s",
+    "child_copy_s",
+    "child_copy_gbps",
+    "child_wpcopy_count",
+    "memcpy_gbps",
+    "release_failed",
+    "release_calls",
+    "pages",
+]
+
+
+def lookup(name: str) -> Key:
+    """The entry of a key, phase suffixes included; KeyError if it has none."""
+    for suffix, words in PHASES.items():
+        if suffix and name.endswith(suffix):
+            base = KEYS.get(name.removesuffix(suffix))
+            if base is not None and base.phased:
+                unit = re.search(r" \(([^)]*)\)$", base.label)
+                text = base.label[: unit.start()] if unit else base.label
+                return Key(text + words + (f" ({unit.group(1)})" if unit else ""), base.source, base.better, True)
+    if name in KEYS:
+        return KEYS[name]
+    for pattern, key in PATTERNS.items():
+        if re.fullmatch(pattern, name):
+            return key
+    raise KeyError(f"{name!r} has no entry in cowsnap.glossary")
+
+
+def markdown_table() -> str:
+    """The README's table of measured and derived keys."""
+    lines = ["| key | what | from | better |", "| --- | --- | --- | --- |"]
+    for name, key in KEYS.items():
+        phases = " (also `_during_snapshot`, `_after_snapshot`)" if key.phased else ""
+        lines.append(f"| `{name}`{phases} | {key.label} | {key.source} | {key.better} |")
+    for pattern, key in PATTERNS.items():
+        lines.append(f"| `{pattern}` | {key.label} | {key.source} | {key.better} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

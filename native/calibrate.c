@@ -1,0 +1,152 @@
+// cowsnap-calibrate: the harness's fork snapshot work as a plain C program,
+// so `cowsnap calibrate` can show how far the harness is from plain C.
+//
+//     cowsnap-calibrate SIZE_MIB BATCH_KIB
+//
+// Prints one JSON object (times in seconds): fork_empty_s, fork_s, write_s,
+// write_after_exit_s, write_during_copy_s, pages. One writer (the main
+// thread, every element in order: the harness's pattern=blocked, writers=1),
+// one copier in the child (dest=fresh, release=none), 4 KiB pages.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char* what) {
+    fprintf(stderr, "cowsnap-calibrate: %s: %s\n", what, strerror(errno));
+    _exit(1);  // also in a child: no stdio flush, no atexit handlers
+}
+
+static double now(void) {
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) die("clock_gettime");
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+// The value element i holds at snapshot time; writers store its complement.
+static inline uint64_t fork_time_value(size_t i) { return i * UINT64_C(0x9E3779B97F4A7C15) + 1; }
+
+static void fill(uint64_t* a, size_t n) {
+    for (size_t i = 0; i < n; ++i) a[i] = fork_time_value(i);
+}
+
+// The timed work: one writer, every element in order.
+static double time_writes(uint64_t* a, size_t n) {
+    const double t0 = now();
+    for (size_t i = 0; i < n; ++i) a[i] = ~fork_time_value(i);
+    return now() - t0;
+}
+
+// Private anonymous memory on 4 KiB pages (no THP), untouched.
+static uint64_t* map_array(size_t bytes) {
+    void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap");
+    if (madvise(p, bytes, MADV_NOHUGEPAGE) != 0) die("madvise(MADV_NOHUGEPAGE)");
+    return p;
+}
+
+// The child's snapshot: copy the inherited array into fresh memory, one
+// batch (one memcpy) at a time, with one thread.
+static void child_copy(const uint64_t* a, size_t bytes, size_t batch) {
+    char* dest = (char*)map_array(bytes);
+    for (size_t off = 0; off < bytes; off += batch)
+        memcpy(dest + off, (const char*)a + off, bytes - off < batch ? bytes - off : batch);
+}
+
+static void reap(pid_t pid) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) die("waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "cowsnap-calibrate: child failed (wait status %d)\n", status);
+        exit(1);
+    }
+}
+
+static size_t parse(const char* text, const char* name) {
+    char* end;
+    errno = 0;
+    const unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || v == 0 || v > (1ull << 30)) {
+        fprintf(stderr, "cowsnap-calibrate: %s must be a positive integer, not %s\n", name, text);
+        exit(1);
+    }
+    return (size_t)v;
+}
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: cowsnap-calibrate SIZE_MIB BATCH_KIB\n");
+        return 1;
+    }
+    const size_t bytes = parse(argv[1], "SIZE_MIB") << 20;
+    const size_t batch = parse(argv[2], "BATCH_KIB") << 10;
+    const size_t n = bytes / sizeof(uint64_t);
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) die("sysconf(_SC_PAGESIZE)");
+
+    // Empty fork: the cost of fork() for a process with nothing big mapped.
+    double fork_empty_s = 1e9;
+    for (int k = 0; k < 3; ++k) {
+        const double t0 = now();
+        const pid_t pid = fork();
+        const double t = now() - t0;
+        if (pid < 0) die("fork");
+        if (pid == 0) _exit(0);
+        reap(pid);
+        if (t < fork_empty_s) fork_empty_s = t;
+    }
+
+    uint64_t* a = map_array(bytes);
+    fill(a, n);
+
+    // No snapshot: every page is already private and writable, no faults.
+    const double write_s = time_writes(a, n);
+    fill(a, n);
+
+    // Reuse: after the child has exited the parent's PTEs are still
+    // write-protected, so each first write faults, but the page is
+    // exclusive again and is reused, not copied.
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        child_copy(a, bytes, batch);
+        _exit(0);
+    }
+    reap(pid);
+    const double write_after_exit_s = time_writes(a, n);
+    fill(a, n);
+
+    // Copy: the writer runs while the child holds the snapshot (until the
+    // parent closes the pipe), so each first write copies the page.
+    int hold[2];
+    if (pipe(hold) != 0) die("pipe");
+    const double t0 = now();
+    pid = fork();
+    const double fork_s = now() - t0;
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        if (close(hold[1]) != 0) die("close");
+        child_copy(a, bytes, batch);
+        char c;
+        ssize_t got;
+        while ((got = read(hold[0], &c, 1)) != 0)  // end of file: the writer is done
+            if (got < 0 && errno != EINTR) die("read");
+        _exit(0);
+    }
+    const double write_during_copy_s = time_writes(a, n);
+    if (close(hold[0]) != 0 || close(hold[1]) != 0) die("close");
+    reap(pid);
+
+    printf("{\"fork_empty_s\": %.9f, \"fork_s\": %.9f, \"write_s\": %.9f, "
+           "\"write_after_exit_s\": %.9f, \"write_during_copy_s\": %.9f, \"pages\": %zu}\n",
+           fork_empty_s, fork_s, write_s, write_after_exit_s, write_during_copy_s, bytes / (size_t)page);
+    if (fflush(stdout) != 0) die("stdout");
+    return 0;
+}

@@ -1,0 +1,133 @@
+// Params and Result as text, one line a field, between the Python-side
+// library and the benchmark process: "key<TAB>value".
+#include "internal.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace cowsnap::detail {
+
+namespace {
+
+// Every Params field, by its config key.
+template <class Visit>
+void each_field(Params& p, Visit visit) {
+    visit("size_mib", p.size_mib);
+    visit("writers", p.writers);
+    visit("copiers", p.copiers);
+    visit("batch_kib", p.batch_kib);
+    visit("method", p.method);
+    visit("alloc", p.alloc);
+    visit("release", p.release);
+    visit("exit", p.exit);
+    visit("hold", p.hold);
+    visit("start", p.start);
+    visit("pattern", p.pattern);
+    visit("backing", p.backing);
+    visit("populate", p.populate);
+    visit("dest", p.dest);
+    visit("dontfork", p.dontfork);
+    visit("inject", p.inject);
+    visit("numa_mem", p.numa_mem);
+    visit("numa_writers", p.numa_writers);
+    visit("numa_copiers", p.numa_copiers);
+    visit("sharing_interval_ms", p.sharing_interval_ms);
+    visit("memcpy_mib", p.memcpy_mib);
+    visit("timeout_s", p.timeout_s);
+}
+
+std::string number(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);
+    return text;
+}
+
+std::string one_line(std::string text) {
+    for (char& c : text)
+        if (c == '\n' || c == '\t') c = ' ';
+    return text;
+}
+
+void parse(const std::string& text, long& out) { out = std::stol(text); }
+void parse(const std::string& text, int& out) { out = std::stoi(text); }
+void parse(const std::string& text, double& out) { out = std::stod(text); }
+void parse(const std::string& text, bool& out) { out = text == "1"; }
+void parse(const std::string& text, std::string& out) { out = text; }
+
+std::string show(long value) { return std::to_string(value); }
+std::string show(int value) { return std::to_string(value); }
+std::string show(double value) { return number(value); }
+std::string show(bool value) { return value ? "1" : "0"; }
+std::string show(const std::string& value) { return one_line(value); }
+
+// Splits "a<TAB>b<TAB>c" into its fields.
+std::vector<std::string> fields(const std::string& line) {
+    std::vector<std::string> out;
+    std::stringstream parts(line);
+    std::string part;
+    while (std::getline(parts, part, '\t')) out.push_back(part);
+    return out;
+}
+
+}  // namespace
+
+std::string params_to_text(const Params& params) {
+    std::string text;
+    each_field(const_cast<Params&>(params),
+               [&](const char* key, const auto& value) { text += std::string(key) + "\t" + show(value) + "\n"; });
+    return text;
+}
+
+Params params_from_text(const std::string& text) {
+    std::map<std::string, std::string> given;
+    std::stringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        const auto tab = line.find('\t');
+        if (tab != std::string::npos) given[line.substr(0, tab)] = line.substr(tab + 1);
+    }
+    Params params{};
+    each_field(params, [&](const char* key, auto& value) {
+        if (!given.count(key)) throw std::runtime_error(std::string("params: missing ") + key);
+        parse(given[key], value);
+    });
+    return params;
+}
+
+std::string result_to_text(const Result& result) {
+    std::string text = "status\t" + result.status + "\nreason\t" + one_line(result.reason) + "\n";
+    for (const auto& [key, value] : result.values)
+        if (std::isfinite(value)) text += "value\t" + key + "\t" + number(value) + "\n";
+    for (const auto& [key, value] : result.effective) text += "effective\t" + key + "\t" + one_line(value) + "\n";
+    for (std::size_t i = 0; i < result.sharing_s.size(); ++i)
+        text += "sharing\t" + number(result.sharing_s[i]) + "\t" + number(result.sharing_pages[i]) + "\n";
+    return text + "end\n";  // a result cut short has no end line
+}
+
+Result result_from_text(const std::string& text) {
+    Result result;
+    bool complete = false;
+    std::stringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        const auto f = fields(line);
+        if (f.empty()) continue;
+        if (f[0] == "end") complete = true;
+        else if (f[0] == "status" && f.size() > 1) result.status = f[1];
+        else if (f[0] == "reason") result.reason = f.size() > 1 ? f[1] : "";
+        else if (f[0] == "value" && f.size() == 3) result.values[f[1]] = std::stod(f[2]);
+        else if (f[0] == "effective" && f.size() >= 2) result.effective[f[1]] = f.size() == 3 ? f[2] : "";
+        else if (f[0] == "sharing" && f.size() == 3) {
+            result.sharing_s.push_back(std::stod(f[1]));
+            result.sharing_pages.push_back(std::stod(f[2]));
+        }
+    }
+    if (!complete) {
+        result.status = "failed";
+        if (result.reason.empty()) result.reason = "the benchmark process ended without a complete result";
+    }
+    return result;
+}
+
+}  // namespace cowsnap::detail

@@ -1,0 +1,90 @@
+"""cowsnap calibrate: the harness beside plain C. Relations that hold on any
+Linux machine, on small arrays; never absolute times, never the agreement
+itself (that is timing, read it in the table)."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from cowsnap import calibrate, native
+
+SIZE_MIB = 16
+
+
+@pytest.fixture(scope="module")
+def measured(build):
+    """Both sides, two runs each, on a small array."""
+    return calibrate.measure(build, sizes_mib=(SIZE_MIB,), repetitions=2, batch_kib=1024)
+
+
+def test_c_program_prints_every_key(build):
+    values = calibrate.c_program(build.directory, SIZE_MIB, 1024)
+    assert set(calibrate.KEYS) <= set(values)
+    assert values["pages"] == SIZE_MIB * 2**20 // os.sysconf("SC_PAGE_SIZE")
+    assert all(values[key] > 0 for key in calibrate.KEYS)
+
+
+def test_harness_measures_the_same_keys(measured):
+    harness = measured[measured["side"] == "harness"]
+    c = measured[measured["side"] == "plain_c"]
+    assert len(harness) == len(c) == 2
+    assert (harness["pages"].to_numpy() == c["pages"].to_numpy()).all()
+
+
+@pytest.mark.parametrize("side", calibrate.SIDES)
+def test_a_copy_fault_costs_more_than_a_reuse_fault(measured, side):
+    medians = measured[measured["side"] == side][["reuse_ns_per_page", "copy_ns_per_page"]].median()
+    assert medians["copy_ns_per_page"] > medians["reuse_ns_per_page"] > 0, medians.to_dict()
+
+
+def test_sides_alternate(measured):
+    assert list(measured["side"]) == ["plain_c", "harness"] * 2
+
+
+def test_table_has_both_sides_for_every_quantity(measured):
+    summary = calibrate.table(measured)
+    assert list(summary.columns) == ["size_mib", "quantity", "plain_c", "harness", "ratio"]
+    assert list(summary["quantity"]) == list(calibrate.QUANTITIES)
+    assert summary[["plain_c", "harness", "ratio"]].notna().all().all()
+    assert (summary[["plain_c", "harness"]] > 0).all().all()
+    text = calibrate.format_table(summary)
+    for label in calibrate.QUANTITIES.values():
+        assert label in text
+
+
+def test_table_is_medians_and_ratio():
+    """Synthetic runs: the table's arithmetic, no timing."""
+    rows = []
+    for side, scale in (("plain_c", 1.0), ("harness", 2.0)):
+        for repetition, value in enumerate((1.0, 3.0, 100.0)):
+            rows.append(
+                {"size_mib": 8, "side": side, "repetition": repetition}
+                | {quantity: scale * value for quantity in calibrate.QUANTITIES}
+            )
+    summary = calibrate.table(pd.DataFrame(rows))
+    assert (summary["plain_c"] == 3.0).all()
+    assert (summary["harness"] == 6.0).all()
+    assert (summary["ratio"] == 2.0).all()
+
+
+def test_missing_program_is_named(tmp_path):
+    with pytest.raises(calibrate.CalibrationError, match="cowsnap-calibrate: missing"):
+        calibrate.c_program(tmp_path, SIZE_MIB, 1024)
+
+
+def test_a_point_not_ok_names_the_point_and_its_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate.runner, "run", lambda point, build: {"status": "skipped", "reason": "no such knob"})
+    monkeypatch.setattr(calibrate.config, "validate_point", lambda settings: settings)
+    with pytest.raises(calibrate.CalibrationError, match="'write'.*method=none.*skipped: no such knob"):
+        calibrate.harness(native.Build(tmp_path / native.LIBRARY), SIZE_MIB, 1024)
+
+
+def test_command_line_writes_the_table(build, tmp_path, capsys):
+    out = tmp_path / "calibration"
+    argv = ["--sizes", str(SIZE_MIB), "--repetitions", "1", "--batch-kib", "1024"]
+    assert calibrate.main([*argv, "--build-dir", str(build.directory.parent), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| size (MiB) |" in printed
+    assert (out / "calibration.md").read_text() == printed
+    assert set(pd.read_csv(out / "calibration.csv")["side"]) == set(calibrate.SIDES)

@@ -1,0 +1,83 @@
+"""The instrument itself: a count it could not take is absent with the
+reason, never 0; a setting that did not take effect skips the point; the
+delay accounting a point asks for is the one it runs under."""
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from cowsnap import aggregate, config, knobs, native, runner
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing system knobs needs root")
+SIZE = {"size_mib": 16, "batch_kib": 512, "pattern": "blocked", "memcpy_mib": 0}
+
+
+def bench_as_nobody(build, tmp_path):
+    """A wrapper that runs the build's benchmark as the user nobody (setpriv)."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    bench = tmp_path / native.BENCH
+    shutil.copy(build.bench, bench)
+    wrapper = tmp_path / "bench-as-nobody"
+    wrapper.write_text(f"#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups {bench}\n")
+    for path in (wrapper, bench, tmp_path):
+        path.chmod(path.stat().st_mode | stat.S_IXOTH | stat.S_IROTH | stat.S_IXUSR)
+    return wrapper
+
+
+@needs_root
+def test_copies_an_ordinary_user_cannot_count_are_absent_not_zero(build, tmp_path, monkeypatch):
+    # Delay accounting on (a boot flag or an admin's choice), but the
+    # taskstats query needs CAP_NET_ADMIN: the count cannot be read.
+    wrapper = bench_as_nobody(build, tmp_path)
+    monkeypatch.setattr(native.Build, "bench", property(lambda self: wrapper))
+    point = {**config.point_defaults(), **SIZE, "method": "fork", "hold": "writers", "release": "none"}
+    with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
+        record = runner.measure(point, build)
+    assert record["status"] == "ok", record["reason"]
+    assert record["delayacct_effective"] is True
+    assert "writer_wpcopy_count" not in record and "child_wpcopy_count" not in record
+    assert record["writer_wpcopy_source"].startswith("not counted: ")
+    assert "CAP_NET_ADMIN" in record["writer_wpcopy_source"]
+    table = aggregate.runs_table([{**point, **record, "run_id": "x", "experiment": "x", "point_id": "p"}])
+    assert table["copies"].isna().all()
+    assert table["copies_source"].iloc[0].startswith("not counted")
+
+
+@needs_root
+@pytest.mark.parametrize("delayacct", [True, False])
+def test_delay_accounting_is_what_the_point_asks(build, delayacct):
+    before = knobs.TASK_DELAYACCT.read_text()
+    point = {**config.point_defaults(), **SIZE, "method": "fork", "delayacct": delayacct}
+    record = runner.run(point, build)
+    assert record["status"] == "ok", record["reason"]
+    assert record["delayacct_effective"] is delayacct
+    assert ("writer_wpcopy_count" in record) is delayacct
+    if not delayacct:
+        assert record["writer_wpcopy_source"] == "not counted: kernel.task_delayacct is 0 (delay accounting off)"
+    assert knobs.TASK_DELAYACCT.read_text() == before
+
+
+@needs_root
+def test_mthp_point_under_pmd_thp_is_skipped(build):
+    # Under THP "always", the 2 MiB size (inherit) wins over 64 KiB folios:
+    # the array is PMD-mapped, so the mTHP point is not measured as one.
+    size = knobs.environment.THP_DIR / "hugepages-64kB"
+    if not size.exists():
+        pytest.skip("this kernel offers no 64 KiB THP size")
+    if knobs.current(knobs.environment.THP_DIR / "hugepages-2048kB" / "enabled") not in ("inherit", "always"):
+        pytest.skip("the PMD size is not enabled here")
+    point = {**config.point_defaults(), **SIZE, "method": "none", "backing": "mthp-64k", "thp_mode": "always"}
+    record = runner.run(point, build)
+    assert record["status"] == "skipped"
+    assert "PMD huge pages" in record["reason"]
+
+
+def test_sampled_runs_are_not_timed(run_point):
+    record = run_point(method="fork", sharing_interval_ms=5, **SIZE)
+    table = aggregate.runs_table([{**record, "run_id": "x", "experiment": "x", "point_id": "p"}])
+    assert not table["timed"].iloc[0]
+    assert table["writers_s"].isna().all() and table["fork_s"].isna().all()
+    assert table["copies"].notna().all() or table["copies_source"].iloc[0].startswith("not counted")
