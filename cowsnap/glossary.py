@@ -107,7 +107,7 @@ KEYS: dict[str, Key] = {
     "faults_per_page": Key("writers' faults per page", "writer_minflt / pages", "lower"),
     "writer_kernel_share": Key("writers' kernel share of CPU time", "writer_stime_s / (utime + stime)", "lower"),
     "timed": Key("times usable (no pagemap sampling during the run)", "sharing_interval_ms == 0"),
-    "node_type": Key("node type: CPU model | CPUs | NUMA nodes | kernel", "the record's environment"),
+    "node_type": Key("node type: CPU model, CPUs, NUMA nodes and kernel", "the record's environment"),
     "copy_floor_s": Key("copying the array at memcpy speed (s)", "size_mib / memcpy_gbps", "lower"),
     "copy_on_idle_cores": Key("the copy can run on idle cores", "online_cpus >= writers + copiers"),
     "floor_s": Key("the floor: least writers' time with a snapshot (s)", "baseline + copy unless idle cores", "lower"),

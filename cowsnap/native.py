@@ -161,6 +161,21 @@ def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
     return Build(out_dir / LIBRARY)
 
 
+def built(library: Path, cxxflags: str, build_log: str) -> Build:
+    """The build the build rule made, for a run to load; BuildError, naming
+    the build's log, when it is missing or was made for another CPU."""
+    library = Path(library)
+    missing = [path.name for path in (library, library.parent / BENCH) if not path.exists()]
+    if missing:
+        raise BuildError(f"the build has no {', '.join(missing)} in {library.parent}: see {build_log}")
+    if "native" in cxxflags and build_key(cxxflags) != library.parent.name:
+        raise BuildError(
+            f"{library.parent} was built with {cxxflags!r} for another CPU ({build_key(cxxflags)} here): build "
+            "on each node type, or use portable cxxflags"
+        )
+    return Build(library.resolve())
+
+
 def ensure_built(cache_dir: Path, cxxflags: str) -> Build:
     """The cached build for these sources and flags, built if missing."""
     out_dir = Path(cache_dir) / build_key(cxxflags)

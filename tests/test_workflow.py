@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,3 +105,14 @@ def test_build_key_follows_sources_flags_and_cpu_for_native(monkeypatch):
     monkeypatch.setattr(environment, "cpu_model", lambda: "another CPU")
     assert native.build_key("-O2 -march=native") != tuned
     assert native.build_key("-O2 -std=c++17") == portable
+
+
+def test_a_run_loads_the_build_and_never_builds(tmp_path, build):
+    from cowsnap import native
+
+    assert native.built(build.library, "-O2 -std=c++17", "build.log").library == build.library
+    empty = tmp_path / "key"
+    empty.mkdir()
+    with pytest.raises(native.BuildError, match="build.log"):
+        native.built(empty / native.LIBRARY, "-O2 -std=c++17", "build.log")
+    assert list(empty.iterdir()) == []  # nothing was built

@@ -14,6 +14,7 @@ rule run_point:
         bench_slot=1,
     params:
         cxxflags=CONFIG["cxxflags"],
+        build_log=rules.build.log[0],
         point=get_point,
         ids=get_ids,
     script:

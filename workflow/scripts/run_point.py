@@ -10,9 +10,8 @@ with jobs.logged(snakemake.log[0]) as log:
     out = Path(snakemake.output[0])
     ids = {**snakemake.params.ids, **jobs.schedule_ids(out, snakemake.params.ids["run_id"])}
     records.check_space(out.parent)
-    # The build for this node: the one given, unless the flags tune for the
-    # CPU and this node's CPU differs (then it is built here, once per type).
-    build = native.ensure_built(Path(snakemake.input.library).parent.parent, snakemake.params.cxxflags)
+    # The build rule owns building: a timed job only loads what it made.
+    build = native.built(snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log)
     jobs.wait_at_gate(ids["run_id"])
     record = runner.run(snakemake.params.point, build, ids)
     records.write(out, record)
