@@ -96,24 +96,26 @@ def phase_facts(row: pd.Series, phase: str) -> str:
 
 
 def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
-    """Where the writers' extra CPU time went: the COW-copy fault path, and
-    the memory copying inside it at this machine's memcpy speed."""
-    cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
-    extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"]) if baseline is not None else math.nan
+    """Where the writers' time went: the COW-copy fault path (wall time
+    inside wp_page_copy, from delay accounting), the memory copying inside
+    it at this machine's memcpy speed, and their CPU time against the
+    baseline's (getrusage, tick-sampled: the two are not shares of one
+    another)."""
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
     if row.get("timed") is False or row.get("timed") == "False":
         return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):
         return f"time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
     text = f"{fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s)"
-    if not pd.isna(extra):
-        text = f"of their {fmt(extra)} s of extra CPU time over the baseline, " + text
     if not pd.isna(memory):
         text += (
-            f"; copying those pages takes {fmt(memory)} s at this machine's memcpy speed "
-            f"({fmt(row.get('memcpy_gbps'))} GB/s): the rest of the fault path is allocation, accounting "
-            "and TLB work, not memory copying"
+            f", of which copying the pages themselves takes {fmt(memory)} s at this machine's memcpy speed "
+            f"({fmt(row.get('memcpy_gbps'))} GB/s); the rest is allocation, accounting, locking and TLB work"
         )
+    if baseline is not None:
+        cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
+        extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"])
+        text += f"; their CPU time was {fmt(extra)} s above the baseline's (getrusage)"
     return text
 
 

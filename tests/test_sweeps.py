@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parent.parent
 
 TRIVIAL = "{method: none, size_mib: 1, batch_kib: 64, memcpy_mib: 0, writers: 1}"
@@ -114,3 +116,25 @@ def test_report_text_is_plain(tmp_path):
     assert "<script>" not in html and "PRETTY_NAME" not in html and "<em>" not in html
     assert ".. include:: /etc/os-release" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "*stars* `tick` |sub| link_ {{ snakemake.params }}" in html
+
+
+def test_paper_config_in_smoke_mode_runs_to_its_figures_and_summary(tmp_path):
+    # Every point of the paper configuration, at 8 MiB and one run each,
+    # through the real workflow: each run ends ok or skipped with its reason.
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+         "--configfile", str(REPO / "config" / "paper.yaml"), "--config", "smoke_mib=8", f"results={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    smoke = tmp_path / "smoke"
+    runs = pd.concat([pd.read_csv(path) for path in smoke.glob("*/runs.csv")], ignore_index=True)
+    assert set(runs["status"]) <= {"ok", "skipped"}
+    assert (runs["status"] == "ok").any()
+    assert runs.loc[runs["status"] == "skipped", "reason"].str.len().gt(0).all()
+    assert (runs["size_mib"] <= 8).all() or (runs.loc[runs["size_mib"] > 8, "backing"] == "hugetlb-1g").all()
+    summary = (smoke / "summary.md").read_text()
+    assert "## Is it copying?" in summary and "## How to avoid it" in summary
+    for caption in (smoke / "figures").glob("*.caption.txt"):
+        assert caption.with_name(caption.name.replace(".caption.txt", ".png")).exists()
+    assert len(list((smoke / "figures").glob("*.png"))) >= 20
