@@ -928,6 +928,8 @@ def run(args: argparse.Namespace, stream=None) -> int:
             watch.receive(max(0.0, min(0.05, next_tick - now, deadline - now)))
             if not display.tty:
                 display.show_events()
+            if not watch.root_alive():
+                break
         if not watch.rows or watch.last_tick < watch.now() - 1e-3:
             display.show(watch.tick())
         result = watch.result()
@@ -938,7 +940,11 @@ def run(args: argparse.Namespace, stream=None) -> int:
             result["ended_by"] = "SIGINT"
         display.end(result)
         if args.out:
-            for path in write_outputs(args.out, watch, result):
+            try:
+                paths = write_outputs(args.out, watch, result)
+            except OSError as error:
+                raise WatchError(f"cannot write the watch's outputs to {args.out}: {error}") from None
+            for path in paths:
                 print(path, file=stream)
     return 0
 

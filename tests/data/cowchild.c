@@ -1,7 +1,7 @@
 /* A program that forks a snapshot child and writes its memory, each step
  * held until the test says go, so the test never depends on timing.
  *
- *   cowchild PAGES CONTROL_DIR
+ *   cowchild PAGES CONTROL_DIR [CHILD_PAGES]
  *
  * Fills PAGES pages, forks a child that holds them (blocked reading
  * CONTROL_DIR/child, a FIFO), writes the first half of the pages once while
@@ -9,7 +9,9 @@
  * the child exit by writing to the FIFO; the parent reaps it), waits for
  * CONTROL_DIR/go-write, writes the second half and waits for
  * CONTROL_DIR/go-end before it exits. Each step it has reached is announced
- * by creating CONTROL_DIR/<step>. */
+ * by creating CONTROL_DIR/<step>. With CHILD_PAGES, the child first writes
+ * the last CHILD_PAGES pages itself (pages the parent does not write while
+ * the child lives: each a copy, as the parent still shares them). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +39,8 @@ static void write_pages(char* data, long first, long end, char value) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: cowchild PAGES CONTROL_DIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: cowchild PAGES CONTROL_DIR [CHILD_PAGES]\n");
         return 2;
     }
     const long pages = atol(argv[1]);
@@ -51,8 +53,10 @@ int main(int argc, char** argv) {
     await("go-fork");
     char fifo[4096];
     snprintf(fifo, sizeof fifo, "%s/child", dir);
+    const long child_pages = argc == 4 ? atol(argv[3]) : 0;
     const pid_t child = fork();
     if (child == 0) {
+        write_pages(data, pages - child_pages, pages, 4);
         char byte;
         const int fd = open(fifo, O_RDONLY);
         if (read(fd, &byte, 1) < 0) _exit(1);

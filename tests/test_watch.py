@@ -1,0 +1,423 @@
+"""`cowsnap watch` on real processes: a small C program (tests/data/cowchild.c)
+that forks a child holding its memory and writes it while the child lives and
+after it exited, each step held until the test says go; the watch's own
+output lines tell the test when it has seen an event. Nothing waits on a
+clock: every wait is for a file or a line, with a bound only as a failure."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cowsnap import knobs, watch
+
+DATA = Path(__file__).parent / "data"
+PAGES = 8192  # 32 MiB of 4 KiB pages: half written while the child lives, half after
+HALF = PAGES // 2
+BOUND_S = 120  # a wait that takes longer has failed
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (taskstats, the delay accounting knob)")
+INTERFERED = "switched off during the watch by another program"
+
+
+@pytest.fixture(scope="session")
+def cowchild(tmp_path_factory) -> Path:
+    program = tmp_path_factory.mktemp("cowchild") / "cowchild"
+    subprocess.run(["cc", "-O2", "-Wall", str(DATA / "cowchild.c"), "-o", str(program)], check=True)
+    return program
+
+
+@pytest.fixture
+def control(tmp_path) -> Path:
+    """The folder through which the test and cowchild hand each other steps."""
+    folder = tmp_path / "control"
+    folder.mkdir()
+    os.mkfifo(folder / "child")
+    return folder
+
+
+def reached(control: Path, step: str) -> None:
+    """Waits until cowchild has created control/step."""
+    deadline = time.monotonic() + BOUND_S
+    while not (control / step).exists():
+        assert time.monotonic() < deadline, f"cowchild never reached {step!r}"
+        time.sleep(0.01)
+
+
+def go(control: Path, step: str) -> None:
+    (control / step).touch()
+
+
+def let_child_exit(control: Path) -> None:
+    go(control, "go-exit")
+    with open(control / "child", "w") as fifo:  # opens once the child reads it
+        fifo.write("x")
+
+
+class Watcher:
+    """A `cowsnap watch` in its own process, its output read line by line."""
+
+    def __init__(self, args: list[str], build, launcher: list[str] | None = None):
+        launcher = launcher or [
+            sys.executable,
+            "-m",
+            "cowsnap.cli",
+            "watch",
+            "--build-dir",
+            str(build.directory.parent),
+        ]
+        self.process = subprocess.Popen([*launcher, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append(None)  # end of output
+            self.changed.notify_all()
+
+    def expect(self, predicate, what: str, after: int = 0) -> int:
+        """Index of the first line after `after` that satisfies predicate."""
+        deadline = time.monotonic() + BOUND_S
+        with self.changed:
+            while True:
+                for i in range(after, len(self.lines)):
+                    if self.lines[i] is None:
+                        raise AssertionError(f"the watch ended before {what}:\n{self.output()}{self.stderr()}")
+                    if predicate(self.lines[i]):
+                        return i
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {what} in the watch's output:\n{self.output()}"
+                self.changed.wait(left)
+
+    def output(self) -> str:
+        return "\n".join(line for line in self.lines if line is not None) + "\n"
+
+    def stderr(self) -> str:
+        return self.process.stderr.read() if self.process.poll() is not None else ""
+
+    def finish(self) -> tuple[int, str]:
+        code = self.process.wait(BOUND_S)
+        self.reader.join(BOUND_S)
+        return code, self.process.stderr.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def started(line: str) -> bool:
+    return line.startswith("cowsnap watch: watching pid")
+
+
+def interval_line(line: str) -> bool:
+    return " system-wide " in line
+
+
+def child_exited(line: str) -> bool:
+    return " child " in line and line.endswith(" exited")
+
+
+def copies_counted_or_skip(result: dict) -> None:
+    how = result["counted"]["copies"]
+    if INTERFERED in how:
+        pytest.skip(f"another program changed kernel.task_delayacct during the watch: {how}")
+    assert not how.startswith("not counted"), how
+
+
+def run_cow_scenario(watcher: Watcher, control: Path) -> None:
+    """Fork, half the pages written while the child lives, the child exits;
+    once the watch has closed the interval the child exited in, the other
+    half is written; then cowchild exits."""
+    watcher.expect(started, "the watch's start")
+    reached(control, "filled")
+    go(control, "go-fork")
+    reached(control, "written-during")
+    let_child_exit(control)
+    reached(control, "reaped")
+    seen = watcher.expect(child_exited, "the child's exit")
+    watcher.expect(interval_line, "the interval the child exited in", after=seen)
+    go(control, "go-write")
+    reached(control, "written-after")
+    go(control, "go-end")
+
+
+def assert_copies_then_reuses(result: dict) -> None:
+    phases = result["phases"]
+    during, after = phases["child_alive"], phases["after_child"]
+    # About one copy per page written while the child held it (a few more
+    # for the program's own stack and libc pages)...
+    assert HALF <= during["copies"] <= 1.05 * HALF + 64, during
+    assert during["copy_delay_s"] > 0
+    # ...and none after it exited: every write fault reuses its page
+    # (pgreuse is system-wide, so only a floor holds).
+    assert after["copies"] <= 0.01 * HALF, after
+    assert after["minflt"] >= HALF
+    assert after["system_pgreuse"] >= 0.9 * HALF
+    verdict = "\n".join(result["verdict"])
+    assert "while a child lived" in verdict and "copying:" in verdict
+    assert "after the children exited" in verdict and "not copying" in verdict
+    assert "MADV_POPULATE_WRITE" in verdict
+
+
+@needs_root
+def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild, control, tmp_path):
+    out = tmp_path / "out"
+    watcher = Watcher(["--interval", "0.3", "--out", str(out), "--", str(cowchild), str(PAGES), str(control)], build)
+    try:
+        run_cow_scenario(watcher, control)
+        code, stderr = watcher.finish()
+    finally:
+        watcher.stop()
+    assert code == 0, stderr
+    result = json.loads((out / "watch.json").read_text())
+    copies_counted_or_skip(result)
+    assert_copies_then_reuses(result)
+    # The child's lifetime is in the timeline: its start and exit, and rows.
+    children = {int(pid): p for pid, p in result["processes"].items() if p["role"] == "child"}
+    assert len(children) == 1
+    (child_pid, child), *_ = children.items()
+    assert 0 <= child["start_s"] < child["end_s"]
+    assert {(e["event"], e["pid"]) for e in result["events"]} >= {("started", child_pid), ("exited", child_pid)}
+    import pandas as pd
+
+    timeline = pd.read_csv(out / "timeline.csv")
+    assert (timeline["pid"] == child_pid).any()
+    assert set(timeline["phase"]) >= {"child_alive", "after_child"}
+    assert (out / "timeline.png").stat().st_size > 0
+
+
+@needs_root
+def test_a_child_shorter_than_an_interval_is_counted_whole(build, cowchild, control, tmp_path):
+    # One 60 s interval: the watch reads nothing between its start and the
+    # end, so the child's counts can only come from its exit notification.
+    child_pages = 1000
+    out = tmp_path / "out"
+    args = ["--interval", "60", "--out", str(out), "--", str(cowchild), str(PAGES), str(control), str(child_pages)]
+    watcher = Watcher(args, build)
+    try:
+        run_cow_scenario_without_intervals(watcher, control)
+        code, stderr = watcher.finish()
+    finally:
+        watcher.stop()
+    assert code == 0, stderr
+    result = json.loads((out / "watch.json").read_text())
+    copies_counted_or_skip(result)
+    children = [p for p in result["processes"].values() if p["role"] == "child"]
+    assert len(children) == 1
+    # The child wrote child_pages pages its parent still shared: a copy each.
+    assert child_pages <= children[0]["copies"] <= child_pages + 64
+    assert children[0]["minflt"] >= child_pages
+    assert children[0]["end_s"] is not None
+    assert result["interval_rows"] == len(result["processes"]) + 1  # one interval only
+
+
+def run_cow_scenario_without_intervals(watcher: Watcher, control: Path) -> None:
+    watcher.expect(started, "the watch's start")
+    reached(control, "filled")
+    go(control, "go-fork")
+    reached(control, "written-during")
+    let_child_exit(control)
+    reached(control, "reaped")
+    go(control, "go-write")
+    reached(control, "written-after")
+    go(control, "go-end")
+
+
+@needs_root
+def test_attach_to_a_running_process_that_exits_during_the_watch(build, cowchild, control, tmp_path, monkeypatch):
+    # The kernel keeps delay accounting only for tasks started while it is
+    # on: the test holds it on (its own journal) while cowchild starts.
+    monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
+    out = tmp_path / "out"
+    with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
+        program = subprocess.Popen([str(cowchild), str(PAGES), str(control)])
+        try:
+            reached(control, "filled")
+            watcher = Watcher(["--pid", str(program.pid), "--interval", "0.3", "--out", str(out)], build)
+            try:
+                run_cow_scenario(watcher, control)
+                assert program.wait(BOUND_S) == 0
+                code, stderr = watcher.finish()
+            finally:
+                watcher.stop()
+        finally:
+            program.kill()
+            program.wait()
+    assert code == 0, stderr
+    result = json.loads((out / "watch.json").read_text())
+    copies_counted_or_skip(result)
+    assert_copies_then_reuses(result)
+    root = result["processes"][str(program.pid)]
+    assert root["start_s"] is None  # it ran before the watch
+    assert root["end_s"] is not None  # and the watch saw it exit, and ended
+    assert ("exited", program.pid) in {(e["event"], e["pid"]) for e in result["events"]}
+
+
+def test_a_pid_that_does_not_exist_is_a_clear_error(build):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    watcher = Watcher(["--pid", str(gone.pid), "--for", "1"], build)
+    code, stderr = watcher.finish()
+    assert code == 2
+    assert f"no process with PID {gone.pid}" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_process_that_already_exited_is_a_clear_error(build):
+    zombie = subprocess.Popen(["true"])  # not reaped until wait(): a zombie
+    deadline = time.monotonic() + BOUND_S
+    while watch.read_stat(zombie.pid)["state"] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        watcher = Watcher(["--pid", str(zombie.pid), "--for", "1"], build)
+        code, stderr = watcher.finish()
+    finally:
+        zombie.wait()
+    assert code == 2
+    assert f"process {zombie.pid} exited before the watch could start" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_another_users_process_is_refused_by_the_ownership_check():
+    with pytest.raises(watch.WatchError, match=r"belongs to user .*only root may watch another user's process"):
+        watch.check_may_watch(os.getpid(), euid=os.geteuid() + 1 if os.geteuid() else 65534)
+    watch.check_may_watch(os.getpid(), euid=os.geteuid())  # one's own: allowed
+    watch.check_may_watch(os.getpid(), euid=0)  # root: allowed
+
+
+def nobody_launcher(build) -> list[str]:
+    return [sys.executable, str(DATA / "watch_as_nobody.py"), str(build.directory.parent)]
+
+
+@needs_root
+def test_a_watcher_without_root_is_refused_a_root_process(build):
+    watcher = Watcher(["--pid", str(os.getpid()), "--for", "1"], build, nobody_launcher(build))
+    code, stderr = watcher.finish()
+    assert code == 2
+    assert f"process {os.getpid()}" in stderr and "belongs to user root (uid 0)" in stderr
+    assert "runs as nobody (uid 65534): only root may watch another user's process" in stderr
+    assert "Traceback" not in stderr
+
+
+@needs_root
+def test_without_root_what_cannot_be_read_is_not_counted_with_the_reason(build):
+    sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"])
+    shared = Path(tempfile.mkdtemp(prefix="cowsnap-watch-nobody-"))  # a folder nobody may write
+    shared.chmod(0o777)
+    out = shared / "out"
+    try:
+        while watch.owner_of(sleeper.pid) != 65534:  # until setpriv has dropped to nobody
+            time.sleep(0.01)
+        args = ["--pid", str(sleeper.pid), "--for", "0.6", "--interval", "0.2", "--out", str(out)]
+        watcher = Watcher(args, build, nobody_launcher(build))
+        code, stderr = watcher.finish()
+        assert code == 0, stderr
+        result = json.loads((out / "watch.json").read_text())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        shutil.rmtree(shared)
+    for key in ("copies", "copy_delay_s", "cpu_delay_s"):
+        how = result["counted"][key]
+        assert how.startswith("not counted: ")
+        assert "CAP_NET_ADMIN" in how or "only root may switch it on" in how, how
+        assert result["processes"][str(sleeper.pid)][key] is None  # never 0
+    assert result["counted"]["minflt"] == "/proc/PID/stat"
+    assert result["processes"][str(sleeper.pid)]["minflt"] is not None
+    assert "not counted: " in watcher.output()
+    assert result["exit_notifications"].startswith("not counted: ")
+
+
+def start_watch_that_sets_the_knob(build, tmp_path) -> tuple[Watcher, str]:
+    """A watch of `sleep 60` that switched delay accounting on; the value
+    it saved. Skips when the knob was on already (nothing to restore)."""
+    before = knobs.current(knobs.TASK_DELAYACCT)
+    watcher = Watcher(["--interval", "0.2", "--out", str(tmp_path / "out"), "--", "sleep", "60"], build)
+    watcher.expect(started, "the watch's start")
+    if not knobs.JOURNAL.exists():
+        watcher.stop()
+        pytest.skip(f"kernel.task_delayacct was {before} already (another program's): the watch changed nothing")
+    return watcher, json.loads(knobs.JOURNAL.read_text())[str(knobs.TASK_DELAYACCT)]
+
+
+def sleep_pid(watcher: Watcher) -> int:
+    line = watcher.lines[watcher.expect(started, "the watch's start")]
+    return int(line.split("pid ")[1].split()[0])
+
+
+@needs_root
+def test_the_knob_is_restored_after_sigint(build, tmp_path):
+    watcher, saved = start_watch_that_sets_the_knob(build, tmp_path)
+    sleeper = sleep_pid(watcher)
+    try:
+        watcher.expect(interval_line, "an interval")
+        watcher.process.send_signal(signal.SIGINT)
+        code, stderr = watcher.finish()
+    finally:
+        watcher.stop()
+        os.kill(sleeper, signal.SIGKILL)
+    assert code == 0, stderr
+    assert "verdict" in watcher.output()
+    assert json.loads((tmp_path / "out" / "watch.json").read_text())["ended_by"] == "SIGINT"
+    assert not knobs.JOURNAL.exists()
+    assert knobs.current(knobs.TASK_DELAYACCT) == saved
+
+
+@needs_root
+def test_the_knob_is_restored_by_the_next_watch_after_sigkill(build, tmp_path):
+    watcher, saved = start_watch_that_sets_the_knob(build, tmp_path)
+    sleeper = sleep_pid(watcher)
+    try:
+        watcher.process.kill()
+        watcher.finish()
+        assert knobs.JOURNAL.exists()  # left behind
+        after = Watcher(["--pid", str(sleeper), "--for", "0.3", "--interval", "0.1"], build)
+        code, stderr = after.finish()
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+    assert code == 0, stderr
+    assert not knobs.JOURNAL.exists()
+    assert knobs.current(knobs.TASK_DELAYACCT) == saved
+
+
+def test_the_verdict_follows_the_declared_thresholds():
+    def phase(copies, minflt, reuses, child_copies=0.0):
+        return {
+            "seconds": 1.0,
+            "copies": copies,
+            "child_copies": child_copies,
+            "copy_delay_s": 0.01,
+            "minflt": minflt,
+            "majflt": 0.0,
+            "utime_s": 0.1,
+            "stime_s": 0.1,
+            "cpu_delay_s": 0.0,
+            "system_pgreuse": reuses,
+        }
+
+    counted = dict.fromkeys(watch.COUNTERS, "")
+    below = watch.COPYING_SHARE * 1000 * 0.5
+    lines = watch.verdict({"child_alive": phase(below, 1000, 0), "after_child": phase(0, 1000, 1000)}, counted)
+    assert lines[0].startswith("while a child lived (1.0 s): not copying")
+    assert "MADV_POPULATE_WRITE" in lines[-1]
+    lines = watch.verdict({"child_alive": phase(900, 1000, 0, child_copies=300)}, counted)
+    assert "copying: 900 pages copied" in lines[0] and "300 of them by the children" in lines[0]
+    assert "munmap or MADV_DONTNEED" in lines[1] and "MADV_DONTFORK" in lines[1]
+    missing = {**counted, "copies": "not counted: because"}
+    lines = watch.verdict({"after_child": phase(float("nan"), 1000, 900)}, missing)
+    assert "copies not counted: because" in lines[0]
