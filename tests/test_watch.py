@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -421,3 +422,102 @@ def test_the_verdict_follows_the_declared_thresholds():
     missing = {**counted, "copies": "not counted: because"}
     lines = watch.verdict({"after_child": phase(float("nan"), 1000, 900)}, missing)
     assert "copies not counted: because" in lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def redis_info(port: int) -> dict[str, str]:
+    text = subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), "INFO", "persistence"],
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+    ).stdout
+    return dict(line.split(":", 1) for line in text.replace("\r", "").splitlines() if ":" in line)
+
+
+def redis_cli(port: int, *words: str) -> str:
+    done = subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *words], capture_output=True, text=True, timeout=BOUND_S
+    )
+    return done.stdout.strip()
+
+
+REDIS_KEYS = 250_000  # of 1000 bytes: about 300 MiB in the server
+needs_redis = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("redis-server", "redis-cli", "redis-benchmark")),
+    reason="needs Debian's redis-server and redis-tools (apt-get install redis-server redis-tools)",
+)
+
+
+@needs_root
+@needs_redis
+def test_redis_bgsave_copies_agree_with_redis_own_cow_size(build, tmp_path, monkeypatch):
+    # Redis measures its snapshot child's copy-on-write itself (Private_Dirty
+    # of the child: pages either side copied) as rdb_last_cow_size; the watch
+    # counts the copies the kernel made. Delay accounting is held on while
+    # the server starts, so its tasks are accounted.
+    monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
+    port = free_port()
+    out = tmp_path / "out"
+    server = load = watcher = None
+    with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
+        try:
+            server = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+                + ["--save", "", "--appendonly", "no", "--enable-debug-command", "local", "--logfile", ""],
+                stdout=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + BOUND_S
+            while redis_cli(port, "PING") != "PONG":
+                assert server.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+            assert redis_cli(port, "DEBUG", "POPULATE", str(REDIS_KEYS), "key", "1000") == "OK"
+            watcher = Watcher(["--pid", str(server.pid), "--interval", "0.5", "--out", str(out)], build)
+            watcher.expect(started, "the watch's start")
+            # A write load of SETs at random over REDIS_KEYS keys, running
+            # (some 50,000 commands served) before BGSAVE starts.
+            served = int(redis_cli(port, "INFO", "stats").split("total_commands_processed:")[1].split()[0])
+            load = subprocess.Popen(
+                ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "4", "-P", "16", "-n", "3000000"]
+                + ["-r", str(REDIS_KEYS), "-q", "SET", "key:__rand_int__", "x" * 20],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            while (
+                int(redis_cli(port, "INFO", "stats").split("total_commands_processed:")[1].split()[0]) < served + 50_000
+            ):
+                assert load.poll() is None and time.monotonic() < deadline, "redis-benchmark did not start its load"
+                time.sleep(0.05)
+            assert "Background saving started" in redis_cli(port, "BGSAVE")
+            while redis_info(port).get("rdb_bgsave_in_progress") != "0":
+                assert time.monotonic() < deadline, "BGSAVE did not end"
+                time.sleep(0.05)
+            info = redis_info(port)
+            load.terminate()
+            load.wait(BOUND_S)
+            seen = watcher.expect(child_exited, "the BGSAVE child's exit")
+            watcher.expect(interval_line, "the interval the child exited in", after=seen)
+            watcher.process.send_signal(signal.SIGINT)
+            code, stderr = watcher.finish()
+        finally:
+            for process in (load, watcher and watcher.process, server):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+    assert code == 0, stderr
+    assert info["rdb_last_bgsave_status"] == "ok"
+    result = json.loads((out / "watch.json").read_text())
+    copies_counted_or_skip(result)
+    redis_pages = int(info["rdb_last_cow_size"]) / 4096
+    watch_copies = result["phases"]["child_alive"]["copies"]
+    print(
+        f"redis rdb_last_cow_size / 4096 = {redis_pages:,.0f}; watch copies while the child lived = {watch_copies:,.0f}"
+    )
+    print("\n".join(result["verdict"]))
+    assert redis_pages > 1000, f"too little copy-on-write to compare: {info['rdb_last_cow_size']} bytes"
+    assert 0.5 * redis_pages <= watch_copies <= 2 * redis_pages
