@@ -42,8 +42,14 @@ from pathlib import Path
 from cowsnap import config, knobs
 
 # ---- thresholds of the verdict, declared once
-# A phase is "copying" when its copies are at least this share of its minor faults.
+# A phase is "copying" when its copies are at least this share of its minor
+# faults and at least this many pages (a process copies a few stack and
+# library pages after any fork).
 COPYING_SHARE = 0.01
+COPYING_MIN_PAGES = 256
+# A lever is named for one side (the parent, the children) only when that
+# side made at least this share of the phase's copies.
+LEVER_SHARE = 0.1
 # After a child exited, writes "reuse" pages when the system's pgreuse delta
 # is at least this share of the watched processes' minor faults.
 REUSING_SHARE = 0.5
@@ -542,7 +548,12 @@ class Watch:
             "events": self.events,
             "phases": phases,
             "verdict": verdict(phases, {k: self.why_not(k) for k in COUNTERS}),
-            "thresholds": {"copying_share": COPYING_SHARE, "reusing_share": REUSING_SHARE},
+            "thresholds": {
+                "copying_share": COPYING_SHARE,
+                "copying_min_pages": COPYING_MIN_PAGES,
+                "lever_share": LEVER_SHARE,
+                "reusing_share": REUSING_SHARE,
+            },
         }
 
 
@@ -594,16 +605,16 @@ def verdict(phases: dict[str, dict], uncounted: dict[str, str]) -> list[str]:
             continue
         cpu = phase["utime_s"] + phase["stime_s"]
         share = copies / faults if faults else (1.0 if copies else 0.0)
-        copying = copies > 0 and share >= COPYING_SHARE
+        copying = copies >= COPYING_MIN_PAGES and share >= COPYING_SHARE
         cost = f"{phase['copy_delay_s']:.3g} s in the copy fault path"
         if cpu > 0:
-            cost += f" ({phase['copy_delay_s'] / cpu:.0%} of their {cpu:.3g} s of CPU time)"
+            cost += f" ({100 * phase['copy_delay_s'] / cpu:.2g}% of their {cpu:.3g} s of CPU time)"
         if copying:
             line = (
                 f"{words} ({phase['seconds']:.1f} s): copying: {copies:,.0f} pages copied ({_mib(copies)}, "
                 f"{share:.0%} of {faults:,.0f} minor faults), {cost}"
             )
-            if phase["child_copies"] >= COPYING_SHARE * max(copies, 1) and phase["child_copies"] > 0:
+            if phase["child_copies"] > 0:
                 line += f"; {phase['child_copies']:,.0f} of them by the children"
         else:
             line = (
@@ -621,13 +632,13 @@ def _lever(name: str, phase: dict, copying: bool, reuses: float, faults: float) 
     if name == "child_alive" and copying:
         own = phase["copies"] - phase["child_copies"]
         levers = []
-        if own >= COPYING_SHARE * phase["copies"]:
+        if own >= LEVER_SHARE * phase["copies"]:
             levers.append(
                 "the parent copies pages the child still shares: have the child release each part as soon as "
                 "it has saved it (munmap or MADV_DONTNEED per batch) and exit right after (_exit), so those "
                 "writes reuse the page instead"
             )
-        if phase["child_copies"] >= COPYING_SHARE * phase["copies"] and phase["child_copies"] > 0:
+        if phase["child_copies"] >= LEVER_SHARE * phase["copies"]:
             levers.append(
                 "the child writes memory it shares with the parent: allocate its buffers in the child, or mark "
                 "a buffer allocated before fork MADV_DONTFORK"

@@ -412,10 +412,13 @@ def test_the_verdict_follows_the_declared_thresholds():
         }
 
     counted = dict.fromkeys(watch.COUNTERS, "")
-    below = watch.COPYING_SHARE * 1000 * 0.5
-    lines = watch.verdict({"child_alive": phase(below, 1000, 0), "after_child": phase(0, 1000, 1000)}, counted)
+    below = watch.COPYING_SHARE * 100_000 * 0.5
+    lines = watch.verdict({"child_alive": phase(below, 100_000, 0), "after_child": phase(0, 1000, 1000)}, counted)
     assert lines[0].startswith("while a child lived (1.0 s): not copying")
     assert "MADV_POPULATE_WRITE" in lines[-1]
+    few = watch.COPYING_MIN_PAGES - 1  # a large share of few faults: a fork's own stack pages
+    lines = watch.verdict({"after_child": phase(few, few, 0)}, counted)
+    assert lines[0].startswith("after the children exited (1.0 s): not copying")
     lines = watch.verdict({"child_alive": phase(900, 1000, 0, child_copies=300)}, counted)
     assert "copying: 900 pages copied" in lines[0] and "300 of them by the children" in lines[0]
     assert "munmap or MADV_DONTNEED" in lines[1] and "MADV_DONTFORK" in lines[1]
