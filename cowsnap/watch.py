@@ -309,7 +309,12 @@ class Watch:
             seen.add(pid)
             stat = read_stat(pid)
             if stat is None or stat["state"] in "ZX":
-                continue  # its exit notification (or the next reading) ends it
+                # Its exit notification ends it; without them (or should one
+                # be lost), a process found gone ends when it is seen gone.
+                known = self.processes.get(pid)
+                if known is not None and known.alive and (stat is None or "exits" in self.reasons):
+                    self.end(known, self.now())
+                continue
             process = self.processes.get(pid) or self._add(pid, "child", stat)
             if not process.alive:
                 continue
@@ -538,6 +543,8 @@ class Watch:
         return {
             "root": self.root,
             "duration_s": round(self.now(), 4),
+            # The watch's own CPU time (this process, native library included).
+            "watch_cpu_s": round(sum(os.times()[:2]), 3),
             "interval_rows": len(self.rows),
             "counted": {key: self.why_not(key) or COUNTERS.get(key, "pagemap") for key in [*COUNTERS, "shared_pages"]},
             "exit_notifications": self.reasons.get("exits", "taskstats exit notifications"),
@@ -727,6 +734,22 @@ def plain_lines(watch: Watch, rows: list[dict]) -> list[str]:
     return out
 
 
+def thread_lines(result: dict, top: int = 5) -> list[str]:
+    """For a process with several threads: the threads that copied most."""
+    lines = []
+    for pid, process in result["processes"].items():
+        copying = [(tid, t) for tid, t in process["threads"].items() if t.get("copies", 0) > 0]
+        if len(process["threads"]) < 2 or not copying:
+            continue
+        copying.sort(key=lambda item: -item[1]["copies"])
+        shown = ", ".join(
+            f"{tid} ({t['comm']}) {t['copies']:,.0f} copies in {t.get('copy_delay_s', 0):.3g} s"
+            for tid, t in copying[:top]
+        )
+        lines.append(f"threads of {pid} ({process['comm']}) that copied most: {shown}")
+    return lines
+
+
 class Display:
     def __init__(self, watch: Watch, stream=None):
         self.watch = watch
@@ -768,8 +791,13 @@ class Display:
 
     def end(self, result: dict) -> None:
         self.drawn = 0
-        out = ["", f"cowsnap watch: verdict for pid {result['root']} over {result['duration_s']:.1f} s"]
+        out = [
+            "",
+            f"cowsnap watch: verdict for pid {result['root']} over {result['duration_s']:.1f} s "
+            f"(the watch itself used {result['watch_cpu_s']:.2f} s of CPU, its start included)",
+        ]
         out += result["verdict"]
+        out += thread_lines(result)
         for key, how in result["counted"].items():
             if how.startswith("not counted") and (key != "shared_pages" or self.watch.sharing):
                 out.append(f"{key}: {how}")

@@ -4,6 +4,7 @@ after it exited, each step held until the test says go; the watch's own
 output lines tell the test when it has seen an event. Nothing waits on a
 clock: every wait is for a file or a line, with a bound only as a failure."""
 
+import io
 import json
 import os
 import shutil
@@ -524,3 +525,27 @@ def test_redis_bgsave_copies_agree_with_redis_own_cow_size(build, tmp_path, monk
     print("\n".join(result["verdict"]))
     assert redis_pages > 1000, f"too little copy-on-write to compare: {info['rdb_last_cow_size']} bytes"
     assert 0.5 * redis_pages <= watch_copies <= 2 * redis_pages
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_table_is_redrawn_in_place():
+    fake = watch.Watch.__new__(watch.Watch)
+    fake.root, fake.sharing, fake.events, fake.reasons = 7, False, [], {}
+    fake.processes = {7: watch.Process(7, "prog", 1, "watched", None, base={"copies": 0.0}, total={"copies": 5.0})}
+    counters = dict.fromkeys(watch.COUNTERS, 1.0)
+    rows = [
+        {"scope": "process", "pid": 7, "comm": "prog", "role": "watched", "alive": True, **counters, "shared_pages": 0},
+        {"scope": "system-wide", "t_end_s": 1.0, "phase": "no_child", "system_pgreuse": 3.0},
+    ]
+    screen = FakeTerminal()
+    display = watch.Display(fake, screen)
+    display.show(rows)
+    first = screen.getvalue()
+    display.show(rows)
+    lines = len(first.splitlines())
+    assert "\x1b[" not in first and "pgreuse +3" in first
+    assert screen.getvalue()[len(first) :].startswith(f"\x1b[{lines}A\x1b[J")  # up over the table, then clear
