@@ -349,7 +349,9 @@ def start_watch_that_sets_the_knob(build, tmp_path) -> tuple[Watcher, str]:
     """A watch of `sleep 60` that switched delay accounting on; the value
     it saved. Skips when the knob was on already (nothing to restore)."""
     before = knobs.current(knobs.TASK_DELAYACCT)
-    watcher = Watcher(["--interval", "0.2", "--out", str(tmp_path / "out"), "--", "sleep", "60"], build)
+    # sleep's output goes elsewhere: the watch's pipes close when the watch ends.
+    sleep = ["sh", "-c", "exec sleep 60 >/dev/null 2>&1"]
+    watcher = Watcher(["--interval", "0.2", "--out", str(tmp_path / "out"), "--", *sleep], build)
     watcher.expect(started, "the watch's start")
     if not knobs.JOURNAL.exists():
         watcher.stop()
