@@ -896,8 +896,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         argv, command = argv[:at], argv[at + 1 :]
     parser = argparse.ArgumentParser(prog="cowsnap watch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pid", type=int, help="watch this running process")
-    parser.add_argument("--for", dest="duration", type=float, help="seconds to watch (default: until it exits)")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
+    parser.add_argument(
+        "--for", dest="duration", type=float, metavar="SECONDS", help="seconds to watch (default: until it exits)"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between readings (default 1)"
+    )
     parser.add_argument("--sharing", action="store_true", help="count anonymous pages still shared (pagemap)")
     parser.add_argument("--out", type=Path, help="write timeline.csv, watch.json and timeline.png/.pdf here")
     parser.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")

@@ -141,17 +141,20 @@ def copies_counted_or_skip(result: dict) -> None:
 
 
 def run_cow_scenario(watcher: Watcher, control: Path) -> None:
-    """Fork, half the pages written while the child lives, the child exits;
+    """Fork, half the pages written while the child lives, one reading of
+    the watch while the child still holds the other half, the child exits;
     once the watch has closed the interval the child exited in, the other
     half is written; then cowchild exits."""
     watcher.expect(started, "the watch's start")
     reached(control, "filled")
     go(control, "go-fork")
     reached(control, "written-during")
+    watcher.expect(interval_line, "a reading while the child lives", after=len(watcher.lines))
     let_child_exit(control)
     reached(control, "reaped")
     seen = watcher.expect(child_exited, "the child's exit")
-    watcher.expect(interval_line, "the interval the child exited in", after=seen)
+    closed = watcher.expect(interval_line, "the interval the child exited in", after=seen)
+    watcher.expect(interval_line, "a reading after the child exited", after=closed + 1)
     go(control, "go-write")
     reached(control, "written-after")
     go(control, "go-end")
@@ -178,7 +181,8 @@ def assert_copies_then_reuses(result: dict) -> None:
 @needs_root
 def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild, control, tmp_path):
     out = tmp_path / "out"
-    watcher = Watcher(["--interval", "0.3", "--out", str(out), "--", str(cowchild), str(PAGES), str(control)], build)
+    args = ["--interval", "0.3", "--sharing", "--out", str(out), "--", str(cowchild), str(PAGES), str(control)]
+    watcher = Watcher(args, build)
     try:
         run_cow_scenario(watcher, control)
         code, stderr = watcher.finish()
@@ -200,6 +204,12 @@ def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild,
     assert (timeline["pid"] == child_pid).any()
     assert set(timeline["phase"]) >= {"child_alive", "after_child"}
     assert (out / "timeline.png").stat().st_size > 0
+    # --sharing: while the child lived, the half not yet written was still
+    # shared with it; after it exited, nothing is; the cost is stated.
+    root = timeline[(timeline["scope"] == "process") & (timeline["role"] == "watched")]
+    assert root[root["phase"] == "child_alive"]["shared_pages"].max() >= HALF
+    assert root[root["phase"] == "after_child"]["shared_pages"].dropna().iloc[-1] <= 0.01 * PAGES
+    assert result["sharing_cost"]["samples"] > 0 and result["sharing_cost"]["seconds"] > 0
 
 
 @needs_root
