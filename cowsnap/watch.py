@@ -366,7 +366,7 @@ class Watch:
             if counts.error:
                 continue
             values = self._drop_uncounted({**_counts_dict(counts), **_usage_dict(counts)})
-            thread = process.threads.setdefault(tid, {"comm": counts.comm, "base": None, "total": {}})
+            thread = process.threads.setdefault(tid, {"comm": str(counts.comm), "base": None, "total": {}})
             if thread["base"] is None:
                 thread_new = process.start_s is not None or counts.elapsed_s < self.now()
                 thread["base"] = {k: 0.0 for k in values} if thread_new else dict(values)
@@ -414,7 +414,7 @@ class Watch:
             if counts.whole_process or counts.pid != tgid or parent is None:
                 return False
             # A child the polling never saw: it lived less than one interval.
-            process = Process(tgid, counts.comm, counts.ppid, "child", max(at - counts.elapsed_s, 0.0))
+            process = Process(tgid, str(counts.comm), counts.ppid, "child", max(at - counts.elapsed_s, 0.0))
             self.processes[tgid] = process
             self.event("started", process, process.start_s)
         if counts.error:
