@@ -989,7 +989,9 @@ def run(args: argparse.Namespace, stream=None) -> int:
                 raise WatchError(f"cannot write the watch's outputs to {args.out}: {error}") from None
             for path in paths:
                 print(path, file=stream)
-    return 0
+    # A command's exit status passes through (128 + N for a signal N).
+    status = child.poll() if child is not None else None
+    return 0 if not status else (status if status > 0 else 128 - status)
 
 
 def main(argv: list[str]) -> int:
