@@ -3,6 +3,8 @@
     cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
     cowsnap compare results-a results-b [--out DIR] [--pool]
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--out DIR]
+    cowsnap watch [--interval 1] [--sharing] [--out DIR] -- COMMAND [ARGS...]
+    cowsnap watch --pid PID [--for SECONDS] [--interval 1] [--sharing] [--out DIR]
 
 Keys and values of `run` are those of the config (cowsnap/schema.yaml), each
 given once, in any order with the options; the record is printed as JSON
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from cowsnap import calibrate
 
         return calibrate.main(argv[1:])
+    if argv[:1] == ["watch"]:
+        from cowsnap import watch
+
+        return watch.main(argv[1:])
     parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one point and print its record")
@@ -61,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where compare.csv/.md/.png go")
     compare.add_argument("--pool", action="store_true", help="allow a side to hold runs from several machines")
     commands.add_parser("calibrate", help="the harness against a plain C program doing the same work", add_help=False)
+    commands.add_parser(
+        "watch", help="is a running program copying? copies, faults, CPU time per interval", add_help=False
+    )
     # Settings may follow options (argparse would take only those before the first).
     args, extra = parser.parse_known_args(argv)
     unknown = [word for word in extra if args.command != "run" or word.startswith("-") or "=" not in word]

@@ -33,7 +33,7 @@ CALIBRATE = "cowsnap-calibrate"
 HEADER = "cowsnap.h"
 BUILD_INFO = "build.json"
 # Sources of the library Python loads; every other .cpp is the benchmark's.
-LIBRARY_SOURCES = ("spawn.cpp", "wire.cpp")
+LIBRARY_SOURCES = ("spawn.cpp", "wire.cpp", "taskstats.cpp", "watch.cpp")
 BENCH_MAIN = "bench_main.cpp"
 
 

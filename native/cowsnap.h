@@ -67,4 +67,53 @@ struct Result {
 // cowsnap-bench of the same build) and returns what it measured.
 Result run(const Params& params, const std::string& executable);
 
+// ---- Watching another process (cowsnap watch): taskstats of any task.
+
+// One task's counts from taskstats (delay accounting; copies need
+// kernel.task_delayacct=1, every query needs CAP_NET_ADMIN).
+struct TaskCounts {
+    int pid = 0;                // the thread, or the thread group when whole_process
+    int tgid = 0, ppid = 0;     // its process and that process's parent (0: not told)
+    bool whole_process = false;  // a thread group's totals: delay accounting only
+    std::string comm;
+    double copies = 0;        // write-protect faults that copied a page (wpcopy_count)
+    double copy_delay_s = 0;  // time in those faults (wpcopy_delay_total)
+    double cpu_delay_s = 0;   // time runnable, waiting for a CPU (cpu_delay_total)
+    // Times it was scheduled in with delay accounting (cpu_count): 0 for a task
+    // that ran but has no delay accounting, as for every task started while
+    // kernel.task_delayacct was 0 (its delays read 0, not counted).
+    double cpu_count = 0;
+    bool has_usage = false;   // the next fields hold values (a single task's counts)
+    double minflt = 0, majflt = 0, utime_s = 0, stime_s = 0;
+    double elapsed_s = 0;     // since the task started
+    int exit_code = 0;        // exit notifications: the wait status
+    double received_s = 0;    // exit notifications: CLOCK_MONOTONIC when received
+    std::string error;        // empty when read; else why not
+};
+
+// A thread's counts, or (whole_process) its thread group's delay totals.
+TaskCounts task_counts(int pid, bool whole_process);
+
+// Receives the final counts of every task that exits on this machine's CPUs
+// (taskstats exit notifications), so a task that lives less than one
+// sampling interval is still counted whole.
+class ExitListener {
+public:
+    ExitListener();   // registers all online CPUs; error() says why not
+    ~ExitListener();  // deregisters
+    ExitListener(const ExitListener&) = delete;
+    ExitListener& operator=(const ExitListener&) = delete;
+    const std::string& error() const { return error_; }
+    // Waits up to timeout_s for the first exit, then takes every exit
+    // already queued. Tasks whose notification was lost (a full socket
+    // buffer) are counted in lost().
+    std::vector<TaskCounts> receive(double timeout_s);
+    long lost() const { return lost_; }
+
+private:
+    int fd_ = -1, family_ = -1;
+    long lost_ = 0;
+    std::string cpus_, error_;
+};
+
 }  // namespace cowsnap

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace cowsnap::detail {
 
 using element = std::uint64_t;
@@ -131,7 +133,7 @@ Usage& operator+=(Usage& a, const Usage& b);
 // Exact COW copies of a thread (delay accounting, taskstats): how many
 // write-protect faults copied a page, and the time spent in them.
 struct CopyDelay {
-    double count = 0, delay_s = 0;
+    double count = 0, delay_s = 0, cpu_delay_s = 0;
     std::string error = "not read";  // empty once read; else why not
     bool ok() const { return error.empty(); }
 };
@@ -140,6 +142,17 @@ CopyDelay& operator+=(CopyDelay& a, const CopyDelay& b);
 bool delay_accounting_on();
 // The calling thread's counts; `error` says why not when they cannot be read.
 CopyDelay thread_copy_delay();
+// The same for any thread of the machine.
+CopyDelay task_copy_delay(pid_t tid);
+// A thread's taskstats (whole_process: its thread group's delay totals).
+TaskCounts read_task_counts(int id, bool whole_process);
+// Taskstats over a netlink socket: the family id, registering for the exit
+// notifications of tasks on a CPU list ("0-3"), and the task counts in one
+// received message (at most `room`; a message carries a task's and, when
+// its thread group ends, the group's).
+int taskstats_family_id(int fd, std::string& error);
+bool send_register(int fd, int family, const std::string& cpus, std::string& error);
+std::size_t parse_task_message(const char* message, std::size_t length, TaskCounts* out, std::size_t room);
 
 // What one thread's counters say at one moment.
 struct ThreadCounters {

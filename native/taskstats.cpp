@@ -1,6 +1,8 @@
 // Exact COW copies from delay accounting (Linux 5.19+, kernel.task_delayacct=1):
-// taskstats over generic netlink reports, per thread, how many write-protect
-// copies it made (wpcopy_count) and the time they took (wpcopy_delay_total).
+// taskstats over generic netlink reports, per thread or thread group, how many
+// write-protect copies it made (wpcopy_count), the time they took
+// (wpcopy_delay_total) and its time waiting for a CPU (cpu_delay_total).
+// The same messages carry the final counts of tasks that exit (see watch.cpp).
 #include "internal.h"
 
 #include <linux/genetlink.h>
@@ -56,6 +58,7 @@ std::size_t exchange(int fd, Request& request, char* reply, std::string& error) 
     if (header->nlmsg_type == NLMSG_ERROR) {
         // TASKSTATS_CMD_GET needs CAP_NET_ADMIN: EPERM for other users.
         const int code = -reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(header))->error;
+        if (code == 0) return std::size_t(got);  // an ack
         error = std::string("taskstats query refused: ") + std::strerror(code) +
                 (code == EPERM ? " (needs CAP_NET_ADMIN)" : "");
         return 0;
@@ -129,47 +132,114 @@ struct Channel {
     }
 };
 
-CopyDelay thread_copy_delay() {
-    CopyDelay out;
+int taskstats_family_id(int fd, std::string& error) {
+    const int family = taskstats_family(fd, error);
+    if (family < 0 && error.empty()) error = "taskstats: no such generic netlink family";
+    return family;
+}
+
+bool send_register(int fd, int family, const std::string& cpus, std::string& error) {
+    Request request = new_request(family, TASKSTATS_CMD_GET);
+    request.header.nlmsg_flags |= NLM_F_ACK;  // the kernel answers a registration with an ack only
+    add_attr(request, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpus.c_str(), cpus.size() + 1);
+    char reply[buffer_bytes];
+    return exchange(fd, request, reply, error) != 0;
+}
+
+std::size_t parse_task_message(const char* message, std::size_t length, TaskCounts* out, std::size_t room) {
+    const auto* header = reinterpret_cast<const nlmsghdr*>(message);
+    if (length < NLMSG_LENGTH(GENL_HDRLEN) || header->nlmsg_type == NLMSG_ERROR) return 0;
+    std::size_t attrs_length;
+    const char* attrs = payload(message, attrs_length);
+    std::size_t found = 0;
+    each_attr(attrs, attrs_length, [&](int type, const char* data, std::size_t size) {
+        if ((type != TASKSTATS_TYPE_AGGR_PID && type != TASKSTATS_TYPE_AGGR_TGID) || found == room) return;
+        TaskCounts counts;
+        counts.whole_process = type == TASKSTATS_TYPE_AGGR_TGID;
+        counts.error = "taskstats: no statistics with wpcopy counts in the reply (kernel before 5.19?)";
+        each_attr(data, size, [&](int inner, const char* value, std::size_t value_size) {
+            if (inner == TASKSTATS_TYPE_PID || inner == TASKSTATS_TYPE_TGID) {
+                counts.pid = int(*reinterpret_cast<const __u32*>(value));
+                return;
+            }
+            // Older kernels send a shorter struct; wpcopy_* came with version 13.
+            if (inner != TASKSTATS_TYPE_STATS || value_size < offsetof(taskstats, wpcopy_delay_total) + 8) return;
+            taskstats ts{};
+            std::memcpy(&ts, value, std::min(value_size, sizeof ts));
+            if (ts.version < 13) return;
+            counts.copies = double(ts.wpcopy_count);
+            counts.copy_delay_s = double(ts.wpcopy_delay_total) / 1e9;
+            counts.cpu_delay_s = double(ts.cpu_delay_total) / 1e9;
+            counts.cpu_count = double(ts.cpu_count);
+            // A thread group's totals carry delay accounting only; a task's
+            // also carry its basic accounting (faults, CPU time, lifetime).
+            if (!counts.whole_process) {
+                counts.has_usage = true;
+                counts.tgid = int(ts.ac_tgid);
+                counts.ppid = int(ts.ac_ppid);
+                counts.minflt = double(ts.ac_minflt);
+                counts.majflt = double(ts.ac_majflt);
+                counts.utime_s = double(ts.ac_utime) / 1e6;
+                counts.stime_s = double(ts.ac_stime) / 1e6;
+                counts.elapsed_s = double(ts.ac_etime) / 1e6;
+                counts.exit_code = int(ts.ac_exitcode);
+                counts.comm.assign(ts.ac_comm, strnlen(ts.ac_comm, sizeof ts.ac_comm));
+            }
+            counts.error.clear();
+        });
+        if (counts.whole_process) counts.tgid = counts.pid;
+        out[found++] = counts;
+    });
+    return found;
+}
+
+TaskCounts read_task_counts(int id, bool whole_process) {
+    TaskCounts out;
+    out.pid = id;
+    out.whole_process = whole_process;
     thread_local Channel channel;
-    const int fd = channel.fd, family = channel.family;
-    if (family < 0) {
+    if (channel.family < 0) {
         out.error = channel.error;
-    } else {
-        Request request = new_request(family, TASKSTATS_CMD_GET);
-        const __u32 tid = __u32(syscall(SYS_gettid));
-        add_attr(request, TASKSTATS_CMD_ATTR_PID, &tid, sizeof tid);
-        char reply[buffer_bytes];
-        out.error = "taskstats: no statistics with wpcopy counts in the reply (kernel before 5.19?)";
-        std::string error;
-        if (exchange(fd, request, reply, error)) {
-            std::size_t length;
-            const char* attrs = payload(reply, length);
-            each_attr(attrs, length, [&](int type, const char* data, std::size_t size) {
-                if (type != TASKSTATS_TYPE_AGGR_PID) return;
-                each_attr(data, size, [&](int inner, const char* stats, std::size_t stats_size) {
-                    // Older kernels send a shorter struct; wpcopy_* came with version 13.
-                    if (inner != TASKSTATS_TYPE_STATS || stats_size < offsetof(taskstats, wpcopy_delay_total) + 8)
-                        return;
-                    taskstats ts;
-                    std::memcpy(&ts, stats, std::min(stats_size, sizeof ts));
-                    if (ts.version < 13) return;
-                    out.count = double(ts.wpcopy_count);
-                    out.delay_s = double(ts.wpcopy_delay_total) / 1e9;
-                    out.error.clear();
-                });
-            });
-        } else {
-            out.error = error;
-        }
+        return out;
+    }
+    Request request = new_request(channel.family, TASKSTATS_CMD_GET);
+    const __u32 id32 = __u32(id);
+    add_attr(request, whole_process ? TASKSTATS_CMD_ATTR_TGID : TASKSTATS_CMD_ATTR_PID, &id32, sizeof id32);
+    char reply[buffer_bytes];
+    std::string error;
+    const std::size_t got = exchange(channel.fd, request, reply, error);
+    if (!got) {
+        out.error = error;
+        return out;
+    }
+    TaskCounts parsed[2];
+    const std::size_t n = parse_task_message(reply, got, parsed, 2);
+    out.error = "taskstats: no statistics in the reply";
+    for (std::size_t i = 0; i < n; ++i)
+        if (parsed[i].whole_process == whole_process) out = parsed[i];
+    if (out.pid == 0) out.pid = id;
+    return out;
+}
+
+CopyDelay task_copy_delay(pid_t tid) {
+    const TaskCounts counts = read_task_counts(int(tid), false);
+    CopyDelay out;
+    out.error = counts.error;
+    if (counts.error.empty()) {
+        out.count = counts.copies;
+        out.delay_s = counts.copy_delay_s;
+        out.cpu_delay_s = counts.cpu_delay_s;
     }
     return out;
 }
+
+CopyDelay thread_copy_delay() { return task_copy_delay(pid_t(syscall(SYS_gettid))); }
 
 CopyDelay operator-(const CopyDelay& a, const CopyDelay& b) {
     CopyDelay out;
     out.count = a.count - b.count;
     out.delay_s = a.delay_s - b.delay_s;
+    out.cpu_delay_s = a.cpu_delay_s - b.cpu_delay_s;
     out.error = !a.ok() ? a.error : b.error;
     return out;
 }
@@ -177,6 +247,7 @@ CopyDelay operator-(const CopyDelay& a, const CopyDelay& b) {
 CopyDelay& operator+=(CopyDelay& a, const CopyDelay& b) {
     a.count += b.count;
     a.delay_s += b.delay_s;
+    a.cpu_delay_s += b.cpu_delay_s;
     if (a.ok()) a.error = b.error;
     return a;
 }
