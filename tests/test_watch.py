@@ -253,7 +253,10 @@ def run_cow_scenario_without_intervals(watcher: Watcher, control: Path) -> None:
 def test_attach_to_a_running_process_that_exits_during_the_watch(build, cowchild, control, tmp_path, monkeypatch):
     # The kernel keeps delay accounting only for tasks started while it is
     # on: the test holds it on (its own journal) while cowchild starts.
+    # Its own journal and lock: the watch takes the machine's lock to set the
+    # same knob, and would wait for this test's hold of it.
     monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
+    monkeypatch.setattr(knobs, "LOCK", tmp_path / "test-knobs.json.lock")
     out = tmp_path / "out"
     with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
         program = subprocess.Popen([str(cowchild), str(PAGES), str(control)])
@@ -477,7 +480,10 @@ def test_redis_bgsave_copies_agree_with_redis_own_cow_size(build, tmp_path, monk
     # of the child: pages either side copied) as rdb_last_cow_size; the watch
     # counts the copies the kernel made. Delay accounting is held on while
     # the server starts, so its tasks are accounted.
+    # Its own journal and lock: the watch takes the machine's lock to set the
+    # same knob, and would wait for this test's hold of it.
     monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
+    monkeypatch.setattr(knobs, "LOCK", tmp_path / "test-knobs.json.lock")
     port = free_port()
     out = tmp_path / "out"
     server = load = watcher = None
