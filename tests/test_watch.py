@@ -178,19 +178,25 @@ def assert_copies_then_reuses(result: dict) -> None:
     assert "MADV_POPULATE_WRITE" in verdict
 
 
-@needs_root
-def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild, control, tmp_path):
-    out = tmp_path / "out"
-    args = ["--interval", "0.3", "--sharing", "--out", str(out), "--", str(cowchild), str(PAGES), str(control)]
+def watched(build, args: list[str], scenario, out: Path) -> dict:
+    """Runs the watch with args through a scenario; its watch.json, whose copies were counted."""
     watcher = Watcher(args, build)
     try:
-        run_cow_scenario(watcher, control)
+        scenario(watcher)
         code, stderr = watcher.finish()
     finally:
         watcher.stop()
     assert code == 0, stderr
     result = json.loads((out / "watch.json").read_text())
     copies_counted_or_skip(result)
+    return result
+
+
+@needs_root
+def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild, control, tmp_path):
+    out = tmp_path / "out"
+    args = ["--interval", "0.3", "--sharing", "--out", str(out), "--", str(cowchild), str(PAGES), str(control)]
+    result = watched(build, args, lambda watcher: run_cow_scenario(watcher, control), out)
     assert_copies_then_reuses(result)
     # The child's lifetime is in the timeline: its start and exit, and rows.
     children = {int(pid): p for pid, p in result["processes"].items() if p["role"] == "child"}
@@ -219,15 +225,7 @@ def test_a_child_shorter_than_an_interval_is_counted_whole(build, cowchild, cont
     child_pages = 1000
     out = tmp_path / "out"
     args = ["--interval", "60", "--out", str(out), "--", str(cowchild), str(PAGES), str(control), str(child_pages)]
-    watcher = Watcher(args, build)
-    try:
-        run_cow_scenario_without_intervals(watcher, control)
-        code, stderr = watcher.finish()
-    finally:
-        watcher.stop()
-    assert code == 0, stderr
-    result = json.loads((out / "watch.json").read_text())
-    copies_counted_or_skip(result)
+    result = watched(build, args, lambda watcher: run_cow_scenario_without_intervals(watcher, control), out)
     children = [p for p in result["processes"].values() if p["role"] == "child"]
     assert len(children) == 1
     # The child wrote child_pages pages its parent still shared: a copy each.
