@@ -17,6 +17,7 @@ PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
 
+
 class Other(tuple):
     """Every value but these (an APPLIES need such as "any kernel but host")."""
 

@@ -225,7 +225,14 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
     records, todo = [], []
     for point, ids in runs:
         host = {k: v for k, v in environment.capture(REPO).items() if not k.startswith("hugetlb_")}
-        record = {**ids, "started_at": vm.started_at(), **point, **build.describe(), **host, "kernel": point["vm_kernel"]}
+        record = {
+            **ids,
+            "started_at": vm.started_at(),
+            **point,
+            **build.describe(),
+            **host,
+            "kernel": point["vm_kernel"],
+        }
         reason = skip_reason(point)
         if reason:
             record.update({"virtualized": vm.accelerator(), "status": "skipped", "reason": reason})

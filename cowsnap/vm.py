@@ -65,7 +65,9 @@ def missing(version: str) -> str:
     if not busybox():
         return f"vm_kernel={version}: busybox is not installed; install it with: {install}"
     if version not in installed_kernels():
-        return f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
+        return (
+            f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
+        )
     return ""
 
 
@@ -90,7 +92,9 @@ def params_text(point: dict) -> str:
     for key, value in point.items():
         if key in runner.HARNESS_KEYS or key in runner.VM_KEYS:
             continue
-        shown = ("1" if value else "0") if isinstance(value, bool) else repr(value) if isinstance(value, float) else value
+        shown = (
+            ("1" if value else "0") if isinstance(value, bool) else repr(value) if isinstance(value, float) else value
+        )
         lines.append(f"{key}\t{shown}\n")
     return "".join(lines)
 
@@ -115,7 +119,10 @@ def parse_result(text: str) -> dict:
         elif fields[0] == "sharing" and len(fields) == 3:
             sharing.append((float(fields[1]), float(fields[2])))
     if not complete:
-        return {"status": "failed", "reason": "the benchmark's result was cut short: " + " | ".join(text.splitlines()[-3:])}
+        return {
+            "status": "failed",
+            "reason": "the benchmark's result was cut short: " + " | ".join(text.splitlines()[-3:]),
+        }
     return runner.result_record(status, reason, values, effective, [s for s, _ in sharing], [p for _, p in sharing])
 
 
@@ -228,22 +235,41 @@ def _checks(point: dict) -> list[tuple[str, str]]:
 
     checks = []
     for node in sorted(runner.numa_nodes_named(point)):
-        checks.append((f"[ -e $NODE/node{node} ]", f"NUMA node {node} does not exist here (nodes: $(cat $NODE/online))"))
+        checks.append(
+            (f"[ -e $NODE/node{node} ]", f"NUMA node {node} does not exist here (nodes: $(cat $NODE/online))")
+        )
     for key in ("numa_writers", "numa_copiers"):
         if point[key] != "any":
             node = point[key].removeprefix("node:")
-            checks.append((f'[ -n "$(cat $NODE/node{node}/cpulist 2>/dev/null)" ]', f"{key}={point[key]}: node {node} has no CPUs"))
+            checks.append(
+                (
+                    f'[ -n "$(cat $NODE/node{node}/cpulist 2>/dev/null)" ]',
+                    f"{key}={point[key]}: node {node} has no CPUs",
+                )
+            )
     backing = point["backing"]
     if backing == "thp" or point["thp_mode"] != "keep":
         checks.append(("[ -d $THP ]", f"backing={backing}: this kernel has no transparent huge pages"))
     if backing.startswith("mthp-"):
         size = runner.size_name(backing)
-        checks.append((f"[ -e $THP/hugepages-{size}/enabled ]", f"backing={backing}: this kernel offers no {size} THP size"))
+        checks.append(
+            (f"[ -e $THP/hugepages-{size}/enabled ]", f"backing={backing}: this kernel offers no {size} THP size")
+        )
     if backing in grid.PAGE_KIB:
         size = runner.size_name(backing)
-        checks.append((f"[ -d /sys/kernel/mm/hugepages/hugepages-{size} ]", f"backing={backing}: this kernel has no {size} huge pages"))
+        checks.append(
+            (
+                f"[ -d /sys/kernel/mm/hugepages/hugepages-{size} ]",
+                f"backing={backing}: this kernel has no {size} huge pages",
+            )
+        )
     if point["delayacct"]:
-        checks.append(("[ -e /proc/sys/kernel/task_delayacct ]", "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"))
+        checks.append(
+            (
+                "[ -e /proc/sys/kernel/task_delayacct ]",
+                "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)",
+            )
+        )
     return checks
 
 
@@ -257,7 +283,9 @@ def _knobs(point: dict) -> list[tuple[str, str]]:
         wanted.append((f"$THP/hugepages-{runner.size_name(point['backing'])}/enabled", "always"))
     if point["backing"] in grid.PAGE_KIB:
         size = runner.size_name(point["backing"])
-        wanted.append((f"/sys/kernel/mm/hugepages/hugepages-{size}/nr_hugepages", str(runner.hugetlb_pages_needed(point))))
+        wanted.append(
+            (f"/sys/kernel/mm/hugepages/hugepages-{size}/nr_hugepages", str(runner.hugetlb_pages_needed(point)))
+        )
     wanted.append(("/proc/sys/kernel/task_delayacct", "1" if point["delayacct"] else "0"))
     return wanted
 
@@ -268,10 +296,13 @@ def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: 
     for index, point in enumerate(points):
         lines.append(f"# point {index}\nreason=''")
         for test, reason in _checks(point):
-            lines.append(f"need {shlex.quote(test)} \"{reason}\"")
+            lines.append(f'need {shlex.quote(test)} "{reason}"')
         knob_lines = [f"setk {path} {shlex.quote(value)}" for path, value in _knobs(point)]
-        knob_lines = [line if "task_delayacct" not in line else f"[ -e /proc/sys/kernel/task_delayacct ] && {line}" for line in knob_lines]
-        lines.append("[ -z \"$reason\" ] && { " + "; ".join(knob_lines) + "; }")
+        knob_lines = [
+            line if "task_delayacct" not in line else f"[ -e /proc/sys/kernel/task_delayacct ] && {line}"
+            for line in knob_lines
+        ]
+        lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
         lines.append(f"env_of > $B/{index}.env")
         lines.append(
             f'[ -z "$reason" ] && timeout -s KILL {point_timeout_s} {shlex.quote(str(bench))} '
@@ -283,7 +314,9 @@ def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: 
     return "\n".join(lines) + "\n"
 
 
-def qemu_command(version: str, nodes: int, cpus: int, memory_mib: int, batch: Path, initrd: Path, accel: str) -> list[str]:
+def qemu_command(
+    version: str, nodes: int, cpus: int, memory_mib: int, batch: Path, initrd: Path, accel: str
+) -> list[str]:
     per_node = (memory_mib // nodes) // 2 * 2
     command = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot"]
     command += ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,thread=multi", "-cpu", "max"]
@@ -337,7 +370,9 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     console = folder / "console.log"
     try:
         with open(console, "wb") as out:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            )
         trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
     except subprocess.TimeoutExpired:
         trouble = f"the VM did not finish in {timeout:.0f} s"
@@ -353,12 +388,18 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
         skip = environment.read_text(batch / f"{index}.skip")
         result_path = batch / f"{index}.result"
         if not env:
-            measured = {"status": "failed", "reason": f"no result from the VM ({trouble or 'no output'}; console: {tail})"}
+            measured = {
+                "status": "failed",
+                "reason": f"no result from the VM ({trouble or 'no output'}; console: {tail})",
+            }
         elif skip:
             measured = {"status": "skipped", "reason": skip}
         elif not result_path.exists() or not result_path.read_text():
             stderr = environment.read_text(batch / f"{index}.stderr")
-            measured = {"status": "failed", "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip()}
+            measured = {
+                "status": "failed",
+                "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip(),
+            }
         else:
             measured = parse_result(result_path.read_text())
         results.append({**guest, **measured})
