@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from cowsnap import labels
-from cowsnap.aggregate import FINGERPRINT
+from cowsnap.aggregate import FINGERPRINT, virtualized
 
 # Copies under this share of the writers' write faults: "not copying";
 # at or over MOSTLY: "copying"; between: "partly copying".
@@ -260,11 +260,14 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
     ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
+    runs = runs.copy()  # one block: a column added to a fragmented frame warns
+    runs["virtualized"] = virtualized(runs)
     lines += ["## Machine", ""]
     for _, machine in runs.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
             f"- {machine['hostname']}: {machine['cpu_model']}, {machine['online_cpus']} CPUs, "
             f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
+            + (f", in a VM ({machine['virtualized']})" if machine.get("virtualized", "none") != "none" else "")
         )
     if runs.drop_duplicates(FINGERPRINT).shape[0] > 1:
         lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
