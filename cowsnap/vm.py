@@ -406,5 +406,10 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     return results
 
 
+def record_name(run_id: str) -> str:
+    """A run's record in a boot's folder: experiment_point_repetition.json."""
+    return run_id.replace("/", "_") + ".json"
+
+
 def started_at() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
