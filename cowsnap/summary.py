@@ -99,6 +99,8 @@ def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
     cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
     extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"]) if baseline is not None else math.nan
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
+    if row.get("virtualized") == "tcg":
+        return "no times: the run ran in a VM under software emulation (tcg)"
     if row.get("timed") is False or row.get("timed") == "False":
         return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):

@@ -10,13 +10,17 @@ the reason, or fail where CI promised them (COWSNAP_REQUIRE_VM=1).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cowsnap import config, grid, runner, vm
 
 SIZE_MIB = 8
+REPO = Path(__file__).resolve().parent.parent
 
 
 def no_vm(reason: str):
@@ -159,3 +163,36 @@ def test_knobs_are_set_inside_the_guest(booted):
     assert ok(booted["mem=default"])["delayacct_effective"] is True
     assert booted["mem=default"]["writer_wpcopy_count"] >= 0
     assert ok(booted["delayacct=false"])["delayacct_effective"] is False
+
+
+# ---- the workflow: one boot per (vm_kernel, vm_nodes), planned without booting
+
+BATCHED = """
+experiments:
+  k:
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0}
+    repetitions: 2
+    matrix:
+      vm_kernel: [host, 6.1.0-50-amd64, 6.12.117+deb12-amd64]
+      backing: [4k, thp]
+  n:
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0, vm_kernel: 6.12.117+deb12-amd64, vm_nodes: 2}
+    matrix:
+      numa_mem: [bind:0, bind:1]
+"""
+
+
+def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(BATCHED)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert jobs["run_vm_boot"] == "3"  # 6.1 on 1 node, 6.12 on 1 node, 6.12 on 2 nodes
+    assert jobs["run_point"] == str(2 * 6 + 2)
