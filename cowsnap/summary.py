@@ -257,6 +257,40 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _count(row: pd.Series, key: str) -> str:
+    value = row.get(key)
+    if key.startswith("copies") and (value is None or pd.isna(value)):
+        return f"copies not counted ({row.get('copies_source', 'no source')})"
+    return f"{fmt_count(value)} {key.split('_')[0]}"
+
+
+def by_kernel(points: pd.DataFrame) -> list[str]:
+    """One sentence per kernel of each experiment that varies vm_kernel:
+    copies, reuses and splits after the child exited and while it held the
+    snapshot (counts only: a VM under TCG gives no times)."""
+    if "vm_kernel" not in points:
+        return []
+    lines = []
+    for experiment, group in points[points["method"] == "fork"].groupby("experiment", sort=False):
+        if group["vm_kernel"].nunique() < 2:
+            continue
+        lines += [f"## By kernel: {experiment}", ""]
+        for node_type, rows in group.groupby("node_type", sort=False):
+            *_, kernel, virtual = str(node_type).split(" | ")
+            where = "this machine" if virtual in ("none", "?") else f"a VM, {virtual}"
+            parts = []
+            for _, row in rows.sort_values(["start", "backing"]).iterrows():
+                phase = "_after_snapshot" if row["start"] == "after_child" else "_during_snapshot"
+                when = "after the child exited" if phase == "_after_snapshot" else "while the child held it"
+                counts = [_count(row, f"{key}{phase}") for key in ("copies", "reuses")]
+                if row["backing"] != "4k":
+                    counts.append(_count(row, f"splits{phase}"))
+                parts.append(f"{row['backing']} {when}: {', '.join(counts)} for {fmt_count(row['pages'])} pages")
+            lines.append(f"- Linux {kernel} ({where}): " + "; ".join(parts) + ".")
+        lines.append("")
+    return lines
+
+
 def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str:
     lines = ["# What the sweep found", ""]
     if runs.empty:
@@ -278,6 +312,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
         lines += ["Nothing ran: every run was skipped or failed.", ""]
     else:
         lines += is_it_copying(points)
+        lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
         lines += the_floor(points)

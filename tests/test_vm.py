@@ -196,3 +196,27 @@ def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
     assert jobs["run_vm_boot"] == "3"  # 6.1 on 1 node, 6.12 on 1 node, 6.12 on 2 nodes
     assert jobs["run_point"] == str(2 * 6 + 2)
+
+
+def test_summary_says_per_kernel_what_was_copied_and_reused():
+    import pandas as pd
+
+    from cowsnap import summary
+
+    def row(kernel, virtual, start, copies):
+        phase = "_after_snapshot" if start == "after_child" else "_during_snapshot"
+        return {
+            "experiment": "kernels", "method": "fork", "vm_kernel": kernel, "backing": "4k", "start": start,
+            "node_type": f"cpu | 2 | 1 | {kernel} | {virtual}", "pages": 16384, f"copies{phase}": copies,
+            f"reuses{phase}": 16384 - (copies or 0), "copies_source": "taskstats",
+        }  # fmt: skip
+
+    points = pd.DataFrame(
+        [row("6.18", "none", "after_child", 0), row("6.1.0-50-amd64", "tcg", "after_child", None)]
+        + [row("6.1.0-50-amd64", "tcg", "with_child", 16384)]
+    )
+    text = "\n".join(summary.by_kernel(points))
+    assert "- Linux 6.18 (this machine): 4k after the child exited: 0 copies, 16,384 reuses for 16,384 pages." in text
+    assert "- Linux 6.1.0-50-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
+    assert "4k while the child held it: 16,384 copies, 0 reuses" in text
+    assert summary.by_kernel(points[points["vm_kernel"] == "6.18"]) == []
