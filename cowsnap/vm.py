@@ -38,7 +38,7 @@ KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, r
 # Modules the guest needs to reach the host's files, in load order once
 # their dependencies (modules.dep) are added; built-in ones are skipped.
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
-INSTALL_HINT = "apt-get install -y qemu-system-x86 busybox-static linux-image-{version}"
+INSTALL_HINT = "apt-get install -y qemu-system-x86 busybox-static cpio linux-image-{version}"
 ENV_KEYS = ("kernel", "cpu_model", "online_cpus", "numa_nodes", "mem_total_mib", "thp_enabled", "thp_defrag")
 # Guest keys a record carries besides the fingerprint's
 GUEST_KEYS = ("virtualized", "host_kernel", "vm_boot_s")
@@ -64,6 +64,8 @@ def missing(version: str) -> str:
         return f"vm_kernel={version}: {QEMU} is not installed; install it with: {install}"
     if not busybox():
         return f"vm_kernel={version}: busybox is not installed; install it with: {install}"
+    if not shutil.which("cpio"):
+        return f"vm_kernel={version}: cpio (which packs the VM's initramfs) is not installed; install it with: {install}"
     if version not in installed_kernels():
         return (
             f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
