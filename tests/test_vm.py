@@ -220,3 +220,22 @@ def test_summary_says_per_kernel_what_was_copied_and_reused():
     assert "- Linux 6.1.0-50-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
     assert "4k while the child held it: 16,384 copies, 0 reuses" in text
     assert summary.by_kernel(points[points["vm_kernel"] == "6.18"]) == []
+
+
+def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):
+    """config/paper-numa-vm.yaml over the paper's config, at the smoke size:
+    its numa experiment's points in one 2-node boot."""
+    target = "results/paper/smoke/figures/numa-writer_faults.png"
+    configs = [str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper-numa-vm.yaml")]
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"]
+        + ["--configfile", *configs, "--config", "smoke_mib=16", "--", target],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert jobs["run_vm_boot"] == "1" and jobs["run_point"] == "12"
+    assert "6.12.117+deb12-amd64-2nodes" in done.stdout
