@@ -65,7 +65,7 @@ def missing(version: str) -> str:
     if not busybox():
         return f"vm_kernel={version}: busybox is not installed; install it with: {install}"
     if not shutil.which("cpio"):
-        return f"vm_kernel={version}: cpio (which packs the VM's initramfs) is not installed; install it with: {install}"
+        return f"vm_kernel={version}: cpio (packs the VM's initramfs) is not installed; install it with: {install}"
     if version not in installed_kernels():
         return (
             f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
