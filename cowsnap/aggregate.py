@@ -44,8 +44,9 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     reuses: faults that took a 4 KiB page back without copying (pgreuse,
       system-wide).
     splits: huge page mappings split by a write (thp_split_pmd).
-    timed: false for runs that sampled the sharing timeline; their times
-      are left out (NaN) so that no statistic uses them.
+    timed: false for runs that sampled the sharing timeline and for runs
+      in a VM under software emulation (virtualized tcg); their times are
+      left out (NaN) so that no statistic uses them. Their counters stay.
     """
     out = table.copy()
     backing = out["backing"].astype(str)
@@ -68,18 +69,28 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
+    out["virtualized"] = virtualized(out)
     out["node_type"] = node_type(out)
-    out["timed"] = _column(out, "sharing_interval_ms").fillna(0).astype(float) == 0
+    sampled = _column(out, "sharing_interval_ms").fillna(0).astype(float) > 0
+    out["timed"] = ~sampled & (out["virtualized"] != "tcg")
     out.loc[~out["timed"], _timing_columns(out)] = float("nan")
     return out
 
 
-NODE_KEYS = ["cpu_model", "online_cpus", "numa_nodes", "kernel"]
+NODE_KEYS = ["cpu_model", "online_cpus", "numa_nodes", "kernel", "virtualized"]
 FINGERPRINT = ["hostname", *NODE_KEYS]  # one machine
 
 
+def virtualized(table: pd.DataFrame) -> pd.Series:
+    """none, kvm or tcg; records from before VM runs existed ran on the machine itself."""
+    if "virtualized" not in table:
+        return pd.Series("none", index=table.index)
+    return table["virtualized"].fillna("none").astype(str)
+
+
 def node_type(table: pd.DataFrame) -> pd.Series:
-    """What makes runs comparable: CPU model, cores, NUMA nodes, kernel.
+    """What makes runs comparable: CPU model, cores, NUMA nodes, kernel, and
+    whether they ran in a VM (a VM's CPU model, cores and nodes are the guest's).
     Statistics group by it, so runs of different node types never pool."""
     parts = [table[key].astype(str) if key in table else pd.Series("?", index=table.index) for key in NODE_KEYS]
     return parts[0].str.cat(parts[1:], sep=" | ")

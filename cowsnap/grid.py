@@ -17,7 +17,19 @@ PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
 
+
+class Other(tuple):
+    """Every value but these (an APPLIES need such as "any kernel but host")."""
+
+    def __contains__(self, value) -> bool:
+        return not tuple.__contains__(self, value)
+
+    def __str__(self) -> str:
+        return "other than " + " or ".join(map(str, tuple(self)))
+
+
 FORK = ("fork",)
+EVERY = ("none", "fork", "uffd", "stop")
 COPYING = ("fork", "uffd", "stop")
 NOT_MAP = ("none", "write-after-exit", "write-after-release")
 # Which point keys apply to which points, the one table of it: a key (or one
@@ -41,6 +53,7 @@ APPLIES: dict = {
     "numa_copiers": (COPYING, {}),
     "sharing_interval_ms": (FORK, {}),
     "timeout_s": (FORK, {}),
+    "vm_nodes": (EVERY, {"vm_kernel": Other(("host",))}),
 }  # fmt: skip
 
 
@@ -59,7 +72,11 @@ class Run:
 
 
 def point_id(point: dict) -> str:
-    """Stable name of a point: a hash of all its settings."""
+    """Stable name of a point: a hash of all its settings (the VM keys left
+    out when the point runs on the host, so host points keep the ids they
+    had before those keys existed)."""
+    if point.get("vm_kernel", "host") == "host":
+        point = {k: v for k, v in point.items() if k not in ("vm_kernel", "vm_nodes")}
     canonical = json.dumps(point, sort_keys=True, separators=(",", ":"))
     return "p" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
@@ -71,7 +88,7 @@ def _applies(point: dict, methods: tuple, needs: dict) -> bool:
 def _condition(methods: tuple, needs: dict) -> str:
     text = "method " + " or ".join(methods) if len(methods) < 4 else "every method"
     for key, values in needs.items():
-        text += f" with {key} " + " or ".join(map(str, values))
+        text += f" with {key} " + (str(values) if isinstance(values, Other) else " or ".join(map(str, values)))
     return text
 
 

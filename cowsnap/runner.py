@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Point keys the harness applies itself; every other key is a field of the
 # native Params.
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
+# Point keys that say where the point runs: this machine (vm_kernel host) or
+# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.vm).
+VM_KEYS = ("vm_kernel", "vm_nodes")
 HUGETLB = grid.PAGE_KIB  # hugetlb backing -> page size in KiB
 
 
@@ -33,8 +36,8 @@ def size_name(backing: str) -> str:
     return f"{kib}kB"
 
 
-def kernel_at_least(major: int, minor: int) -> bool:
-    numbers = re.findall(r"\d+", platform.release())
+def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
+    numbers = re.findall(r"\d+", release or platform.release())
     return (int(numbers[0]), int(numbers[1])) >= (major, minor)
 
 
@@ -89,6 +92,8 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
 
 def skip_reason(point: dict) -> str:
     """Why this machine cannot run the point as asked ('' when it can)."""
+    if is_vm(point):
+        return vm_skip_reason(point)
     backing = point["backing"]
     available = environment.meminfo_kib("MemAvailable") // 1024
     if memory_needed_mib(point) > available:
@@ -120,6 +125,28 @@ def skip_reason(point: dict) -> str:
     return ""
 
 
+def is_vm(point: dict) -> bool:
+    return point.get("vm_kernel", "host") != "host"
+
+
+def vm_skip_reason(point: dict) -> str:
+    """What the host decides for a VM point; the guest checks the rest
+    (its nodes, THP, delay accounting) itself."""
+    from cowsnap import vm
+
+    version = point["vm_kernel"]
+    reason = vm.missing(version)
+    if reason:
+        return reason
+    if point["populate"].startswith("write-") and not kernel_at_least(5, 14, version):
+        return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+ (vm_kernel={version})"
+    _, memory = vm.shape([point])
+    available = environment.meminfo_kib("MemAvailable") // 1024
+    if memory + 512 > available:
+        return f"the VM needs {memory + 512} MiB of memory, {available} MiB available"
+    return ""
+
+
 def hugetlb_shortfall(point: dict) -> str:
     """After the pool was set: are there enough free huge pages?"""
     if point["backing"] not in HUGETLB or point["hugetlb_pool"] != "auto":
@@ -140,24 +167,38 @@ def measure(point: dict, build: native.Build) -> dict:
         if key not in HARNESS_KEYS:
             setattr(params, key, value)
     result = cowsnap.run(params, str(build.bench))
-    values = {str(key): float(value) for key, value in result.values}
+    return result_record(
+        str(result.status),
+        str(result.reason),
+        {str(key): float(value) for key, value in result.values},
+        {str(key): str(value) for key, value in result.effective},
+        list(result.sharing_s),
+        list(result.sharing_pages),
+    )
+
+
+def result_record(status, reason, values: dict, effective: dict, sharing_s: list, sharing_pages: list) -> dict:
+    """The measured keys of a run from the benchmark's Result, however it came back."""
+    values = dict(values)
     for flag in ("snapshot_ok", "delayacct_effective"):
         if flag in values:
             values[flag] = bool(values[flag])
     return {
-        "status": str(result.status),
-        "reason": str(result.reason),
+        "status": status,
+        "reason": reason,
         **values,
-        **{str(key): str(value) for key, value in result.effective},
-        "sharing_s": list(result.sharing_s),
-        "sharing_pages": list(result.sharing_pages),
+        **effective,
+        "sharing_s": sharing_s,
+        "sharing_pages": sharing_pages,
     }
 
 
 def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     """The record of one run: ids, settings, environment, build, measurements."""
+    if is_vm(point):
+        return run_vm([(point, ids or {})], build)[0]
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
-    record = {**(ids or {}), "started_at": started_at, **point, **build.describe()}
+    record = {**(ids or {}), "started_at": started_at, **point, **build.describe(), "virtualized": "none"}
     reason = skip_reason(point)
     if reason:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": reason}
@@ -170,3 +211,41 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
             return {**record, **measure(point, build)}
     except knobs.KnobError as error:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": str(error)}
+
+
+def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
+    """The records of (point, ids) runs that share one vm_kernel and vm_nodes,
+    all measured in one boot (cowsnap.vm); a point the host already knows it
+    cannot run is skipped without a boot."""
+    import shutil
+    import tempfile
+
+    from cowsnap import vm
+
+    records, todo = [], []
+    for point, ids in runs:
+        host = {k: v for k, v in environment.capture(REPO).items() if not k.startswith("hugetlb_")}
+        record = {
+            **ids,
+            "started_at": vm.started_at(),
+            **point,
+            **build.describe(),
+            **host,
+            "kernel": point["vm_kernel"],
+        }
+        reason = skip_reason(point)
+        if reason:
+            record.update({"virtualized": vm.accelerator(), "status": "skipped", "reason": reason})
+        else:
+            todo.append(len(records))
+        records.append(record)
+    if todo:
+        tmp = Path(tempfile.mkdtemp(prefix="cowsnap-vm.", dir=folder))
+        try:
+            measured = vm.run_batch([runs[i][0] for i in todo], build, tmp)
+        finally:
+            if not os.environ.get(vm.KEEP_VARIABLE):
+                shutil.rmtree(tmp, ignore_errors=True)
+        for index, result in zip(todo, measured, strict=True):
+            records[index].update(result)
+    return records

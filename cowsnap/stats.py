@@ -76,7 +76,7 @@ def point_table(runs: pd.DataFrame) -> pd.DataFrame:
                 interval = median_interval(group[metric])
                 row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval[:3]
                 row[f"{metric}_ci_level"] = interval[3]
-        for text in ("copies_source", "online_cpus", "release_errno", "timed"):
+        for text in ("copies_source", "online_cpus", "release_errno", "timed", "virtualized"):
             if text in group:
                 row[text] = group[text].iloc[0]
         rows.append(row)

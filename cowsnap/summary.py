@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from cowsnap import labels
-from cowsnap.aggregate import FINGERPRINT
+from cowsnap.aggregate import FINGERPRINT, virtualized
 
 # Copies under this share of the writers' write faults: "not copying";
 # at or over MOSTLY: "copying"; between: "partly copying".
@@ -102,6 +102,8 @@ def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
     baseline's (getrusage, tick-sampled: the two are not shares of one
     another)."""
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
+    if row.get("virtualized") == "tcg":
+        return "no times: the run ran in a VM under software emulation (tcg)"
     if row.get("timed") is False or row.get("timed") == "False":
         return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):
@@ -270,16 +272,53 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _count(row: pd.Series, key: str) -> str:
+    value = row.get(key)
+    if key.startswith("copies") and (value is None or pd.isna(value)):
+        return f"copies not counted ({row.get('copies_source', 'no source')})"
+    return f"{fmt_count(value)} {key.split('_')[0]}"
+
+
+def by_kernel(points: pd.DataFrame) -> list[str]:
+    """One sentence per kernel of each experiment that varies vm_kernel:
+    copies, reuses and splits after the child exited and while it held the
+    snapshot (counts only: a VM under TCG gives no times)."""
+    if "vm_kernel" not in points:
+        return []
+    lines = []
+    for experiment, group in points[points["method"] == "fork"].groupby("experiment", sort=False):
+        if group["vm_kernel"].nunique() < 2:
+            continue
+        lines += [f"## By kernel: {experiment}", ""]
+        for node_type, rows in group.groupby("node_type", sort=False):
+            *_, kernel, virtual = str(node_type).split(" | ")
+            where = "this machine" if virtual in ("none", "?") else f"a VM, {virtual}"
+            parts = []
+            for _, row in rows.sort_values(["start", "backing"]).iterrows():
+                phase = "_after_snapshot" if row["start"] == "after_child" else "_during_snapshot"
+                when = "after the child exited" if phase == "_after_snapshot" else "while the child held it"
+                counts = [_count(row, f"{key}{phase}") for key in ("copies", "reuses")]
+                if row["backing"] != "4k":
+                    counts.append(_count(row, f"splits{phase}"))
+                parts.append(f"{row['backing']} {when}: {', '.join(counts)} for {fmt_count(row['pages'])} pages")
+            lines.append(f"- Linux {kernel} ({where}): " + "; ".join(parts) + ".")
+        lines.append("")
+    return lines
+
+
 def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str:
     lines = ["# What the sweep found", ""]
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
     ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
+    runs = runs.copy()  # one block: a column added to a fragmented frame warns
+    runs["virtualized"] = virtualized(runs)
     lines += ["## Machine", ""]
     for _, machine in runs.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
             f"- {machine['hostname']}: {machine['cpu_model']}, {machine['online_cpus']} CPUs, "
             f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
+            + (f", in a VM ({machine['virtualized']})" if machine.get("virtualized", "none") != "none" else "")
         )
     if runs.drop_duplicates(FINGERPRINT).shape[0] > 1:
         lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
@@ -288,6 +327,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
         lines += ["Nothing ran: every run was skipped or failed.", ""]
     else:
         lines += is_it_copying(points)
+        lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
         lines += the_floor(points)

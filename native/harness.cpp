@@ -276,6 +276,7 @@ void measure_point(const Params& p, Result& result) {
     helpers.join();
 
     put_thread_counters(result, "writer", totals.all);
+    result.effective["writer_cpus"] = totals.cpus;
     put_phase(result, start, end, "");
     if (snapshot) {
         const Mark& at = *ended;

@@ -214,6 +214,7 @@ public:
     struct Totals {
         ThreadCounters all, during_snapshot;  // summed over the threads
         clock::time_point last_end;           // when the last one finished
+        std::string cpus;                     // the CPU each finished on: "1,1"
     };
     Totals finish();  // joins them
 

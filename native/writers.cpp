@@ -12,6 +12,7 @@ struct Writers::Shared {
     std::vector<std::string> placement;
     std::vector<ThreadCounters> all, during_snapshot;
     std::vector<clock::time_point> ends;
+    std::vector<int> cpus;  // where each thread finished
 };
 
 namespace {
@@ -27,6 +28,7 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
     s.all.resize(writers);
     s.during_snapshot.resize(writers);
     s.ends.resize(writers);
+    s.cpus.resize(writers, -1);
     const bool interleaved = params.pattern == "interleaved";
     const std::string where = params.numa_writers;
     element* data = array.data;
@@ -54,6 +56,7 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
                 look();
             }
             s.ends[tid] = clock::now();  // the clock first: it ends the timed span
+            s.cpus[tid] = sched_getcpu();
             const ThreadCounters after = thread_counters(query_copies);
             s.all[tid] = after - before;
             s.during_snapshot[tid] = at_end.value_or(after) - before;
@@ -92,6 +95,7 @@ Writers::Totals Writers::finish() {
             total.during_snapshot += s.during_snapshot[tid];
             total.last_end = std::max(total.last_end, s.ends[tid]);
         }
+        total.cpus += (tid ? "," : "") + std::to_string(s.cpus[tid]);
     }
     return total;
 }

@@ -24,6 +24,7 @@ wildcard_constraints:
     point=r"p[0-9a-f]{10}",
     repetition=r"\d+",
     figure="|".join(plots.FIGURES),
+    boot=r"[0-9A-Za-z.+_-]+-[0-9]+nodes",
 
 
 def get_run(wildcards):
@@ -34,8 +35,8 @@ def get_point(wildcards):
     return get_run(wildcards).point
 
 
-def get_ids(wildcards):
-    run = get_run(wildcards)
+def get_ids(wildcards_or_run):
+    run = wildcards_or_run if isinstance(wildcards_or_run, grid.Run) else get_run(wildcards_or_run)
     return {
         "run_id": run.run_id,
         "experiment": run.experiment,
@@ -51,6 +52,37 @@ def get_priority(wildcards):
     tracked parameter, so a new order reruns nothing; each run reads its
     place from the schedule file written when the sweep starts."""
     return len(RUNS) - get_run(wildcards).position
+
+
+def vm_boot_of(run):
+    """The boot a run is measured in ('' on this machine): one per vm_kernel and vm_nodes."""
+    point = run.point
+    return "" if point["vm_kernel"] == "host" else f"{point['vm_kernel']}-{point['vm_nodes']}nodes"
+
+
+VM_BOOTS = {}  # boot -> its runs, in schedule order
+for _run in RUNS.values():
+    if vm_boot_of(_run):
+        VM_BOOTS.setdefault(vm_boot_of(_run), []).append(_run)
+
+
+def get_vm_boot(wildcards):
+    """The folder of the boot that measured this run, or nothing."""
+    boot = vm_boot_of(get_run(wildcards))
+    return [f"{RESULTS}/vm/{boot}"] if boot else []
+
+
+def get_bench_slot(wildcards):
+    """A run measured in a VM boot only copies its record: it needs no slot."""
+    return 0 if vm_boot_of(get_run(wildcards)) else 1
+
+
+def get_boot_runs(wildcards):
+    """What one boot measures: each run's ids and point (a change reruns the boot)."""
+    return [
+        {"ids": {**get_ids(run), "record": f"{RESULTS}/{run.run_id}.json"}, "point": run.point}
+        for run in VM_BOOTS[wildcards.boot]
+    ]
 
 
 def get_records(wildcards):

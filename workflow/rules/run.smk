@@ -3,6 +3,7 @@ rule run_point:
     # profiles/default) keeps timed runs from sharing the machine.
     input:
         library=rules.build.output.library,
+        boot=get_vm_boot,
     output:
         f"{RESULTS}/{{experiment}}/{{point}}/{{repetition}}.json",
     log:
@@ -11,7 +12,7 @@ rule run_point:
     conda:
         "../../envs/cowsnap.yaml"
     resources:
-        bench_slot=1,
+        bench_slot=get_bench_slot,
     params:
         cxxflags=CONFIG["cxxflags"],
         build_log=rules.build.log[0],
@@ -19,3 +20,24 @@ rule run_point:
         ids=get_ids,
     script:
         "../scripts/run_point.py"
+
+
+rule run_vm_boot:
+    # Every run of one (vm_kernel, vm_nodes) in one VM boot (cowsnap.vm):
+    # a record per run in the boot's folder, which run_point copies. One VM
+    # at a time, never beside a timed run: it takes the bench_slot too.
+    input:
+        library=rules.build.output.library,
+    output:
+        directory(f"{RESULTS}/vm/{{boot}}"),
+    log:
+        f"{RESULTS}/logs/vm/{{boot}}.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    resources:
+        bench_slot=1,
+    params:
+        cxxflags=CONFIG["cxxflags"],
+        runs=get_boot_runs,
+    script:
+        "../scripts/run_vm_boot.py"

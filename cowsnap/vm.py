@@ -1,0 +1,426 @@
+"""Run points inside a virtual machine booting another kernel, with N NUMA nodes.
+
+One boot runs a batch of points: plain qemu-system-x86_64 boots a Debian
+kernel image (/boot/vmlinuz-<version>) with a small busybox initramfs that
+loads the guest kernel's virtio and 9p modules, mounts the host's / read-only
+over 9p and a writable share over the batch folder, and runs a shell script
+that the host wrote there. For each point the script checks what the guest
+offers (nodes, THP, delay accounting), sets the point's knobs with plain
+writes, reads the guest's environment back under them, feeds the host's
+compiled cowsnap-bench the Params text on stdin (no Python or cppyy in the
+guest), puts the knobs back, and leaves the Result text beside it. The host
+turns those files into records.
+
+KVM is used only where the CPU offers hardware virtualization (vmx/svm) and
+/dev/kvm opens; elsewhere the guest runs under TCG (software emulation), and
+its records say so (`virtualized`): functional truth, not timings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import lzma
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from cowsnap import environment, grid, native
+
+BOOT_DIR = Path("/boot")
+MODULES_DIR = Path("/lib/modules")
+QEMU = "qemu-system-x86_64"
+KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, results) is kept
+# Modules the guest needs to reach the host's files, in load order once
+# their dependencies (modules.dep) are added; built-in ones are skipped.
+GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+INSTALL_HINT = "apt-get install -y qemu-system-x86 busybox-static cpio linux-image-{version}"
+ENV_KEYS = ("kernel", "cpu_model", "online_cpus", "numa_nodes", "mem_total_mib", "thp_enabled", "thp_defrag")
+# Guest keys a record carries besides the fingerprint's
+GUEST_KEYS = ("virtualized", "host_kernel", "vm_boot_s")
+
+
+def installed_kernels() -> list[str]:
+    """Kernel versions that can boot here: an image in /boot and its modules."""
+    return sorted(
+        path.name.removeprefix("vmlinuz-")
+        for path in BOOT_DIR.glob("vmlinuz-*")
+        if (MODULES_DIR / path.name.removeprefix("vmlinuz-") / "modules.dep").exists()
+    )
+
+
+def busybox() -> str:
+    return shutil.which("busybox") or ""
+
+
+def missing(version: str) -> str:
+    """Why a point with this guest kernel cannot run here ('' when it can)."""
+    install = INSTALL_HINT.format(version=version)
+    if not shutil.which(QEMU):
+        return f"vm_kernel={version}: {QEMU} is not installed; install it with: {install}"
+    if not busybox():
+        return f"vm_kernel={version}: busybox is not installed; install it with: {install}"
+    if not shutil.which("cpio"):
+        return f"vm_kernel={version}: cpio (packs the VM's initramfs) is not installed; install it with: {install}"
+    if version not in installed_kernels():
+        return (
+            f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
+        )
+    return ""
+
+
+def accelerator() -> str:
+    """'kvm' where hardware virtualization really is there, else 'tcg'.
+
+    A paravirtual /dev/kvm without vmx/svm in the CPU flags (nested, as on
+    the development VM) aborts or crawls: it counts as absent."""
+    flags = environment.read_text(Path("/proc/cpuinfo"))
+    has_flag = any(f" {flag}" in flags for flag in ("vmx", "svm"))
+    return "kvm" if has_flag and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+
+
+# --- the wire: the same lines native/wire.cpp reads and writes ---
+
+
+def params_text(point: dict) -> str:
+    """The Params of a point as cowsnap-bench reads them on stdin."""
+    from cowsnap import runner
+
+    lines = []
+    for key, value in point.items():
+        if key in runner.HARNESS_KEYS or key in runner.VM_KEYS:
+            continue
+        shown = (
+            ("1" if value else "0") if isinstance(value, bool) else repr(value) if isinstance(value, float) else value
+        )
+        lines.append(f"{key}\t{shown}\n")
+    return "".join(lines)
+
+
+def parse_result(text: str) -> dict:
+    """cowsnap-bench's Result lines -> the measured keys (runner.measure's form)."""
+    from cowsnap import runner
+
+    status, reason, values, effective, sharing, complete = "", "", {}, {}, [], False
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "end":
+            complete = True
+        elif fields[0] == "status" and len(fields) > 1:
+            status = fields[1]
+        elif fields[0] == "reason":
+            reason = fields[1] if len(fields) > 1 else ""
+        elif fields[0] == "value" and len(fields) == 3:
+            values[fields[1]] = float(fields[2])
+        elif fields[0] == "effective" and len(fields) >= 2:
+            effective[fields[1]] = fields[2] if len(fields) == 3 else ""
+        elif fields[0] == "sharing" and len(fields) == 3:
+            sharing.append((float(fields[1]), float(fields[2])))
+    if not complete:
+        return {
+            "status": "failed",
+            "reason": "the benchmark's result was cut short: " + " | ".join(text.splitlines()[-3:]),
+        }
+    return runner.result_record(status, reason, values, effective, [s for s, _ in sharing], [p for _, p in sharing])
+
+
+# --- the guest ---
+
+
+def _module_order(version: str) -> list[Path]:
+    """The .ko files GUEST_MODULES need, dependencies first."""
+    root = MODULES_DIR / version
+    deps = {}
+    for line in (root / "modules.dep").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        deps[name] = rest.split()
+    by_name = {Path(name).name.split(".ko")[0].replace("-", "_"): name for name in deps}
+    order: list[str] = []
+
+    def add(name: str) -> None:
+        for dep in reversed(deps[name]):
+            add(dep)
+        if name not in order:
+            order.append(name)
+
+    for module in GUEST_MODULES:
+        if module in by_name:
+            add(by_name[module])
+    return [root / name for name in order]
+
+
+INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.list); do insmod /modules/$m 2>/dev/null; done
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || echo "cowsnap-vm: no host share"
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 batch /host{batch} || echo "cowsnap-vm: no batch share"
+chroot /host /bin/sh {batch}/batch.sh > /host{batch}/batch.log 2>&1
+echo "cowsnap-vm: batch exit $?"
+sync
+umount /host{batch}
+poweroff -f
+"""
+
+
+def initramfs(version: str, batch: Path, out: Path) -> Path:
+    """A gzip'd cpio: busybox, an init that runs batch/batch.sh, the modules."""
+    tree = Path(tempfile.mkdtemp(prefix="initramfs.", dir=out.parent))
+    try:
+        for folder in ("bin", "proc", "sys", "dev", "modules"):
+            (tree / folder).mkdir()
+        shutil.copy(busybox(), tree / "bin" / "busybox")
+        names = []
+        for module in _module_order(version):
+            name = module.name.removesuffix(".xz")
+            data = module.read_bytes()
+            (tree / "modules" / name).write_bytes(lzma.decompress(data) if module.suffix == ".xz" else data)
+            names.append(name)
+        (tree / "modules.list").write_text("\n".join(names) + "\n")
+        init = tree / "init"
+        init.write_text(INIT.replace("{batch}", str(batch)))
+        init.chmod(0o755)
+        files = subprocess.run(["find", "."], cwd=tree, capture_output=True, text=True, check=True).stdout
+        archive = subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, input=files.encode(), capture_output=True, check=True
+        ).stdout
+        out.write_bytes(gzip.compress(archive, compresslevel=1))
+        return out
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+KNOB_FUNCTIONS = r"""
+sel() { sed 's/.*\[\(.*\)\].*/\1/' "$1"; }
+setk() {
+  old=$(sel "$1"); echo "$2" > "$1" 2>/dev/null; now=$(sel "$1")
+  printf '%s\t%s\n' "$1" "$old" >> "$B/knobs.restore"
+  [ "$now" = "$2" ] || reason="could not set $1 to $2 (it is $now)"
+}
+restore() {
+  [ -f "$B/knobs.restore" ] || return 0
+  tac "$B/knobs.restore" | while IFS="$(printf '\t')" read -r p v; do echo "$v" > "$p"; done
+  rm -f "$B/knobs.restore"
+}
+need() { [ -z "$reason" ] && ! eval "$1" && reason="$2"; true; }
+env_of() {
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'cpu_model\t%s\n' "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
+  printf 'online_cpus\t%s\n' "$(getconf _NPROCESSORS_ONLN)"
+  printf 'numa_nodes\t%s\n' "$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)"
+  printf 'mem_total_mib\t%s\n' "$(( $(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) / 1024 ))"
+  printf 'thp_enabled\t%s\n' "$(sel $THP/enabled 2>/dev/null || echo unavailable)"
+  printf 'thp_defrag\t%s\n' "$(sel $THP/defrag 2>/dev/null || echo unavailable)"
+  for d in /sys/kernel/mm/hugepages/hugepages-*kB; do
+    s=${d##*/hugepages-}
+    printf 'hugetlb_%s_total\t%s\nhugetlb_%s_free\t%s\n' "$s" "$(cat $d/nr_hugepages)" "$s" "$(cat $d/free_hugepages)"
+  done
+}
+THP=/sys/kernel/mm/transparent_hugepage
+NODE=/sys/devices/system/node
+"""
+
+
+def _checks(point: dict) -> list[tuple[str, str]]:
+    """(shell test, reason when it fails): what the guest must offer."""
+    from cowsnap import runner
+
+    checks = []
+    for node in sorted(runner.numa_nodes_named(point)):
+        checks.append(
+            (f"[ -e $NODE/node{node} ]", f"NUMA node {node} does not exist here (nodes: $(cat $NODE/online))")
+        )
+    for key in ("numa_writers", "numa_copiers"):
+        if point[key] != "any":
+            node = point[key].removeprefix("node:")
+            checks.append(
+                (
+                    f'[ -n "$(cat $NODE/node{node}/cpulist 2>/dev/null)" ]',
+                    f"{key}={point[key]}: node {node} has no CPUs",
+                )
+            )
+    backing = point["backing"]
+    if backing == "thp" or point["thp_mode"] != "keep":
+        checks.append(("[ -d $THP ]", f"backing={backing}: this kernel has no transparent huge pages"))
+    if backing.startswith("mthp-"):
+        size = runner.size_name(backing)
+        checks.append(
+            (f"[ -e $THP/hugepages-{size}/enabled ]", f"backing={backing}: this kernel offers no {size} THP size")
+        )
+    if backing in grid.PAGE_KIB:
+        size = runner.size_name(backing)
+        checks.append(
+            (
+                f"[ -d /sys/kernel/mm/hugepages/hugepages-{size} ]",
+                f"backing={backing}: this kernel has no {size} huge pages",
+            )
+        )
+    if point["delayacct"]:
+        checks.append(
+            (
+                "[ -e /proc/sys/kernel/task_delayacct ]",
+                "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)",
+            )
+        )
+    return checks
+
+
+def _knobs(point: dict) -> list[tuple[str, str]]:
+    from cowsnap import runner
+
+    wanted = []
+    if point["thp_mode"] != "keep":
+        wanted.append(("$THP/enabled", point["thp_mode"]))
+    if point["backing"].startswith("mthp-"):
+        wanted.append((f"$THP/hugepages-{runner.size_name(point['backing'])}/enabled", "always"))
+    if point["backing"] in grid.PAGE_KIB:
+        size = runner.size_name(point["backing"])
+        wanted.append(
+            (f"/sys/kernel/mm/hugepages/hugepages-{size}/nr_hugepages", str(runner.hugetlb_pages_needed(point)))
+        )
+    wanted.append(("/proc/sys/kernel/task_delayacct", "1" if point["delayacct"] else "0"))
+    return wanted
+
+
+def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: int) -> str:
+    """The shell script the guest runs: each point in turn, files <i>.*."""
+    lines = ["#!/bin/sh", f"B={shlex.quote(str(batch))}", KNOB_FUNCTIONS]
+    for index, point in enumerate(points):
+        lines.append(f"# point {index}\nreason=''")
+        for test, reason in _checks(point):
+            lines.append(f'need {shlex.quote(test)} "{reason}"')
+        knob_lines = [f"setk {path} {shlex.quote(value)}" for path, value in _knobs(point)]
+        knob_lines = [
+            line if "task_delayacct" not in line else f"[ -e /proc/sys/kernel/task_delayacct ] && {line}"
+            for line in knob_lines
+        ]
+        lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
+        lines.append(f"env_of > $B/{index}.env")
+        lines.append(
+            f'[ -z "$reason" ] && timeout -s KILL {point_timeout_s} {shlex.quote(str(bench))} '
+            f"< $B/{index}.params > $B/{index}.result 2> $B/{index}.stderr"
+        )
+        lines.append("restore")
+        lines.append(f'printf "%s" "$reason" > $B/{index}.skip')
+    lines.append("sync")
+    return "\n".join(lines) + "\n"
+
+
+def qemu_command(
+    version: str, nodes: int, cpus: int, memory_mib: int, batch: Path, initrd: Path, accel: str
+) -> list[str]:
+    per_node = (memory_mib // nodes) // 2 * 2
+    command = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot"]
+    command += ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    command += ["-m", f"{per_node * nodes}M", "-smp", str(cpus)]
+    per_cpus = cpus // nodes
+    for node in range(nodes):
+        first = node * per_cpus
+        command += ["-object", f"memory-backend-ram,id=m{node},size={per_node}M"]
+        command += ["-numa", f"node,nodeid={node},cpus={first}-{first + per_cpus - 1},memdev=m{node}"]
+    command += ["-kernel", str(BOOT_DIR / f"vmlinuz-{version}"), "-initrd", str(initrd)]
+    command += ["-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"]
+    command += ["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"]
+    command += ["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
+    command += ["-fsdev", f"local,id=batch,path={batch},security_model=none,multidevs=remap"]
+    command += ["-device", "virtio-9p-pci,fsdev=batch,mount_tag=batch"]
+    command += ["-chardev", "stdio,id=serial,signal=off", "-serial", "chardev:serial"]
+    return command
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills qemu when the process that
+    started it dies (a killed job leaves no VM running)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def shape(points: list[dict]) -> tuple[int, int]:
+    """vCPUs and memory (MiB) for a batch: every point's threads, its arrays."""
+    from cowsnap import runner
+
+    nodes = points[0]["vm_nodes"]
+    threads = max(max(p["writers"], p["copiers"]) for p in points)
+    cpus = max(nodes, -(-threads // nodes) * nodes)
+    memory = max(1024, max(runner.memory_needed_mib(p) for p in points) + 512)
+    return cpus, -(-memory // (2 * nodes)) * 2 * nodes
+
+
+def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: float = 0) -> list[dict]:
+    """Boots one VM (the points' vm_kernel and vm_nodes) and runs every point
+    in it; the measured keys of each point (runner.measure's form plus the
+    guest's environment), 'failed' where the VM gave no result."""
+    version, nodes = points[0]["vm_kernel"], points[0]["vm_nodes"]
+    assert all((p["vm_kernel"], p["vm_nodes"]) == (version, nodes) for p in points), "one boot, one kernel and topology"
+    folder = Path(folder).resolve()
+    batch = folder / "batch"
+    shutil.rmtree(batch, ignore_errors=True)
+    batch.mkdir(parents=True)
+    per_point = max(120, max(int(2 * p["timeout_s"]) for p in points))
+    for index, point in enumerate(points):
+        (batch / f"{index}.params").write_text(params_text(point))
+    (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
+    initrd = initramfs(version, batch, folder / "initramfs.cpio.gz")
+    accel = accelerator()
+    cpus, memory = shape(points)
+    command = qemu_command(version, nodes, cpus, memory, batch, initrd, accel)
+    timeout = timeout_s or 120 + per_point * len(points)
+    started = time.monotonic()
+    console = folder / "console.log"
+    try:
+        with open(console, "wb") as out:
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            )
+        trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
+    except subprocess.TimeoutExpired:
+        trouble = f"the VM did not finish in {timeout:.0f} s"
+    elapsed = time.monotonic() - started
+    tail = " | ".join(environment.read_text(console).splitlines()[-4:])
+    results = []
+    for index in range(len(points)):
+        env = {}
+        for line in environment.read_text(batch / f"{index}.env").splitlines():
+            key, _, value = line.partition("\t")
+            env[key] = int(value) if value.isdigit() and key != "kernel" else value
+        guest = {**env, "virtualized": accel, "host_kernel": os.uname().release, "vm_boot_s": elapsed}
+        skip = environment.read_text(batch / f"{index}.skip")
+        result_path = batch / f"{index}.result"
+        if not env:
+            measured = {
+                "status": "failed",
+                "reason": f"no result from the VM ({trouble or 'no output'}; console: {tail})",
+            }
+        elif skip:
+            measured = {"status": "skipped", "reason": skip}
+        elif not result_path.exists() or not result_path.read_text():
+            stderr = environment.read_text(batch / f"{index}.stderr")
+            measured = {
+                "status": "failed",
+                "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip(),
+            }
+        else:
+            measured = parse_result(result_path.read_text())
+        results.append({**guest, **measured})
+    return results
+
+
+def record_name(run_id: str) -> str:
+    """A run's record in a boot's folder: experiment_point_repetition.json."""
+    return run_id.replace("/", "_") + ".json"
+
+
+def started_at() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")

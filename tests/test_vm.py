@@ -1,0 +1,241 @@
+"""Points inside a VM booting another kernel with two NUMA nodes.
+
+One boot serves every check of this module (module-scoped fixture): the
+placement checks need real nodes, which this machine does not have. The
+boot needs qemu-system-x86_64, busybox and a Debian kernel package
+(`.ci/kernels` installs them); without them the VM tests are skipped with
+the reason, or fail where CI promised them (COWSNAP_REQUIRE_VM=1).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cowsnap import config, grid, runner, vm
+
+SIZE_MIB = 8
+REPO = Path(__file__).resolve().parent.parent
+
+
+def no_vm(reason: str):
+    if os.environ.get("COWSNAP_REQUIRE_VM") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def point(**settings) -> dict:
+    return grid.normalise({**config.point_defaults(), "memcpy_mib": 0, "size_mib": SIZE_MIB, **settings})
+
+
+# ---- without a boot
+
+
+def test_params_text_is_what_the_bench_reads(build):
+    """The host writes the Params as wire.cpp reads them: the bench runs the point."""
+    done = subprocess.run(
+        [str(build.bench)], input=vm.params_text(point(method="none")), capture_output=True, text=True, timeout=120
+    )
+    result = vm.parse_result(done.stdout)
+    assert result["status"] == "ok", result["reason"]
+    assert result["pages"] == SIZE_MIB * 256
+    assert vm.parse_result(done.stdout.replace("end\n", ""))["status"] == "failed"  # cut short
+
+
+def test_a_kernel_not_installed_is_skipped_with_the_install_command(build):
+    record = runner.run(point(vm_kernel="2.6.32-99-amd64", vm_nodes=2), build)
+    assert record["status"] == "skipped"
+    assert "2.6.32-99-amd64" in record["reason"] and "apt-get install -y" in record["reason"]
+
+
+def test_vm_nodes_apply_only_in_a_vm():
+    assert point(vm_nodes=2)["vm_nodes"] == 1
+    assert point(vm_kernel="6.1.0-50-amd64", vm_nodes=2)["vm_nodes"] == 2
+    with pytest.raises(config.ConfigError, match="vm_nodes=2 applies to none"):
+        grid.check_applies([{**config.point_defaults(), "vm_nodes": 2}], "here")
+
+
+def test_host_points_keep_their_ids():
+    """The VM keys at host leave a point's id as it was before they existed."""
+    host = config.point_defaults()
+    without = {k: v for k, v in host.items() if k not in runner.VM_KEYS}
+    assert grid.point_id(host) == grid.point_id(without)
+    assert grid.point_id({**host, "vm_kernel": "6.1.0-50-amd64"}) != grid.point_id(host)
+
+
+# ---- one boot with two nodes
+
+MEMORY = ["default", "bind:0", "bind:1", "interleave:all", "preferred:1", "local"]
+
+
+@pytest.fixture(scope="module")
+def booted(build, tmp_path_factory):
+    """Every point of this module's checks, in one 2-node boot of the newest kernel installed."""
+    kernels = vm.installed_kernels()
+    if not kernels:
+        no_vm("no guest kernel installed (/boot/vmlinuz-<v> with /lib/modules/<v>); run .ci/kernels")
+    reason = vm.missing(kernels[-1])
+    if reason:
+        no_vm(reason)
+    common = {"vm_kernel": kernels[-1], "vm_nodes": 2}
+    points = {f"mem={m}": point(**common, numa_mem=m) for m in MEMORY}
+    points["writers=node:1"] = point(**common, numa_writers="node:1", numa_copiers="node:0")
+    points["copiers=node:1"] = point(**common, numa_copiers="node:1", numa_mem="bind:0")
+    points["mem=bind:5"] = point(**common, numa_mem="bind:5")
+    points["writers=node:5"] = point(**common, numa_writers="node:5")
+    points["delayacct=false"] = point(**common, delayacct=False)
+    records = runner.run_vm([(p, {"run_id": name}) for name, p in points.items()], build, tmp_path_factory.mktemp("vm"))
+    return {record["run_id"]: record for record in records}
+
+
+def ok(record: dict) -> dict:
+    assert record["status"] == "ok", record["reason"]
+    return record
+
+
+def shares(record: dict) -> dict[int, float]:
+    """'0:50%,1:50%' -> {0: 0.5, 1: 0.5}"""
+    return {int(n): float(p.rstrip("%")) / 100 for n, p in (s.split(":") for s in record["numa_nodes_used"].split(","))}
+
+
+def assert_pages_on(record: dict, nodes: set[int]) -> None:
+    """All sampled pages on these nodes, and some on each of them."""
+    used = shares(ok(record))
+    assert {node for node, share in used.items() if share > 0} == nodes, record["numa_nodes_used"]
+
+
+def test_records_say_where_they_ran(booted):
+    record = ok(booted["mem=default"])
+    assert record["virtualized"] in ("tcg", "kvm")
+    assert record["virtualized"] == vm.accelerator()
+    assert record["kernel"] == record["vm_kernel"] != record["host_kernel"]
+    assert record["numa_nodes"] == 2
+    assert record["online_cpus"] >= 2 and record["online_cpus"] % 2 == 0
+    assert record["cpu_model"]
+
+
+@pytest.mark.parametrize(
+    "memory, nodes",
+    [("bind:0", {0}), ("bind:1", {1}), ("interleave:all", {0, 1}), ("preferred:1", {1})],
+)
+def test_memory_policy_places_the_pages_on_the_nodes_named(booted, memory, nodes):
+    assert_pages_on(booted[f"mem={memory}"], nodes)
+    assert booted[f"mem={memory}"]["numa_mem_effective"].startswith(memory.partition(":")[0])
+
+
+def test_interleave_spreads_the_pages_evenly(booted):
+    used = shares(booted["mem=interleave:all"])
+    assert abs(used[0] - used[1]) < 0.1
+
+
+def test_local_places_the_pages_on_one_node(booted):
+    assert len([s for s in shares(ok(booted["mem=local"])).values() if s > 0]) == 1
+
+
+def test_a_wrong_expectation_fails(booted):
+    """The check can fail: pages bound to node 0 are not on node 1."""
+    with pytest.raises(AssertionError):
+        assert_pages_on(booted["mem=bind:0"], {1})
+
+
+def test_writers_run_on_the_cpus_of_the_node_named(booted):
+    record = ok(booted["writers=node:1"])
+    per_node = record["online_cpus"] // 2
+    cpus = [int(c) for c in record["writer_cpus"].split(",")]
+    assert len(cpus) == record["writers"]
+    assert all(per_node <= cpu < 2 * per_node for cpu in cpus), record["writer_cpus"]
+    assert ok(booted["copiers=node:1"])  # a copier off node 1's CPUs skips the point
+
+
+def test_a_node_that_does_not_exist_skips_the_point(booted):
+    for name in ("mem=bind:5", "writers=node:5"):
+        assert booted[name]["status"] == "skipped"
+        assert "node 5" in booted[name]["reason"] and "nodes: 0-1" in booted[name]["reason"]
+
+
+def test_knobs_are_set_inside_the_guest(booted):
+    """delay accounting on for one point and off for the next, in one boot."""
+    assert ok(booted["mem=default"])["delayacct_effective"] is True
+    assert booted["mem=default"]["writer_wpcopy_count"] >= 0
+    assert ok(booted["delayacct=false"])["delayacct_effective"] is False
+
+
+# ---- the workflow: one boot per (vm_kernel, vm_nodes), planned without booting
+
+BATCHED = """
+experiments:
+  k:
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0}
+    repetitions: 2
+    matrix:
+      vm_kernel: [host, 6.1.0-50-amd64, 6.12.117+deb12-amd64]
+      backing: [4k, thp]
+  n:
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0, vm_kernel: 6.12.117+deb12-amd64, vm_nodes: 2}
+    matrix:
+      numa_mem: [bind:0, bind:1]
+"""
+
+
+def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(BATCHED)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert jobs["run_vm_boot"] == "3"  # 6.1 on 1 node, 6.12 on 1 node, 6.12 on 2 nodes
+    assert jobs["run_point"] == str(2 * 6 + 2)
+
+
+def test_summary_says_per_kernel_what_was_copied_and_reused():
+    import pandas as pd
+
+    from cowsnap import summary
+
+    def row(kernel, virtual, start, copies):
+        phase = "_after_snapshot" if start == "after_child" else "_during_snapshot"
+        return {
+            "experiment": "kernels", "method": "fork", "vm_kernel": kernel, "backing": "4k", "start": start,
+            "node_type": f"cpu | 2 | 1 | {kernel} | {virtual}", "pages": 16384, f"copies{phase}": copies,
+            f"reuses{phase}": 16384 - (copies or 0), "copies_source": "taskstats",
+        }  # fmt: skip
+
+    points = pd.DataFrame(
+        [row("6.18", "none", "after_child", 0), row("6.1.0-50-amd64", "tcg", "after_child", None)]
+        + [row("6.1.0-50-amd64", "tcg", "with_child", 16384)]
+    )
+    text = "\n".join(summary.by_kernel(points))
+    assert "- Linux 6.18 (this machine): 4k after the child exited: 0 copies, 16,384 reuses for 16,384 pages." in text
+    assert "- Linux 6.1.0-50-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
+    assert "4k while the child held it: 16,384 copies, 0 reuses" in text
+    assert summary.by_kernel(points[points["vm_kernel"] == "6.18"]) == []
+
+
+def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):
+    """config/paper-numa-vm.yaml over the paper's config, at the smoke size:
+    its numa experiment's points in one 2-node boot."""
+    target = "results/paper/smoke/figures/numa-writer_faults.png"
+    configs = [str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper-numa-vm.yaml")]
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"]
+        + ["--configfile", *configs, "--config", "smoke_mib=16", "--", target],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    assert jobs["run_vm_boot"] == "1" and jobs["run_point"] == "12"
+    assert "6.12.117+deb12-amd64-2nodes" in done.stdout
