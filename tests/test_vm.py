@@ -182,18 +182,23 @@ experiments:
 """
 
 
-def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(BATCHED)
+def planned_jobs(cwd, *args: str) -> tuple[dict[str, str], str]:
+    """A real dry run: the job counts by rule, and what it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE)), done.stdout
+
+
+def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(BATCHED)
+    jobs, _ = planned_jobs(tmp_path)
     assert jobs["run_vm_boot"] == "3"  # 6.1 on 1 node, 6.12 on 1 node, 6.12 on 2 nodes
     assert jobs["run_point"] == str(2 * 6 + 2)
 
@@ -227,15 +232,6 @@ def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):
     its numa experiment's points in one 2-node boot."""
     target = "results/paper/smoke/figures/numa-writer_faults.png"
     configs = [str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper-numa-vm.yaml")]
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run", "--cores", "2"]
-        + ["--configfile", *configs, "--config", "smoke_mib=16", "--", target],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE))
+    jobs, output = planned_jobs(tmp_path, "--configfile", *configs, "--config", "smoke_mib=16", "--", target)
     assert jobs["run_vm_boot"] == "1" and jobs["run_point"] == "12"
-    assert "6.12.117+deb12-amd64-2nodes" in done.stdout
+    assert "6.12.117+deb12-amd64-2nodes" in output
