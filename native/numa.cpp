@@ -48,16 +48,21 @@ std::string list_of(const unsigned long* mask) {
     return out;
 }
 
+// "bind:0,2-3" -> ("bind", {0, 2, 3}); "interleave:all" names every online node.
+std::pair<std::string, std::vector<int>> policy_and_nodes(const std::string& numa_mem) {
+    const auto colon = numa_mem.find(':');
+    std::string nodes = colon == std::string::npos ? "" : numa_mem.substr(colon + 1);
+    if (nodes == "all") nodes = read_line("/sys/devices/system/node/online");
+    return {numa_mem.substr(0, colon), parse_list(nodes)};
+}
+
 }  // namespace
 
 void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem) {
     if (numa_mem == "default") return;
-    const auto colon = numa_mem.find(':');
-    const std::string kind = numa_mem.substr(0, colon);
-    std::string nodes = colon == std::string::npos ? "" : numa_mem.substr(colon + 1);
-    if (nodes == "all") nodes = read_line("/sys/devices/system/node/online");
+    const auto [kind, nodes] = policy_and_nodes(numa_mem);
     unsigned long mask[mask_words] = {};
-    for (int node : parse_list(nodes)) mask[node / 64] |= 1ul << (node % 64);
+    for (int node : nodes) mask[node / 64] |= 1ul << (node % 64);
     const int mode = kind == "local"        ? MPOL_LOCAL
                      : kind == "bind"       ? MPOL_BIND
                      : kind == "interleave" ? MPOL_INTERLEAVE
@@ -110,11 +115,8 @@ std::string placement_mismatch(const std::string& numa_mem, const std::map<int, 
     if (numa_mem == "default") return "";
     const std::string where = "numa_mem=" + numa_mem + ": pages landed on " + describe_shares(shares);
     if (shares.empty()) return where + " (move_pages could not tell)";
-    const auto colon = numa_mem.find(':');
-    const std::string kind = numa_mem.substr(0, colon);
-    std::string list = colon == std::string::npos ? "" : numa_mem.substr(colon + 1);
-    if (list == "all") list = read_line("/sys/devices/system/node/online");
-    const std::vector<int> named = kind == "local" ? std::vector<int>{fill_node} : parse_list(list);
+    const auto [kind, listed] = policy_and_nodes(numa_mem);
+    const std::vector<int> named = kind == "local" ? std::vector<int>{fill_node} : listed;
     auto share_on = [&](int node) { return shares.count(node) ? shares.at(node) : 0.0; };
     double inside = 0;
     for (int node : named) inside += share_on(node);

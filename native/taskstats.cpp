@@ -116,6 +116,12 @@ bool delay_accounting_on() {
     return (file >> on) && on == 1;
 }
 
+int taskstats_family_id(int fd, std::string& error) {
+    const int family = taskstats_family(fd, error);
+    if (family < 0 && error.empty()) error = "taskstats: no such generic netlink family";
+    return family;
+}
+
 // One netlink socket per thread, opened at its first query, so that later
 // queries (at the snapshot's end, inside a timed span) cost one exchange.
 struct Channel {
@@ -124,19 +130,12 @@ struct Channel {
     Channel() {
         fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
         if (fd < 0) error = std::string("netlink socket: ") + std::strerror(errno);
-        else family = taskstats_family(fd, error);
-        if (fd >= 0 && family < 0 && error.empty()) error = "taskstats: no such generic netlink family";
+        else family = taskstats_family_id(fd, error);
     }
     ~Channel() {
         if (fd >= 0) close(fd);
     }
 };
-
-int taskstats_family_id(int fd, std::string& error) {
-    const int family = taskstats_family(fd, error);
-    if (family < 0 && error.empty()) error = "taskstats: no such generic netlink family";
-    return family;
-}
 
 bool send_register(int fd, int family, const std::string& cpus, std::string& error) {
     Request request = new_request(family, TASKSTATS_CMD_GET);
