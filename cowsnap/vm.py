@@ -34,6 +34,7 @@ from cowsnap import environment, grid, native
 BOOT_DIR = Path("/boot")
 MODULES_DIR = Path("/lib/modules")
 QEMU = "qemu-system-x86_64"
+BOOTS = 2  # tries of a boot whose guest kernel panicked before any point ran
 KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, results) is kept
 # Modules the guest needs to reach the host's files, in load order once
 # their dependencies (modules.dep) are added; built-in ones are skipped.
@@ -379,14 +380,19 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     timeout = timeout_s or 120 + per_point * len(points)
     started = time.monotonic()
     console = folder / "console.log"
-    try:
-        with open(console, "wb") as out:
-            done = subprocess.run(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
-            )
-        trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
-    except subprocess.TimeoutExpired:
-        trouble = f"the VM did not finish in {timeout:.0f} s"
+    # A guest kernel that panics while booting under emulation, before the
+    # first point started, is booted once more: no point has run yet.
+    for _ in range(BOOTS):
+        try:
+            with open(console, "wb") as out:
+                done = subprocess.run(
+                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+                )
+            trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
+        except subprocess.TimeoutExpired:
+            trouble = f"the VM did not finish in {timeout:.0f} s"
+        if (batch / "0.env").exists() or "Kernel panic" not in environment.read_text(console):
+            break
     elapsed = time.monotonic() - started
     tail = " | ".join(environment.read_text(console).splitlines()[-4:])
     results = []
