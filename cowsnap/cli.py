@@ -6,7 +6,7 @@
     cowsnap watch [--interval 1] [--sharing] [--out DIR] -- COMMAND [ARGS...]
     cowsnap watch --pid PID [--for SECONDS] [--interval 1] [--sharing] [--out DIR]
 
-Keys and values of `run` are those of the config (cowsnap/schema.yaml), each
+Keys and values of `run` are those of the config (cowsnap/plan/schema.yaml), each
 given once, in any order with the options; the record is printed as JSON
 (and written to --out when given; when that fails it is still printed and
 the exit status is 1).
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from cowsnap import config, grid, records
+from cowsnap.measure import records
+from cowsnap.plan import config, grid
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -47,11 +48,11 @@ def parse_settings(pairs: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["calibrate"]:
-        from cowsnap import calibrate
+        from cowsnap.measure import calibrate
 
         return calibrate.main(argv[1:])
     if argv[:1] == ["watch"]:
-        from cowsnap import watch
+        from cowsnap.measure import watch
 
         return watch.main(argv[1:])
     parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             print(f"cowsnap: --out {args.out}: {reason}", file=sys.stderr)
             return 1
-    from cowsnap import native, runner
+    from cowsnap.measure import native, runner
 
     try:
         build = native.ensure_built(args.build_dir, args.cxxflags)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_command(args) -> int:
-    from cowsnap import compare
+    from cowsnap.analyse import compare
 
     try:
         notes = compare.write(args.a, args.b, args.out, args.pool)

@@ -18,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cowsnap import config, native
+from cowsnap.measure import native
+from cowsnap.plan import config
 
 PHASES = ("fork_s", "write_s", "write_after_exit_s", "write_during_copy_s")
 

@@ -1,6 +1,7 @@
 import pytest
 
-from cowsnap import config, native, runner
+from cowsnap.measure import native, runner
+from cowsnap.plan import config
 
 
 @pytest.fixture(scope="session")

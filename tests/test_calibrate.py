@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from cowsnap import calibrate, native
+from cowsnap.measure import calibrate, native
 
 SIZE_MIB = 16
 

@@ -59,7 +59,7 @@ def test_compare_refuses_a_malformed_table(tmp_path, table, says):
 
 
 def test_free_space_is_checked_before_measuring(tmp_path):
-    from cowsnap import records
+    from cowsnap.measure import records
 
     assert records.space_reason(tmp_path, needed_mib=1) == ""
     reason = records.space_reason(tmp_path, needed_mib=2**50)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cowsnap import config, grid
-from cowsnap.config import ConfigError
+from cowsnap.plan import config, grid
+from cowsnap.plan.config import ConfigError
 
 
 def one_experiment(**experiment):
@@ -90,7 +90,7 @@ def test_defaults_are_filled():
 
 
 def test_shipped_configs_are_valid():
-    for path in sorted(config.SCHEMA_PATH.parent.parent.glob("config/*.yaml")):
+    for path in sorted(config.SCHEMA_PATH.parents[2].glob("config/*.yaml")):
         assert grid.expand(config.load(path)), path
 
 
@@ -128,7 +128,7 @@ def test_snakemake_reports_a_config_error(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("experiments:\n  e: {base: {method: vfork}}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parent.parent / "Snakefile"),
+        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parents[2] / "Snakefile"),
          "--cores", "1", "--dry-run"],
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
@@ -229,7 +229,7 @@ def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
 
     (tmp_path / "bad.yaml").write_text(config_text)
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parent.parent / "Snakefile"),
+        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parents[2] / "Snakefile"),
          "--cores", "1", "--dry-run", "--configfile", "bad.yaml"],
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
@@ -275,7 +275,7 @@ def test_applicability_table_names_point_keys():
 
 
 def test_smoke_mode_scales_arrays_and_keeps_threads():
-    raw = config.read_yaml(config.SCHEMA_PATH.parent.parent / "config" / "paper.yaml")
+    raw = config.read_yaml(config.SCHEMA_PATH.parents[2] / "config" / "paper.yaml")
     full = grid.expand(config.validate(raw))
     smoke = grid.expand(config.validate({**raw, "smoke_mib": 16}))
     assert config.validate({**raw, "smoke_mib": 16})["results"] == "results/paper/smoke"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import config, jobs, knobs, records
+from cowsnap.measure import jobs, knobs, records
+from cowsnap.plan import config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cowsnap import config, grid
-from cowsnap.config import ConfigError
+from cowsnap.plan import config, grid
+from cowsnap.plan.config import ConfigError
 
 
 def expand(**experiment):

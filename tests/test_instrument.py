@@ -8,7 +8,9 @@ import stat
 
 import pytest
 
-from cowsnap import aggregate, config, knobs, native, runner
+from cowsnap.analyse import aggregate
+from cowsnap.measure import knobs, native, runner
+from cowsnap.plan import config
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing system knobs needs root")
 SIZE = {"size_mib": 16, "batch_kib": 512, "pattern": "blocked", "memcpy_mib": 0}

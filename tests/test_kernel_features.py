@@ -102,7 +102,8 @@ def test_numa_policy_is_read_back(run_point):
 
 
 def test_missing_numa_node_is_skipped_with_reason(build):
-    from cowsnap import config, environment, runner
+    from cowsnap.measure import environment, runner
+    from cowsnap.plan import config
 
     node = max(environment.numa_nodes()) + 1
     record = runner.run({**config.point_defaults(), "numa_mem": f"bind:{node}"}, build)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import knobs
+from cowsnap.measure import knobs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the knob journal is root's")
 THP = str(knobs.THP_ENABLED)
@@ -21,7 +21,7 @@ THP = str(knobs.THP_ENABLED)
 HOLDER = """
 import os, sys, time
 from pathlib import Path
-from cowsnap import knobs
+from cowsnap.measure import knobs
 gate = Path(sys.argv[1])
 with knobs.locked():
     Path(gate, sys.argv[2] + ".in").write_text(str(time.monotonic()))
@@ -138,7 +138,7 @@ def test_an_ordinary_user_run_ignores_a_root_journal(journal, tmp_path):
 FORKING_HOLDER = """
 import os, sys, time
 from pathlib import Path
-from cowsnap import knobs
+from cowsnap.measure import knobs
 gate = Path(sys.argv[1])
 with knobs.locked():
     if os.fork() == 0:  # as the snapshot child does, in native code

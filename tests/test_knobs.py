@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import config, environment, knobs, runner
+from cowsnap.measure import environment, knobs, runner
+from cowsnap.plan import config
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing system knobs needs root")
 THP = knobs.THP_ENABLED
@@ -106,7 +107,9 @@ def unprivileged_python():
     if os.geteuid() != 0 or not setpriv:
         pytest.skip("needs root and setpriv to run a point as an ordinary user")
     prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable]
-    probe = subprocess.run([*prefix, "-c", "import cowsnap.native, cppyy"], capture_output=True, text=True, cwd="/")
+    probe = subprocess.run(
+        [*prefix, "-c", "import cowsnap.measure.native, cppyy"], capture_output=True, text=True, cwd="/"
+    )
     if probe.returncode != 0:
         pytest.skip(f"this checkout is not readable by an ordinary user: {probe.stderr.strip()[-200:]}")
     return prefix

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cowsnap import aggregate, compare, config, glossary, plots, stats, summary
+from cowsnap.analyse import aggregate, compare, glossary, plots, stats, summary
+from cowsnap.plan import config
 
 DATA = Path(__file__).parent / "data" / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +100,7 @@ def test_every_key_of_the_tables_has_a_glossary_entry():
 
 def test_readme_key_table_is_generated_from_the_glossary():
     readme = (REPO / "README.md").read_text()
-    start, end = "<!-- keys: python -m cowsnap.glossary -->\n", "<!-- end keys -->"
+    start, end = "<!-- keys: python -m cowsnap.analyse.glossary -->\n", "<!-- end keys -->"
     assert readme[readme.index(start) + len(start) : readme.index(end)] == glossary.markdown_table()
 
 
@@ -147,7 +148,7 @@ def test_caption_states_the_interval_level(tiny):
 
 def test_plots_and_summary_compute_no_statistics():
     for module in ("plots", "summary"):
-        tree = ast.parse((REPO / "cowsnap" / f"{module}.py").read_text())
+        tree = ast.parse((REPO / "cowsnap" / "analyse" / f"{module}.py").read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
         assert "stats" not in imported, module
         assert "median_interval" not in imported and "ratio_interval" not in imported

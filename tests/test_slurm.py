@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cowsnap.aggregate import FINGERPRINT
+from cowsnap.analyse.aggregate import FINGERPRINT
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = REPO / "profiles" / "slurm"

@@ -63,7 +63,7 @@ def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
 
 
 def test_paper_config_in_smoke_mode_plans_every_point(tmp_path):
-    from cowsnap import config, grid
+    from cowsnap.plan import config, grid
 
     paper = REPO / "config" / "paper.yaml"
     points = {(r.experiment, r.point_id) for r in grid.expand(config.load(paper))}
@@ -82,7 +82,7 @@ def test_no_run_ok_still_writes_a_summary(sweep_folder):
 
 
 def test_a_failed_job_keeps_its_traceback_in_the_log(sweep_folder):
-    from cowsnap import config, grid
+    from cowsnap.plan import config, grid
 
     (sweep_folder / "config" / "config.yaml").write_text(f"experiments:\n  e:\n    base: {TRIVIAL}\n")
     (run,) = grid.expand(config.load(sweep_folder / "config" / "config.yaml"))
@@ -99,7 +99,7 @@ def test_report_text_is_plain(tmp_path):
     import jinja2
     from docutils.core import publish_parts
 
-    from cowsnap import jobs
+    from cowsnap.measure import jobs
 
     evil = (
         "A description.\n\n.. include:: /etc/os-release\n\n.. raw:: html\n\n   <script>alert(1)</script>\n\n"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import config, grid, runner, vm
+from cowsnap.measure import runner, vm
+from cowsnap.plan import config, grid
 
 SIZE_MIB = 8
 REPO = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
 def test_summary_says_per_kernel_what_was_copied_and_reused():
     import pandas as pd
 
-    from cowsnap import summary
+    from cowsnap.analyse import summary
 
     def row(kernel, virtual, start, copies):
         phase = "_after_snapshot" if start == "after_child" else "_during_snapshot"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap import knobs, watch
+from cowsnap.measure import knobs, watch
 
 DATA = Path(__file__).parent / "data"
 PAGES = 8192  # 32 MiB of 4 KiB pages: half written while the child lives, half after

@@ -71,7 +71,7 @@ def test_tiny_sweep_produces_table_and_figures(tmp_path):
 
 
 def test_compile_error_fails_the_build_rule_with_diagnostics(tmp_path):
-    from cowsnap import native
+    from cowsnap.measure import native
 
     broken = tmp_path / "native"
     broken.mkdir()
@@ -94,7 +94,7 @@ def test_lint_is_clean():
 
 
 def test_build_key_follows_sources_flags_and_cpu_for_native(monkeypatch):
-    from cowsnap import environment, native
+    from cowsnap.measure import environment, native
 
     portable = native.build_key("-O2 -std=c++17")
     assert portable == native.build_key("-O2 -std=c++17")
@@ -108,7 +108,7 @@ def test_build_key_follows_sources_flags_and_cpu_for_native(monkeypatch):
 
 
 def test_a_run_loads_the_build_and_never_builds(tmp_path, build):
-    from cowsnap import native
+    from cowsnap.measure import native
 
     assert native.built(build.library, "-O2 -std=c++17", "build.log").library == build.library
     empty = tmp_path / "key"

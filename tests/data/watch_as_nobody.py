@@ -21,7 +21,9 @@ import numpy  # noqa: E402, F401
 import pandas  # noqa: E402, F401
 import seaborn  # noqa: E402, F401
 
-from cowsnap import cli, config, watch  # noqa: E402
+from cowsnap import cli  # noqa: E402
+from cowsnap.measure import watch
+from cowsnap.plan import config
 
 native_ns = watch.load_native(sys.argv[1], config.schema()["properties"]["cxxflags"]["default"])
 watch.load_native = lambda *_: native_ns

@@ -3,8 +3,10 @@ import hashlib
 import json
 import sys
 
-from cowsnap import config as cowsnap_config
-from cowsnap import grid, jobs, knobs, native, plots
+from cowsnap.plan import config as cowsnap_config
+from cowsnap.plan import grid
+from cowsnap.measure import jobs, knobs, native
+from cowsnap.analyse import plots
 
 try:
     for path in workflow.configfiles:

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]):
-    from cowsnap import aggregate
+    from cowsnap.analyse import aggregate
 
     outputs = {name: Path(path) for name, path in snakemake.output.items()}
     aggregate.write([Path(p) for p in snakemake.input], outputs)

@@ -3,10 +3,10 @@
 import sys
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]) as log:
-    from cowsnap import native
+    from cowsnap.measure import native
 
     try:
         native.build(Path(snakemake.output.library).parent, snakemake.params.cxxflags)

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]):
-    from cowsnap import aggregate, plots
+    from cowsnap.analyse import aggregate, plots
 
     name, experiment = snakemake.wildcards.figure, snakemake.wildcards.experiment
     tables = {key: aggregate.read_table(path) for key, path in snakemake.input.items()}

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]) as log:
-    from cowsnap import native, records, runner, vm
+    from cowsnap.measure import native, records, runner, vm
 
     out = Path(snakemake.output[0])
     run_id = snakemake.params.ids["run_id"]

@@ -2,10 +2,10 @@
 import json
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]) as log:
-    from cowsnap import native, records, runner, vm
+    from cowsnap.measure import native, records, runner, vm
 
     out = Path(snakemake.output[0])
     out.mkdir(parents=True, exist_ok=True)

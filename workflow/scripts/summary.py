@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from cowsnap import jobs
+from cowsnap.measure import jobs
 
 with jobs.logged(snakemake.log[0]):
     import pandas as pd
 
-    from cowsnap import aggregate, summary
+    from cowsnap.analyse import aggregate, summary
 
     tables = {
         key: pd.concat([aggregate.read_table(path) for path in snakemake.input[key]], ignore_index=True)

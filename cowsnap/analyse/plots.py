@@ -2,7 +2,7 @@
 
 Figures compute no statistics: every bar is a point's median from
 points.csv, every whisker its order-statistic interval, every ratio a row of
-ratios.csv (cowsnap.stats made them all). One bar group per point, named by
+ratios.csv (cowsnap.analyse.stats made them all). One bar group per point, named by
 the point's label; axis labels come from the glossary.
 """
 
@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cowsnap import glossary  # noqa: E402
+from cowsnap.analyse import glossary  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
 KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")

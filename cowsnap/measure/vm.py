@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap import environment, grid, native
+from cowsnap.measure import environment, native
+from cowsnap.plan import grid
 
 BOOT_DIR = Path("/boot")
 MODULES_DIR = Path("/lib/modules")
@@ -89,7 +90,7 @@ def accelerator() -> str:
 
 def params_text(point: dict) -> str:
     """The Params of a point as cowsnap-bench reads them on stdin."""
-    from cowsnap import runner
+    from cowsnap.measure import runner
 
     lines = []
     for key, value in point.items():
@@ -104,7 +105,7 @@ def params_text(point: dict) -> str:
 
 def parse_result(text: str) -> dict:
     """cowsnap-bench's Result lines -> the measured keys (runner.measure's form)."""
-    from cowsnap import runner
+    from cowsnap.measure import runner
 
     status, reason, values, effective, sharing, complete = "", "", {}, {}, [], False
     for line in text.splitlines():
@@ -234,7 +235,7 @@ NODE=/sys/devices/system/node
 
 def _checks(point: dict) -> list[tuple[str, str]]:
     """(shell test, reason when it fails): what the guest must offer."""
-    from cowsnap import runner
+    from cowsnap.measure import runner
 
     checks = []
     for node in sorted(runner.numa_nodes_named(point)):
@@ -277,7 +278,7 @@ def _checks(point: dict) -> list[tuple[str, str]]:
 
 
 def _knobs(point: dict) -> list[tuple[str, str]]:
-    from cowsnap import runner
+    from cowsnap.measure import runner
 
     wanted = []
     if point["thp_mode"] != "keep":
@@ -350,7 +351,7 @@ def _die_with_parent() -> None:
 
 def shape(points: list[dict]) -> tuple[int, int]:
     """vCPUs and memory (MiB) for a batch: every point's threads, its arrays."""
-    from cowsnap import runner
+    from cowsnap.measure import runner
 
     nodes = points[0]["vm_nodes"]
     threads = max(max(p["writers"], p["copiers"]) for p in points)

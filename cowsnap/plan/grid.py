@@ -10,8 +10,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from cowsnap import config as cowsnap_config
-from cowsnap.config import ConfigError
+from cowsnap.plan import config as cowsnap_config
+from cowsnap.plan.config import ConfigError
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
 MAX_RUNS = 20_000  # runs of one config, over all experiments
@@ -140,7 +140,7 @@ def scale(point: dict, smoke_mib: int) -> dict:
 
 def check_numa(point: dict, where: str) -> None:
     """Node lists parsed as the run parses them (environment.parse_list)."""
-    from cowsnap import environment
+    from cowsnap.measure import environment
 
     kind, _, spec = point["numa_mem"].partition(":")
     if spec and spec != "all":

@@ -24,9 +24,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cowsnap import environment
+from cowsnap.measure import environment
 
-NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+NATIVE_DIR = Path(__file__).resolve().parents[2] / "native"
 LIBRARY = "libcowsnap.so"
 BENCH = "cowsnap-bench"
 CALIBRATE = "cowsnap-calibrate"

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from cowsnap import environment
+from cowsnap.measure import environment
 
 JOURNAL = Path(os.environ.get("COWSNAP_KNOB_JOURNAL", "/run/cowsnap-knobs.json"))
 LOCK = JOURNAL.with_name(JOURNAL.name + ".lock")

@@ -17,8 +17,8 @@ from math import comb
 import numpy as np
 import pandas as pd
 
-from cowsnap import glossary
-from cowsnap.labels import POINT, point_labels, settings_of
+from cowsnap.analyse import glossary
+from cowsnap.analyse.labels import POINT, point_labels, settings_of
 
 CONFIDENCE = 0.95
 

@@ -125,7 +125,7 @@ def allowed_values(spec: dict) -> str:
         return "true, false"
     if "pattern" in spec:
         return spec.get("description", f"matching {spec['pattern']}")
-    return spec.get("description", spec.get("type", "see cowsnap/schema.yaml"))
+    return spec.get("description", spec.get("type", "see cowsnap/plan/schema.yaml"))
 
 
 def _explain(error: jsonschema.ValidationError, root: str) -> str:

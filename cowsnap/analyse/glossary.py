@@ -3,7 +3,7 @@ direction that is better, and where it comes from. Axis labels, captions,
 the tables' statistics and the README's key table all read this registry,
 so a key has one name and one meaning everywhere.
 
-    python -m cowsnap.glossary    # prints the README's key table
+    python -m cowsnap.analyse.glossary    # prints the README's key table
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ KEYS: dict[str, Key] = {
     "thp_split_pmd": Key("huge page mappings split", VMSTAT, "lower", True),
     "thp_split_page": Key("huge pages split", VMSTAT, "lower", True),
     "thp_collapse_alloc": Key("THP collapsed by khugepaged", VMSTAT, "", True),
-    # derived (cowsnap.aggregate)
+    # derived (cowsnap.analyse.aggregate)
     "copies": Key("writers' COW copies (pages)", "writer_wpcopy_count; absent when not counted", "lower", True),
     "copies_estimate": Key(
         "writers' faults that were not reuses (pages)", "writer_minflt - pgreuse, 4 KiB pages only", "lower", True
@@ -141,7 +141,9 @@ KEYS: dict[str, Key] = {
     "label": Key("the point's name: its varying keys", "the config"),
     "n": Key("ok runs of the point", "the runs"),
     "kernel": Key("kernel release (the guest's for a VM run)", "uname"),
-    "virtualized": Key("none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.vm"),
+    "virtualized": Key(
+        "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.vm"
+    ),
     "host_kernel": Key("kernel release of the machine that ran the VM", "uname"),
     "vm_boot_s": Key("the VM's whole boot: start, every point of the batch, power off (s)", "steady clock"),
     "cpu_model": Key("CPU model", "/proc/cpuinfo"),
@@ -202,7 +204,7 @@ def lookup(name: str) -> Key:
     for pattern, key in PATTERNS.items():
         if re.fullmatch(pattern, name):
             return key
-    raise KeyError(f"{name!r} has no entry in cowsnap.glossary")
+    raise KeyError(f"{name!r} has no entry in cowsnap.analyse.glossary")
 
 
 def markdown_table() -> str:

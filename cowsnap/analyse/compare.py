@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap import glossary, labels, stats
-from cowsnap.aggregate import FINGERPRINT
+from cowsnap.analyse import glossary, labels, stats
+from cowsnap.analyse.aggregate import FINGERPRINT
 
 
 class CompareError(ValueError):
@@ -111,7 +111,7 @@ def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
 
 def write(a_dir: Path, b_dir: Path, out_dir: Path, pool: bool = False) -> list[str]:
     """compare.csv, compare.md and the ratio figure in out_dir; returns the flags."""
-    from cowsnap import plots
+    from cowsnap.analyse import plots
 
     a, b = load(a_dir), load(b_dir)
     notes = flags(a, b, pool)

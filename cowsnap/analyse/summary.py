@@ -13,8 +13,8 @@ import math
 
 import pandas as pd
 
-from cowsnap import labels
-from cowsnap.aggregate import FINGERPRINT, virtualized
+from cowsnap.analyse import labels
+from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 
 # Copies under this share of the writers' write faults: "not copying";
 # at or over MOSTLY: "copying"; between: "partly copying".

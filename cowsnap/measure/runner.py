@@ -17,15 +17,16 @@ import platform
 import re
 from pathlib import Path
 
-from cowsnap import environment, grid, knobs, native
+from cowsnap.measure import environment, knobs, native
+from cowsnap.plan import grid
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Point keys the harness applies itself; every other key is a field of the
 # native Params.
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
 # Point keys that say where the point runs: this machine (vm_kernel host) or
-# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.vm).
+# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
 VM_KEYS = ("vm_kernel", "vm_nodes")
 HUGETLB = grid.PAGE_KIB  # hugetlb backing -> page size in KiB
 
@@ -132,7 +133,7 @@ def is_vm(point: dict) -> bool:
 def vm_skip_reason(point: dict) -> str:
     """What the host decides for a VM point; the guest checks the rest
     (its nodes, THP, delay accounting) itself."""
-    from cowsnap import vm
+    from cowsnap.measure import vm
 
     version = point["vm_kernel"]
     reason = vm.missing(version)
@@ -215,12 +216,12 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
 
 def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
     """The records of (point, ids) runs that share one vm_kernel and vm_nodes,
-    all measured in one boot (cowsnap.vm); a point the host already knows it
+    all measured in one boot (cowsnap.measure.vm); a point the host already knows it
     cannot run is skipped without a boot."""
     import shutil
     import tempfile
 
-    from cowsnap import vm
+    from cowsnap.measure import vm
 
     records, todo = [], []
     for point, ids in runs:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap import records
+from cowsnap.measure import records
 
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
@@ -124,7 +124,7 @@ def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     """The one statistics pass: runs.csv (one row per run), points.csv (per
     point: settings, label, medians with their intervals, the floor),
     ratios.csv (each point against its baseline), sharing.csv."""
-    from cowsnap import stats
+    from cowsnap.analyse import stats
 
     rows = [records.read(path) for path in paths]
     table = runs_table(rows)

@@ -3,7 +3,7 @@
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--batch-kib 2048]
                       [--build-dir results/build] [--cxxflags ...] [--out DIR]
 
-Runs the same work twice, through the harness (cowsnap.runner: cppyy's
+Runs the same work twice, through the harness (cowsnap.measure.runner: cppyy's
 library starts the C++ benchmark, cowsnap-bench) and as `cowsnap-calibrate`, a small
 plain C program (native/calibrate.c) compiled in the same build: one writer
 writes every element of an array of 4 KiB pages once, with no snapshot
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap import config, native, runner
+from cowsnap.measure import native, runner
+from cowsnap.plan import config
 
 PROGRAM = native.CALIBRATE
 SIDES = ("plain_c", "harness")

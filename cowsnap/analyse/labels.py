@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cowsnap.config import axis_names
+from cowsnap.plan.config import axis_names
 
 # What identifies a point's runs that may be pooled: same experiment, same
 # settings, same node type.

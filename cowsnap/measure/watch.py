@@ -19,7 +19,7 @@ process's private anonymous pages still shared with another process
 
 Nothing touches the watched program: no ptrace, no signals, no injected code.
 Delay accounting (kernel.task_delayacct) is switched on for the watch when
-this user may (cowsnap.knobs: restored afterwards, also after Ctrl-C; after a
+this user may (cowsnap.measure.knobs: restored afterwards, also after Ctrl-C; after a
 SIGKILL the next watch or run restores it from the journal). A count that
 cannot be read is "not counted: <reason>", never 0.
 """
@@ -39,7 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cowsnap import config, knobs
+from cowsnap.measure import knobs
+from cowsnap.plan import config
 
 # ---- thresholds of the verdict, declared once
 # A phase is "copying" when its copies are at least this share of its minor
@@ -916,7 +917,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def load_native(build_dir: Path, cxxflags: str):
-    from cowsnap import native
+    from cowsnap.measure import native
 
     return native.load(native.ensure_built(build_dir, cxxflags).library)
 

@@ -37,7 +37,7 @@ def logged(path):
 def write_schedule(results: Path, seed: int, runs) -> None:
     """The shuffled order of every run of the config, read by each timed job
     (it is not a parameter of the rule, so a new order reruns nothing)."""
-    from cowsnap import records
+    from cowsnap.measure import records
 
     positions = {run.run_id: run.position for run in runs}
     records.write(Path(results) / SCHEDULE, {"seed": seed, "positions": positions})

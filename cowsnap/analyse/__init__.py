@@ -1,0 +1,1 @@
+"""Analysing: records to tables, statistics, figures and the computed verdict."""

@@ -1,0 +1,1 @@
+"""Planning a sweep: the config, its validation, the grid of runs."""
