@@ -71,6 +71,37 @@ def test_concurrent_runs_serialize_on_the_lock(journal, tmp_path):
 
 
 @needs_root
+def test_threads_of_one_process_serialize_on_the_lock(journal):
+    # Timed runs are threads of the Snakemake process, and a POSIX lock
+    # belongs to the whole process: a second thread must still wait.
+    import threading
+
+    inside, leave, order = threading.Event(), threading.Event(), []
+
+    def first():
+        with knobs.locked():
+            order.append("a in")
+            inside.set()
+            leave.wait(60)
+            order.append("a out")
+
+    def second():
+        with knobs.locked():
+            order.append("b in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert inside.wait(60)
+    threads[1].start()
+    time.sleep(0.5)  # long enough for b to get in, were there no lock
+    assert order == ["a in"]
+    leave.set()
+    for thread in threads:
+        thread.join(60)
+    assert order == ["a in", "a out", "b in"]
+
+
+@needs_root
 def test_sigkill_then_the_next_run_restores(journal, tmp_path):
     process = holder(tmp_path, "a", THP)
     wait_for(tmp_path / "a.in", process)
@@ -128,7 +159,7 @@ def test_an_ordinary_user_run_ignores_a_root_journal(journal, tmp_path):
     journal.write_text(json.dumps({THP: knobs.current(knobs.THP_ENABLED)}))
     journal.chmod(0o600)
     tmp_path.chmod(0o755)
-    code = "from cowsnap import knobs\nknobs.restore_journal()\nwith knobs.applied({}):\n    print('ran')"
+    code = "from cowsnap.measure import knobs\nknobs.restore_journal()\nwith knobs.applied({}):\n    print('ran')"
     done = subprocess.run([*prefix, "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ran"

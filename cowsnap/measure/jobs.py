@@ -1,37 +1,58 @@
-"""What the workflow's scripts share: their log, the run schedule, report text.
+"""What the workflow's jobs share: their log, the run schedule, one timed
+run, report text.
 
-Kept free of heavy imports: every timed job imports this module.
+Kept free of heavy imports: the workflow imports it before any job runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import time
 import traceback
 from pathlib import Path
 
 SCHEDULE = "schedule.json"
-# Test hook: when set to a folder, a timed job announces itself there
-# (<token>.waiting, holding its pid) and waits before it measures until the
-# folder holds <token> or "all" (token: the run id with "/" as "_"). Tests use
-# it to hold a sweep at a known point; sweeps never set it.
+# Test hook, read by the benchmark executable (native/bench_main.cpp): when
+# set to a folder, each benchmark process writes <pid>.waiting there and waits,
+# its settings in place and nothing measured yet, until the folder holds
+# <pid> or "all". Tests use it to hold a sweep at a known point.
 GATE_VARIABLE = "COWSNAP_TEST_GATE"
 
 
 @contextlib.contextmanager
-def logged(path):
-    """The job's stderr goes to its log; an exception's traceback is written
-    there before it propagates, so a failed job's log says why."""
-    with open(path, "w") as log, contextlib.redirect_stderr(log):
+def logged(path, capture_stderr: bool = True):
+    """The job's log; an exception's traceback is written there before it
+    propagates, so a failed job's log says why. A script's job, a process of
+    its own, also sends its stderr there; a job run inside Snakemake's
+    process (run_point) does not, as stderr is the whole process's."""
+    with open(path, "w") as log, contextlib.redirect_stderr(log) if capture_stderr else contextlib.nullcontext():
         try:
             yield log
         except BaseException:
             traceback.print_exc(file=log)
             log.flush()
             raise
+
+
+def run_point(record_path, log_path, point: dict, ids: dict, library, cxxflags: str, build_log: str, boot=None):
+    """One timed run measured here, or the record of a run measured in a VM
+    boot (run_vm_boot) copied from the boot's folder; written atomically.
+    The run_point rule calls it inside Snakemake's own process, so cppyy and
+    the build are loaded once per sweep, not once per run."""
+    with logged(log_path, capture_stderr=False) as log:
+        from cowsnap.measure import native, records, runner, vm
+
+        out = Path(record_path)
+        if boot:
+            record = json.loads((Path(boot) / vm.record_name(ids["run_id"])).read_text())
+        else:
+            ids = {**ids, **schedule_ids(out, ids["run_id"])}
+            records.check_space(out.parent)
+            # The build rule owns building: a timed job only loads what it made.
+            record = runner.run(point, native.built(library, cxxflags, build_log), ids)
+        records.write(out, record)
+        print(json.dumps({k: record.get(k) for k in ("run_id", "status", "reason", "kernel", "writers_s")}), file=log)
 
 
 def write_schedule(results: Path, seed: int, runs) -> None:
@@ -51,17 +72,6 @@ def schedule_ids(record_path: Path, run_id: str) -> dict:
         return {"schedule_seed": schedule["seed"], "schedule_position": schedule["positions"][run_id]}
     except (OSError, ValueError, KeyError, TypeError):
         return {"schedule_seed": None, "schedule_position": None}
-
-
-def wait_at_gate(run_id: str) -> None:
-    """The test hook (GATE_VARIABLE); does nothing when it is not set."""
-    gate = os.environ.get(GATE_VARIABLE)
-    if not gate:
-        return
-    token = run_id.replace("/", "_")
-    Path(gate, f"{token}.waiting").write_text(str(os.getpid()))
-    while not (Path(gate, token).exists() or Path(gate, "all").exists()):
-        time.sleep(0.01)
 
 
 _RST_SPECIAL = re.compile(r"([\\`*_|\[\]<>:.#=+\-~^'\"!$%&(),/;?@{}])")

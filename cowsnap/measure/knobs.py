@@ -29,6 +29,7 @@ import re
 import signal
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,10 @@ LOCK = JOURNAL.with_name(JOURNAL.name + ".lock")
 THP_ENABLED = environment.THP_DIR / "enabled"
 TASK_DELAYACCT = Path("/proc/sys/kernel/task_delayacct")
 LOCK_WAIT_S = 3600  # longer than any run; a run still waiting after this gives up
+# A POSIX lock belongs to the process, and closing any of its descriptors of
+# the file drops it: threads of one process (runs inside Snakemake's)
+# serialize on this first.
+_THREADS = threading.Lock()
 
 # The knobs cowsnap may change: path pattern -> pattern of the values it may write.
 KNOBS = {
@@ -143,6 +148,18 @@ def locked():
     may change knobs), shared for an ordinary user when the lock file is
     there to read (its runs change nothing, but wait for a root run that
     does), none when it is not."""
+    if not _THREADS.acquire(timeout=LOCK_WAIT_S):
+        raise KnobError(f"another cowsnap run in this process held the knob lock for {LOCK_WAIT_S} s")
+    try:
+        with _locked_file():
+            yield
+    finally:
+        _THREADS.release()
+
+
+@contextlib.contextmanager
+def _locked_file():
+    """The POSIX lock on LOCK (see locked)."""
     root = os.geteuid() == 0
     try:
         if root:
@@ -195,7 +212,12 @@ def applied(wanted: dict[Path, str]):
 
     Values already in place are not touched (and need no privilege).
     """
-    previous_handlers = {s: signal.signal(s, _raise_system_exit) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGINT and SIGTERM end the run through the restoring code below. Only
+    # the main thread may set handlers; a run in another thread (inside
+    # Snakemake) is ended by its benchmark process ending.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGTERM, signal.SIGINT) if in_main_thread else ()
+    previous_handlers = {s: signal.signal(s, _raise_system_exit) for s in signals}
     saved: dict[str, str] = {}
     try:
         with locked():

@@ -14,6 +14,7 @@ mixed nodes never loads code built for another CPU.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -185,12 +186,18 @@ def ensure_built(cache_dir: Path, cxxflags: str) -> Build:
     return build(out_dir, cxxflags)
 
 
+@functools.cache
 def load(library: Path):
-    """The cowsnap C++ namespace, from a built library, through cppyy."""
+    """The cowsnap C++ namespace, from a built library, through cppyy; loaded
+    once per process."""
     # cppyy JIT-compiles only small call wrappers; keep Cling's own flags
     # portable so a shared installation works on every node type.
     os.environ.setdefault("EXTRA_CLING_ARGS", "-O2")
     import cppyy
 
     cppyy.load_reflection_info(str(library))
-    return cppyy.gbl.cowsnap
+    namespace = cppyy.gbl.cowsnap
+    # run() waits for the benchmark process; the caller's other threads
+    # (Snakemake's scheduler, when a run is one of its jobs) go on meanwhile.
+    namespace.run.__release_gil__ = True
+    return namespace

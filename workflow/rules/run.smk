@@ -1,5 +1,8 @@
 rule run_point:
-    # One timed run: one process, one record. bench_slot (limited to 1 in
+    # One timed run, one record. It runs inside Snakemake's process
+    # (`run:` with force-use-threads, profiles/default), so cppyy and the
+    # build load once per sweep; the measuring is done by the benchmark
+    # executable, a process of its own. bench_slot (limited to 1 in
     # profiles/default) keeps timed runs from sharing the machine.
     input:
         library=rules.build.output.library,
@@ -9,8 +12,6 @@ rule run_point:
     log:
         f"{RESULTS}/logs/{{experiment}}/{{point}}/{{repetition}}.log",
     priority: get_priority
-    conda:
-        "../../envs/cowsnap.yaml"
     resources:
         bench_slot=get_bench_slot,
     params:
@@ -18,8 +19,17 @@ rule run_point:
         build_log=rules.build.log[0],
         point=get_point,
         ids=get_ids,
-    script:
-        "../scripts/run_point.py"
+    run:
+        jobs.run_point(
+            output[0],
+            log[0],
+            params.point,
+            params.ids,
+            input.library,
+            params.cxxflags,
+            params.build_log,
+            input.boot[0] if input.boot else None,
+        )
 
 
 rule run_vm_boot:
