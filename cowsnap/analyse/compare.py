@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.analyse import glossary, labels, stats
+from cowsnap.analyse import labels, stats
 from cowsnap.analyse.aggregate import FINGERPRINT
 
 
@@ -90,18 +90,12 @@ def ratios(a: pd.DataFrame, b: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
         for metric in metrics:
             if metric not in group_a or metric not in group_b:
                 continue
-            ratio, low, high, level = stats.ratio_interval(group_b[metric], group_a[metric])
             rows.append(
                 {
                     "experiment": experiment,
                     "point_id": point_id,
                     "point": names[experiment, point_id, "A"],
-                    "metric": metric,
-                    "better": glossary.lookup(metric).better,
-                    "ratio": ratio,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "ci_level": level,
+                    **stats.ratio_columns(metric, group_b[metric], group_a[metric]),
                     "n_a": len(group_a),
                     "n_b": len(group_b),
                 }

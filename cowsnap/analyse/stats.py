@@ -56,6 +56,14 @@ def ratio_interval(values, baseline, confidence: float = CONFIDENCE) -> tuple[fl
     return (median / b_median, low / b_high, high / b_low, level * b_level)
 
 
+def ratio_columns(metric: str, values, baseline_values) -> dict:
+    """One metric's ratio of medians (values over baseline_values) with its
+    interval, as the columns of a row of a ratio table."""
+    ratio, low, high, level = ratio_interval(values, baseline_values)
+    better = glossary.lookup(metric).better
+    return {"metric": metric, "better": better, "ratio": ratio, "ci_low": low, "ci_high": high, "ci_level": level}
+
+
 def resolved(a: tuple, b: tuple) -> bool:
     """Two (value, low, high, ...) intervals that do not overlap."""
     return bool(a[2] < b[1] or b[2] < a[1])
@@ -133,8 +141,8 @@ def ratio_table(runs: pd.DataFrame, points: pd.DataFrame, metrics=("writers_s", 
         for metric in metrics:
             if metric not in group:
                 continue
-            ratio, low, high, level = ratio_interval(group[metric], baseline[metric])
-            if np.isnan(ratio):
+            ratio = ratio_columns(metric, group[metric], baseline[metric])
+            if np.isnan(ratio["ratio"]):
                 continue
             rows.append(
                 {
@@ -144,13 +152,8 @@ def ratio_table(runs: pd.DataFrame, points: pd.DataFrame, metrics=("writers_s", 
                     "label": point["label"],
                     "baseline_id": baseline_id,
                     "baseline_method": baseline["method"].iloc[0],
-                    "metric": metric,
-                    "better": glossary.lookup(metric).better,
-                    "ratio": ratio,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "ci_level": level,
-                    "resolved": bool(low > 1 or high < 1),
+                    **ratio,
+                    "resolved": bool(ratio["ci_low"] > 1 or ratio["ci_high"] < 1),
                     "n": len(group),
                     "n_baseline": len(baseline),
                 }
