@@ -67,6 +67,12 @@ struct Result {
 // cowsnap-bench of the same build) and returns what it measured.
 Result run(const Params& params, const std::string& executable);
 
+// The Params as the text run() sends the benchmark executable, and the
+// executable's output read back as a Result ("failed" when cut short): for
+// a caller that runs the executable elsewhere (a VM boot).
+std::string params_text(const Params& params);
+Result result_from_output(const std::string& output);
+
 // ---- Watching another process (cowsnap watch): taskstats of any task.
 
 // One task's counts from taskstats (delay accounting; copies need

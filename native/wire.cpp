@@ -131,3 +131,11 @@ Result result_from_text(const std::string& text) {
 }
 
 }  // namespace cowsnap::detail
+
+namespace cowsnap {
+
+std::string params_text(const Params& params) { return detail::params_to_text(params); }
+
+Result result_from_output(const std::string& output) { return detail::result_from_text(output); }
+
+}  // namespace cowsnap

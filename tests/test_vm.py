@@ -40,12 +40,16 @@ def point(**settings) -> dict:
 def test_params_text_is_what_the_bench_reads(build):
     """The host writes the Params as wire.cpp reads them: the bench runs the point."""
     done = subprocess.run(
-        [str(build.bench)], input=vm.params_text(point(method="none")), capture_output=True, text=True, timeout=120
+        [str(build.bench)],
+        input=vm.params_text(point(method="none"), build),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    result = vm.parse_result(done.stdout)
+    result = vm.parse_result(done.stdout, build)
     assert result["status"] == "ok", result["reason"]
     assert result["pages"] == SIZE_MIB * 256
-    assert vm.parse_result(done.stdout.replace("end\n", ""))["status"] == "failed"  # cut short
+    assert vm.parse_result(done.stdout.replace("end\n", ""), build)["status"] == "failed"  # cut short
 
 
 def test_a_kernel_not_installed_is_skipped_with_the_install_command(build):

@@ -163,34 +163,31 @@ def hugetlb_shortfall(point: dict) -> str:
 def measure(point: dict, build: native.Build) -> dict:
     """Runs the point through the compiled benchmark; the measured keys."""
     cowsnap = native.load(build.library)
+    return result_keys(cowsnap.run(params_of(cowsnap, point), str(build.bench)))
+
+
+def params_of(cowsnap, point: dict):
+    """The benchmark's Params (of the loaded cowsnap namespace) for a point."""
     params = cowsnap.Params()
     for key, value in point.items():
-        if key not in HARNESS_KEYS:
+        if key not in HARNESS_KEYS and key not in VM_KEYS:
             setattr(params, key, value)
-    result = cowsnap.run(params, str(build.bench))
-    return result_record(
-        str(result.status),
-        str(result.reason),
-        {str(key): float(value) for key, value in result.values},
-        {str(key): str(value) for key, value in result.effective},
-        list(result.sharing_s),
-        list(result.sharing_pages),
-    )
+    return params
 
 
-def result_record(status, reason, values: dict, effective: dict, sharing_s: list, sharing_pages: list) -> dict:
-    """The measured keys of a run from the benchmark's Result, however it came back."""
-    values = dict(values)
+def result_keys(result) -> dict:
+    """The measured keys of the benchmark's Result."""
+    values = {str(key): float(value) for key, value in result.values}
     for flag in ("snapshot_ok", "delayacct_effective"):
         if flag in values:
             values[flag] = bool(values[flag])
     return {
-        "status": status,
-        "reason": reason,
+        "status": str(result.status),
+        "reason": str(result.reason),
         **values,
-        **effective,
-        "sharing_s": sharing_s,
-        "sharing_pages": sharing_pages,
+        **{str(key): str(value) for key, value in result.effective},
+        "sharing_s": list(result.sharing_s),
+        "sharing_pages": list(result.sharing_pages),
     }
 
 

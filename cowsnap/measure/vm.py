@@ -85,49 +85,22 @@ def accelerator() -> str:
     return "kvm" if has_flag and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
 
 
-# --- the wire: the same lines native/wire.cpp reads and writes ---
+# --- the wire: native/wire.cpp's text, through the loaded build ---
 
 
-def params_text(point: dict) -> str:
+def params_text(point: dict, build: native.Build) -> str:
     """The Params of a point as cowsnap-bench reads them on stdin."""
     from cowsnap.measure import runner
 
-    lines = []
-    for key, value in point.items():
-        if key in runner.HARNESS_KEYS or key in runner.VM_KEYS:
-            continue
-        shown = (
-            ("1" if value else "0") if isinstance(value, bool) else repr(value) if isinstance(value, float) else value
-        )
-        lines.append(f"{key}\t{shown}\n")
-    return "".join(lines)
+    cowsnap = native.load(build.library)
+    return str(cowsnap.params_text(runner.params_of(cowsnap, point)))
 
 
-def parse_result(text: str) -> dict:
-    """cowsnap-bench's Result lines -> the measured keys (runner.measure's form)."""
+def parse_result(text: str, build: native.Build) -> dict:
+    """cowsnap-bench's output -> the measured keys (runner.measure's form)."""
     from cowsnap.measure import runner
 
-    status, reason, values, effective, sharing, complete = "", "", {}, {}, [], False
-    for line in text.splitlines():
-        fields = line.split("\t")
-        if fields[0] == "end":
-            complete = True
-        elif fields[0] == "status" and len(fields) > 1:
-            status = fields[1]
-        elif fields[0] == "reason":
-            reason = fields[1] if len(fields) > 1 else ""
-        elif fields[0] == "value" and len(fields) == 3:
-            values[fields[1]] = float(fields[2])
-        elif fields[0] == "effective" and len(fields) >= 2:
-            effective[fields[1]] = fields[2] if len(fields) == 3 else ""
-        elif fields[0] == "sharing" and len(fields) == 3:
-            sharing.append((float(fields[1]), float(fields[2])))
-    if not complete:
-        return {
-            "status": "failed",
-            "reason": "the benchmark's result was cut short: " + " | ".join(text.splitlines()[-3:]),
-        }
-    return runner.result_record(status, reason, values, effective, [s for s, _ in sharing], [p for _, p in sharing])
+    return runner.result_keys(native.load(build.library).result_from_output(text))
 
 
 # --- the guest ---
@@ -372,7 +345,7 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     batch.mkdir(parents=True)
     per_point = max(120, max(int(2 * p["timeout_s"]) for p in points))
     for index, point in enumerate(points):
-        (batch / f"{index}.params").write_text(params_text(point))
+        (batch / f"{index}.params").write_text(params_text(point, build))
     (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
     initrd = initramfs(version, batch, folder / "initramfs.cpio.gz")
     accel = accelerator()
@@ -419,7 +392,7 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
                 "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip(),
             }
         else:
-            measured = parse_result(result_path.read_text())
+            measured = parse_result(result_path.read_text(), build)
         results.append({**guest, **measured})
     return results
 
