@@ -96,9 +96,9 @@ def skip_reason(point: dict) -> str:
     if is_vm(point):
         return vm_skip_reason(point)
     backing = point["backing"]
-    available = environment.meminfo_kib("MemAvailable") // 1024
-    if memory_needed_mib(point) > available:
-        return f"needs {memory_needed_mib(point)} MiB of memory, {available} MiB available"
+    reason = memory_shortfall("the point", memory_needed_mib(point)) or populate_unsupported(point, "")
+    if reason:
+        return reason
     if backing in HUGETLB:
         size = size_name(backing)
         if f"hugetlb_{size}_total" not in environment.hugetlb_pool():
@@ -115,8 +115,6 @@ def skip_reason(point: dict) -> str:
         node = point[key].removeprefix("node:")
         if point[key] != "any" and not environment.read_text(environment.NODE_DIR / f"node{node}" / "cpulist"):
             return f"{key}={point[key]}: node {node} has no CPUs"
-    if point["populate"].startswith("write-") and not kernel_at_least(5, 14):
-        return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+"
     if point["delayacct"] and not knobs.TASK_DELAYACCT.exists():
         return "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"
     if not is_root():
@@ -136,15 +134,20 @@ def vm_skip_reason(point: dict) -> str:
     from cowsnap.measure import vm
 
     version = point["vm_kernel"]
-    reason = vm.missing(version)
-    if reason:
-        return reason
-    if point["populate"].startswith("write-") and not kernel_at_least(5, 14, version):
-        return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+ (vm_kernel={version})"
     _, memory = vm.shape([point])
+    return vm.missing(version) or populate_unsupported(point, version) or memory_shortfall("the VM", memory + 512)
+
+
+def memory_shortfall(what: str, needed_mib: int) -> str:
     available = environment.meminfo_kib("MemAvailable") // 1024
-    if memory + 512 > available:
-        return f"the VM needs {memory + 512} MiB of memory, {available} MiB available"
+    return f"{what} needs {needed_mib} MiB of memory, {available} MiB available" if needed_mib > available else ""
+
+
+def populate_unsupported(point: dict, vm_kernel: str) -> str:
+    """populate=write-* on a kernel without MADV_POPULATE_WRITE ('' for this machine's kernel)."""
+    if point["populate"].startswith("write-") and not kernel_at_least(5, 14, vm_kernel):
+        where = f" (vm_kernel={vm_kernel})" if vm_kernel else ""
+        return f"populate={point['populate']}: MADV_POPULATE_WRITE needs Linux 5.14+{where}"
     return ""
 
 
