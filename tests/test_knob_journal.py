@@ -39,6 +39,7 @@ def journal(tmp_path, monkeypatch):
     monkeypatch.setattr(knobs, "JOURNAL", path)
     monkeypatch.setattr(knobs, "LOCK", path.with_name(path.name + ".lock"))
     monkeypatch.setenv("COWSNAP_KNOB_JOURNAL", str(path))
+    monkeypatch.setenv("COWSNAP_KNOB_LOCK", str(knobs.LOCK))
     return path
 
 

@@ -1,11 +1,10 @@
 """System settings a run changes (THP mode, mTHP sizes, huge page pools,
 delay accounting), each put back to its exact previous value.
 
-A run holds a lock (a POSIX lock, fcntl.lockf, on a lock file beside the
-journal; unlike flock it is not inherited by the snapshot child, so a run
-killed outright frees it at once) from before it sets anything until
-everything is back, so runs on one machine serialize:
-none sets a knob under another, and a record never claims a mode it did not
+A run holds the machine's lock (a POSIX lock, fcntl.lockf, on LOCK; unlike
+flock it is not inherited by the snapshot child, so a run killed outright
+frees it at once) from before it sets anything until everything is back, so
+runs on one machine serialize: none sets a knob under another, and a record never claims a mode it did not
 run under. Before a value is written, the previous one is saved in the
 journal (root-owned, mode 0600); the context manager restores it when the run
 ends, however it ends in Python (exception, SIGINT, SIGTERM). A run killed
@@ -36,7 +35,8 @@ from pathlib import Path
 from cowsnap.measure import environment
 
 JOURNAL = Path(os.environ.get("COWSNAP_KNOB_JOURNAL", "/run/cowsnap-knobs.json"))
-LOCK = JOURNAL.with_name(JOURNAL.name + ".lock")
+# One lock for the machine, whichever journal a run names.
+LOCK = Path(os.environ.get("COWSNAP_KNOB_LOCK", "/run/cowsnap-knobs.lock"))
 THP_ENABLED = environment.THP_DIR / "enabled"
 TASK_DELAYACCT = Path("/proc/sys/kernel/task_delayacct")
 LOCK_WAIT_S = 3600  # longer than any run; a run still waiting after this gives up
