@@ -1,14 +1,17 @@
 // cowsnap-calibrate: the harness's fork snapshot work as a plain C program,
 // so `cowsnap calibrate` can show how far the harness is from plain C.
 //
-//     cowsnap-calibrate SIZE_MIB BATCH_KIB
+//     cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS]
 //
 // Prints one JSON object (times in seconds): fork_empty_s, fork_s, write_s,
 // write_after_exit_s, write_during_copy_s, pages. One writer (the main
 // thread, every element in order: the harness's pattern=blocked, writers=1),
 // one copier in the child (dest=fresh, release=none), 4 KiB pages.
+// PARKED_THREADS (default 0) threads that only wait are started after the
+// empty fork, as the harness's process has threads beside its writer.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +72,14 @@ static void reap(pid_t pid) {
     }
 }
 
+// A thread that waits until the pipe it reads is closed.
+static void* parked(void* fd) {
+    char c;
+    while (read(*(int*)fd, &c, 1) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
 static size_t parse(const char* text, const char* name) {
     char* end;
     errno = 0;
@@ -81,12 +92,13 @@ static size_t parse(const char* text, const char* name) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: cowsnap-calibrate SIZE_MIB BATCH_KIB\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS]\n");
         return 1;
     }
     const size_t bytes = parse(argv[1], "SIZE_MIB") << 20;
     const size_t batch = parse(argv[2], "BATCH_KIB") << 10;
+    const size_t threads = argc == 4 && strcmp(argv[3], "0") != 0 ? parse(argv[3], "PARKED_THREADS") : 0;
     const size_t n = bytes / sizeof(uint64_t);
     const long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) die("sysconf(_SC_PAGESIZE)");
@@ -102,6 +114,16 @@ int main(int argc, char** argv) {
         reap(pid);
         if (t < fork_empty_s) fork_empty_s = t;
     }
+
+    int park[2];
+    if (pipe(park) != 0) die("pipe");
+    pthread_t waiting[64];
+    if (threads > 64) {
+        fprintf(stderr, "cowsnap-calibrate: at most 64 PARKED_THREADS\n");
+        return 1;
+    }
+    for (size_t k = 0; k < threads; ++k)
+        if ((errno = pthread_create(&waiting[k], NULL, parked, &park[0])) != 0) die("pthread_create");
 
     uint64_t* a = map_array(bytes);
     fill(a, n);
@@ -143,6 +165,9 @@ int main(int argc, char** argv) {
     const double write_during_copy_s = time_writes(a, n);
     if (close(hold[0]) != 0 || close(hold[1]) != 0) die("close");
     reap(pid);
+    if (close(park[1]) != 0) die("close");
+    for (size_t k = 0; k < threads; ++k)
+        if ((errno = pthread_join(waiting[k], NULL)) != 0) die("pthread_join");
 
     printf("{\"fork_empty_s\": %.9f, \"fork_s\": %.9f, \"write_s\": %.9f, "
            "\"write_after_exit_s\": %.9f, \"write_during_copy_s\": %.9f, \"pages\": %zu}\n",

@@ -39,15 +39,15 @@ def test_a_copy_fault_costs_more_than_a_reuse_fault(measured, side):
 
 
 def test_sides_alternate(measured):
-    assert list(measured["side"]) == ["plain_c", "harness"] * 2
+    assert list(measured["side"]) == list(calibrate.SIDES) * 2
 
 
 def test_table_has_both_sides_for_every_quantity(measured):
     summary = calibrate.table(measured)
-    assert list(summary.columns) == ["size_mib", "quantity", "plain_c", "harness", "ratio"]
+    assert list(summary.columns) == ["size_mib", "quantity", *calibrate.SIDES, "ratio", "ratio_threads"]
     assert list(summary["quantity"]) == list(calibrate.QUANTITIES)
-    assert summary[["plain_c", "harness", "ratio"]].notna().all().all()
-    assert (summary[["plain_c", "harness"]] > 0).all().all()
+    assert summary[[*calibrate.SIDES, "ratio", "ratio_threads"]].notna().all().all()
+    assert (summary[list(calibrate.SIDES)] > 0).all().all()
     text = calibrate.format_table(summary)
     for label in calibrate.QUANTITIES.values():
         assert label in text
@@ -56,7 +56,7 @@ def test_table_has_both_sides_for_every_quantity(measured):
 def test_table_is_medians_and_ratio():
     """Synthetic runs: the table's arithmetic, no timing."""
     rows = []
-    for side, scale in (("plain_c", 1.0), ("harness", 2.0)):
+    for side, scale in (("plain_c", 1.0), ("plain_c_threads", 1.5), ("harness", 2.0)):
         for repetition, value in enumerate((1.0, 3.0, 100.0)):
             rows.append(
                 {"size_mib": 8, "side": side, "repetition": repetition}
@@ -66,6 +66,7 @@ def test_table_is_medians_and_ratio():
     assert (summary["plain_c"] == 3.0).all()
     assert (summary["harness"] == 6.0).all()
     assert (summary["ratio"] == 2.0).all()
+    assert (summary["ratio_threads"] == 2.0 / 1.5).all()
 
 
 def test_missing_program_is_named(tmp_path):

@@ -8,10 +8,12 @@ library starts the C++ benchmark, cowsnap-bench) and as `cowsnap-calibrate`, a s
 plain C program (native/calibrate.c) compiled in the same build: one writer
 writes every element of an array of 4 KiB pages once, with no snapshot
 (write), after a forked child copied the array and exited (reuse), and while
-a forked child holds its copy (copy). It prints, for each array size, the
-medians of fork ms/GiB, empty fork ms, reuse-fault and copy-fault ns/page on
-both sides and their ratio harness/plain C: the harness's distance from
-plain C on this machine.
+a forked child holds its copy (copy). Plain C runs twice: alone, and with
+threads parked beside its writer as the harness's process has. It prints,
+for each array size, the medians of fork ms/GiB, empty fork ms, reuse-fault
+and copy-fault ns/page on each side and the harness over each plain C: the
+harness's distance from plain C on this machine, and how much of it being
+multi-threaded explains.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from cowsnap.measure import native, runner
 from cowsnap.plan import config
 
 PROGRAM = native.CALIBRATE
-SIDES = ("plain_c", "harness")
+SIDES = ("plain_c", "plain_c_threads", "harness")
+# plain_c_threads: plain C with as many threads parked beside its writer as
+# the harness's process has while the child copies (its main thread, and the
+# helper that waits for the snapshot's end): what being a multi-threaded
+# process costs, apart from the harness.
+PARKED_THREADS = 2
 # What both sides measure (seconds, and the array's pages).
 KEYS = ("fork_empty_s", "fork_s", "write_s", "write_after_exit_s", "write_during_copy_s", "pages")
 # The derived quantities, in table order, with the labels the table shows.
@@ -62,14 +69,15 @@ class CalibrationError(RuntimeError):
     """One side could not measure; the message says which and why."""
 
 
-def c_program(build_dir: Path, size_mib: int, batch_kib: int) -> dict:
+def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: int = 0) -> dict:
     """One run of the plain C program of the build in build_dir."""
     program = Path(build_dir) / PROGRAM
     if not program.exists():
         raise CalibrationError(f"{program}: missing (the build compiles native/calibrate.c beside {native.LIBRARY})")
-    done = subprocess.run([str(program), str(size_mib), str(batch_kib)], capture_output=True, text=True)
+    command = [str(program), str(size_mib), str(batch_kib), str(parked_threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise CalibrationError(f"{program} {size_mib} {batch_kib} failed ({done.returncode}): {done.stderr.strip()}")
+        raise CalibrationError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
     values = json.loads(done.stdout)
     missing = [key for key in KEYS if key not in values]
     if missing:
@@ -148,6 +156,8 @@ def measure(
                     progress(f"{side} size_mib={size_mib} repetition {repetition + 1}/{repetitions}")
                 if side == "plain_c":
                     values = c_program(build.directory, size_mib, batch_kib)
+                elif side == "plain_c_threads":
+                    values = c_program(build.directory, size_mib, batch_kib, PARKED_THREADS)
                 else:
                     values = harness(build, size_mib, batch_kib)
                 values = {key: values[key] for key in KEYS}
@@ -165,16 +175,18 @@ def measure(
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    """Medians per size and quantity, plain C beside the harness, and harness/plain C."""
+    """Medians per size and quantity, plain C (alone and with parked threads)
+    beside the harness, and the harness over each."""
     long = df.melt(id_vars=["size_mib", "side"], value_vars=list(QUANTITIES), var_name="quantity")
     medians = long.groupby(["size_mib", "quantity", "side"])["value"].median().unstack("side")
     medians = medians.reindex(columns=list(SIDES))  # a side not measured is NaN, not missing
     medians["ratio"] = medians["harness"] / medians["plain_c"]
+    medians["ratio_threads"] = medians["harness"] / medians["plain_c_threads"]
     out = medians.reset_index()
     out.columns.name = None
     order = {quantity: i for i, quantity in enumerate(QUANTITIES)}
     out = out.sort_values(["size_mib", "quantity"], key=lambda c: c.map(order) if c.name == "quantity" else c)
-    return out[["size_mib", "quantity", "plain_c", "harness", "ratio"]].reset_index(drop=True)
+    return out[["size_mib", "quantity", *SIDES, "ratio", "ratio_threads"]].reset_index(drop=True)
 
 
 def _number(value: float) -> str:
@@ -186,11 +198,16 @@ def _number(value: float) -> str:
 
 def format_table(summary: pd.DataFrame) -> str:
     """The table as markdown, one row per size and quantity."""
-    lines = ["| size (MiB) | quantity | plain C | harness | harness / plain C |", "|---:|:---|---:|---:|---:|"]
+    lines = [
+        f"| size (MiB) | quantity | plain C | plain C, {PARKED_THREADS} threads parked | harness "
+        "| harness / plain C | harness / plain C with threads |",
+        "|---:|:---|---:|---:|---:|---:|---:|",
+    ]
     for row in summary.itertuples(index=False):
-        ratio = "n/a" if pd.isna(row.ratio) else f"{row.ratio:.2f}"
         label = QUANTITIES.get(row.quantity, row.quantity)
-        lines.append(f"| {row.size_mib} | {label} | {_number(row.plain_c)} | {_number(row.harness)} | {ratio} |")
+        numbers = " | ".join(_number(getattr(row, side)) for side in SIDES)
+        ratios = " | ".join("n/a" if pd.isna(r) else f"{r:.2f}" for r in (row.ratio, row.ratio_threads))
+        lines.append(f"| {row.size_mib} | {label} | {numbers} | {ratios} |")
     return "\n".join(lines) + "\n"
 
 
