@@ -31,6 +31,9 @@ NATIVE_DIR = Path(__file__).resolve().parents[2] / "native"
 LIBRARY = "libcowsnap.so"
 BENCH = "cowsnap-bench"
 CALIBRATE = "cowsnap-calibrate"
+# The benchmark links the C++ runtime in: its process maps about as many
+# regions as a plain C program's, so its fork() has as few to copy.
+BENCH_LINK_FLAGS = ("-static-libstdc++", "-static-libgcc")
 HEADER = "cowsnap.h"
 BUILD_INFO = "build.json"
 # Sources of the library Python loads; every other .cpp is the benchmark's.
@@ -79,7 +82,7 @@ def source_hash(native_dir: Path = NATIVE_DIR) -> str:
 
 def build_key(cxxflags: str, native_dir: Path = NATIVE_DIR) -> str:
     """Names one build: same key, same library."""
-    parts = [source_hash(native_dir), cxxflags, compiler_version(), cppyy_version()]
+    parts = [source_hash(native_dir), cxxflags, " ".join(BENCH_LINK_FLAGS), compiler_version(), cppyy_version()]
     if "native" in cxxflags:
         parts.append(environment.cpu_model())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -138,7 +141,8 @@ def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
             + ["cowsnap_rflx.cpp", "-o", LIBRARY],
             cwd=tmp,
         )
-        _run(["c++", *cxxflags.split(), "-pthread", f"-I{native_dir}", *bench_sources, "-o", BENCH], cwd=tmp)
+        bench_flags = [*cxxflags.split(), "-pthread", *BENCH_LINK_FLAGS, f"-I{native_dir}"]
+        _run(["c++", *bench_flags, *bench_sources, "-o", BENCH], cwd=tmp)
         calibrate = native_dir / "calibrate.c"
         if calibrate.exists():
             _run(["cc", "-O2", "-std=c11", "-pthread", str(calibrate), "-o", CALIBRATE], cwd=tmp)
