@@ -19,6 +19,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/run.smk"
+include: "workflow/rules/watch.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plot.smk"
 

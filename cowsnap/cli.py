@@ -1,6 +1,7 @@
 """Command line: run one point outside Snakemake, or compare two result sets.
 
     cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
+    cowsnap run method=watch watch_command='my-server --port 7000' snapshot_command=... [--out record.json]
     cowsnap compare results-a results-b [--out DIR] [--pool]
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--out DIR]
     cowsnap watch [--interval 1] [--sharing] [--out DIR] -- COMMAND [ARGS...]
@@ -100,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except native.BuildError as error:
         print(f"cowsnap: {error}", file=sys.stderr)
         return 1
-    record = runner.run(point, build, {"run_id": "cli/" + grid.point_id(point) + "/0"})
+    ids = {"run_id": "cli/" + grid.point_id(point) + "/0"}
+    if point["method"] == "watch":
+        from cowsnap.measure import watch_point
+
+        record = watch_point.run(point, build, ids, sys.stderr)
+    else:
+        record = runner.run(point, build, ids)
     status = 0 if record["status"] != "failed" else 1
     if args.out:
         try:

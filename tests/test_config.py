@@ -195,13 +195,38 @@ BAD_VALUES = {
         "populate=write-after-exit",
         "method fork only",
     ),
-    "timeout without a child": (base(method="none", timeout_s=5), "timeout_s=5", "method fork only"),
+    "timeout without a child": (base(method="none", timeout_s=5), "timeout_s=5", "method fork or watch only"),
     "dest without a snapshot": (base(method="none", dest="fresh"), "dest=fresh", "method fork or uffd or stop"),
     "alloc new with uffd": (base(method="uffd", alloc="new"), "alloc=new", "method none or fork or stop"),
     "alloc new on hugetlb": (base(alloc="new", backing="hugetlb-2m"), "alloc=new", "backing 4k or thp"),
     "dontfork on a fresh destination": (base(dest="fresh", dontfork=True), "dontfork=true", "dest zeroed"),
     "pool without hugetlb": (base(hugetlb_pool=8), "hugetlb_pool=8", "backing hugetlb-2m or hugetlb-1g"),
     "description too long": (one_experiment(description="x" * 5000), "description", "allowed values"),
+    "watch key on a benchmark point": (base(watch_command="x"), "watch_command=x", "method watch only"),
+    "benchmark key on a watch point": (
+        base(method="watch", watch_command="x", size_mib=256),
+        "size_mib=256",
+        "method none or fork or uffd or stop only",
+    ),
+    "a watch point in a VM": (
+        base(method="watch", watch_command="x", vm_kernel="6.1.0-50-amd64"),
+        "vm_kernel=6.1.0-50-amd64",
+        "method none or fork or uffd or stop only",
+    ),
+    "watch point without its program": (base(method="watch"), "method=watch needs watch_command", "a command line"),
+    "command with an open quote": (base(method="watch", watch_command="a 'b"), "watch_command=", "quotes closed"),
+    "command of another type": (
+        base(method="watch", watch_command=5),
+        "base.watch_command",
+        "a command line (a string) or an argv list",
+    ),
+    "command with an empty word": (base(method="watch", watch_command=["a", ""]), "watch_command[1]", "not be empty"),
+    "watch time negative": (base(method="watch", watch_command="x", watch_after_s=-1), "watch_after_s", "0 to 3600"),
+    "load lead infinite": (
+        base(method="watch", watch_command="x", load_lead_s=float("inf")),
+        "base.load_lead_s",
+        "a finite number",
+    ),
     "smoke size negative": ({"smoke_mib": -1, "experiments": {"e": {}}}, "config.smoke_mib", "0 to 1048576"),
 }
 
@@ -220,8 +245,9 @@ def test_bad_value_battery(raw, key, allowed):
         "experiments:\n  e: {base: {numa_mem: 'bind:3-1'}}\n",
         "experiments:\n  e: {base: {method: uffd, hold: writers}}\n",
         "experiments:\n  e: {}\n  e: {}\n",
+        "experiments:\n  e: {base: {method: watch, watch_command: x, writers: 4}}\n",
     ],
-    ids=["float", "results", "numa", "not applicable", "twice"],
+    ids=["float", "results", "numa", "not applicable", "twice", "watch and benchmark keys"],
 )
 def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
     import subprocess

@@ -213,6 +213,31 @@ def test_summary_of_the_fixed_tables_answers_both_questions():
     assert skipped["reason"] in text
 
 
+def test_a_watch_point_gets_phase_figures_and_its_summary_line():
+    # Real runs of the default sweep's redis point (method=watch).
+    tables = tables_of("redis")
+    assert plots.figures_for({"watch"}, False) == ["phase_faults", "phase_kernel_time"]
+    assert plots.figures_for({"fork", "watch"}, False)[:3] == ["writers_time", "writer_faults", "kernel_time"]
+    _, ax, empty = plots.render("phase_faults", tables, "redis")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not empty and ax.get_xticklabels()[0].get_text() == "base"
+    for key in ("copies_during_snapshot", "copies_after_snapshot", "reuses_after_snapshot", "child_wpcopy_count"):
+        assert glossary.lookup(key).label in legend
+    _, ax, empty = plots.render("phase_kernel_time", tables, "redis")
+    assert (
+        not empty and glossary.lookup("copy_delay_s_during_snapshot").label in ax.get_legend().get_texts()[0].get_text()
+    )
+    assert "75.0% confidence" in plots.caption("phase_faults", "redis", "Redis.", tables["points"])  # 3 runs
+    text = summary.build(tables["runs"], tables["points"], tables["ratios"])
+    row = tables["points"].iloc[0]
+    line = next(line for line in text.splitlines() if line.startswith("- redis: base: redis-server ("))
+    copies, faults = row["copies_during_snapshot"], row["writer_minflt_during_snapshot"]
+    assert f"copying: {copies:,.0f} copies for {faults:,.0f} minor faults" in line
+    assert f"its children made {row['child_wpcopy_count']:,.0f} copies" in line
+    assert f"{summary.fmt(row['copy_delay_s_during_snapshot'])} s in the COW-copy fault path" in line
+    assert "- No fork point of the benchmark ran." in text and "No experiment with a no-snapshot baseline" in text
+
+
 def test_ranking_says_when_intervals_overlap():
     runs = pd.DataFrame(
         [{"experiment": "e", "point_id": p, "node_type": "n", "status": "ok", "reason": ""} for p in "ab"]
@@ -276,8 +301,10 @@ def test_comparison_flags_a_machine_mismatch(tmp_path):
     assert any("machine mismatch" in note and "kernel" in note for note in notes)
     assert "machine mismatch" in (tmp_path / "out" / "compare.md").read_text()
     table = pd.read_csv(tmp_path / "out" / "compare.csv")
-    timed = pd.read_csv(a / "tiny" / "runs.csv").dropna(subset=["writers_s"])
-    assert set(table.dropna(subset=["ratio"])["point_id"]) == set(timed["point_id"])
+    # Every point with a compared metric (a watch point has its program's kernel time, no writers' time).
+    runs = pd.concat([pd.read_csv(path) for path in sorted(a.glob("*/runs.csv"))], ignore_index=True)
+    measured = runs.dropna(subset=list(compare.METRICS), how="all")
+    assert set(table.dropna(subset=["ratio"])["point_id"]) == set(measured["point_id"])
     # Same data on both sides: every ratio of medians is 1.
     assert table.dropna(subset=["ratio"])["ratio"].eq(1.0).all()
     assert (tmp_path / "out" / "compare.png").exists()

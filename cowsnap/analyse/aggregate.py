@@ -49,7 +49,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
       left out (NaN) so that no statistic uses them. Their counters stay.
     """
     out = table.copy()
-    backing = out["backing"].astype(str)
+    backing = _column(out, "backing").astype(str)  # none for a watch point: its program's pages are its own
     small_pages = backing == "4k"
     hugetlb = backing.str.startswith("hugetlb-")
     source = _column(out, "writer_wpcopy_source").astype(object)
@@ -66,7 +66,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["memory_copy_s"] = out["bytes_copied"] / (_column(out, "memcpy_gbps") * 1e9)
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
     out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
-    out["child_copy_gbps"] = out["size_mib"] * 2**20 / _column(out, "child_copy_s") / 1e9
+    out["child_copy_gbps"] = _column(out, "size_mib") * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
     out["virtualized"] = virtualized(out)

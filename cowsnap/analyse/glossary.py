@@ -37,9 +37,10 @@ def _usage(who: str, phased: bool, source: str) -> dict[str, Key]:
     }
 
 
-THREADS = "getrusage(RUSAGE_THREAD) of each writer thread, summed"
-TASKSTATS = "taskstats (delay accounting), per thread, summed"
+THREADS = "getrusage(RUSAGE_THREAD) of each writer thread, summed; watch: the program's /proc/PID/stat"
+TASKSTATS = "taskstats (delay accounting), per thread, summed; watch: the program's threads"
 VMSTAT = "/proc/vmstat delta (system-wide)"
+CHILD = "wait4() of the snapshot child; watch: its children's /proc/PID/stat and exit notifications, summed"
 
 KEYS: dict[str, Key] = {
     # phases and clocks
@@ -52,7 +53,9 @@ KEYS: dict[str, Key] = {
     "snapshot_pause_s": Key(
         "writers held up by the snapshot (s)", "steady clock: fork() call, uffd register+protect, stop copy", "lower"
     ),
-    "snapshot_end_s": Key("snapshot end after the start mark (s)", "steady clock", "lower"),
+    "snapshot_end_s": Key(
+        "snapshot end after the start mark (s)", "steady clock; watch: from the trigger to its children's exit", "lower"
+    ),
     "fork_s": Key("fork() call (s)", "steady clock around fork()", "lower"),
     "fork_empty_s": Key("fork() of the bare benchmark process (s)", "steady clock, best of 3", "lower"),
     "fork_net_s": Key("fork() call less the bare process's (s)", "fork_s - fork_empty_s", "lower"),
@@ -67,15 +70,20 @@ KEYS: dict[str, Key] = {
     # the writers
     **_usage("writer", True, THREADS),
     "writer_cpu_delay_s": Key(
-        "writers' wait for a CPU (s)", "/proc/thread-self/schedstat run_delay, per writer, summed", "lower", True
+        "writers' wait for a CPU (s)",
+        "/proc/thread-self/schedstat run_delay, per writer, summed; watch: taskstats cpu_delay_total",
+        "lower",
+        True,
     ),
     "writer_wpcopy_count": Key("writers' COW copies (pages)", TASKSTATS, "lower", True),
     "writer_wpcopy_delay_s": Key("writers' time in the COW-copy fault path (s)", TASKSTATS, "lower", True),
     "writer_wpcopy_source": Key("where the writers' copy count came from, or why there is none", "the benchmark"),
     # the process and the child
     **_usage("parent", True, "getrusage(RUSAGE_SELF) over the writers' phase"),
-    **_usage("child", False, "wait4() of the snapshot child"),
-    "child_wpcopy_count": Key("child's COW copies (pages)", "taskstats of the copier threads, summed", "lower"),
+    **_usage("child", False, CHILD),
+    "child_wpcopy_count": Key(
+        "child's COW copies (pages)", "taskstats of the copier threads, summed; watch: of its children", "lower"
+    ),
     "child_wpcopy_delay_s": Key("child's time in the COW-copy fault path (s)", "taskstats", "lower"),
     "child_wpcopy_source": Key("where the child's copy count came from, or why there is none", "the benchmark"),
     "release_calls": Key("batches the child released (munmap or MADV_DONTNEED calls)", "the child"),
@@ -127,6 +135,17 @@ KEYS: dict[str, Key] = {
     "process_mappings": Key("mappings of the benchmark process (what fork copies)", "/proc/self/maps"),
     "sharing_s": Key("time of a sharing sample since the start mark (s)", "steady clock"),
     "sharing_pages": Key("pages still shared with the child", "pagemap bit 56 (exclusive) clear"),
+    # a watch point (method=watch): the program's own snapshot
+    "watch_s": Key(
+        "time watched from the snapshot's start (s)",
+        "steady clock: from the reading before the snapshot to the last; per phase between readings",
+        "",
+        True,
+    ),
+    "children": Key("children the program forked for its snapshot", "cowsnap watch"),
+    "anon_pages": Key(
+        "the program's resident anonymous memory when its snapshot began (pages)", "/proc/PID/status RssAnon"
+    ),
     "status": Key("ok, skipped (not applicable here) or failed", "the run"),
     "reason": Key("why a run was skipped or failed", "the run"),
     # ids, environment, build
@@ -183,6 +202,9 @@ METRICS = [
     "child_copy_s",
     "child_copy_gbps",
     "child_wpcopy_count",
+    "child_wpcopy_delay_s",
+    *(f"watch_s{phase}" for phase in PHASES),
+    "anon_pages",
     "memcpy_gbps",
     "release_failed",
     "release_calls",

@@ -19,13 +19,14 @@ def settings_of(group: pd.DataFrame) -> dict:
 
 
 def label(settings: dict, axes: list[str]) -> str:
-    """The one name of a point: its varying keys, 'key=value, ...'."""
-    return ", ".join(f"{axis}={settings[axis]}" for axis in axes) or "base"
+    """The one name of a point: its varying keys, 'key=value, ...' (a key
+    it does not have, as a watch point has no array size, left out)."""
+    return ", ".join(f"{axis}={settings[axis]}" for axis in axes if not pd.isna(settings.get(axis))) or "base"
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
-    """The point keys that take more than one value in this table."""
-    return [key for key in axis_names() if key in table and table[key].astype(str).nunique() > 1]
+    """The point keys that take more than one value in this table (where they are set)."""
+    return [key for key in axis_names() if key in table and table[key].dropna().astype(str).nunique() > 1]
 
 
 def point_labels(runs: pd.DataFrame) -> dict[tuple, str]:

@@ -23,6 +23,15 @@ from cowsnap.analyse import glossary  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
 KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")
+SNAPSHOT_PHASES = ("_during_snapshot", "_after_snapshot")
+PHASE_FAULTS = (
+    *(f"{key}{phase}" for key in ("copies", "reuses") for phase in SNAPSHOT_PHASES),
+    "child_wpcopy_count",
+)
+PHASE_KERNEL_TIME = (
+    *(f"{key}{phase}" for key in ("copy_delay_s", "writer_stime_s") for phase in SNAPSHOT_PHASES),
+    "child_wpcopy_delay_s",
+)
 
 
 def _points_in_order(points: pd.DataFrame) -> pd.DataFrame:
@@ -81,6 +90,29 @@ def kernel_time(points, ratios, runs, sharing, ax) -> str:
     if not _bars(ax, points, list(KERNEL_TIME)):
         return "no kernel time measured"
     ax.set_ylabel("seconds, summed over the writer threads")
+    return ""
+
+
+def phase_faults(points, ratios, runs, sharing, ax) -> str:
+    """Copies against reuses, per phase: the writers' exact COW copies
+    (delay accounting) and the system's reuses (pgreuse, whole machine)
+    while the snapshot lived and after it ended, and the child's own copies.
+    For a watch point the writers are the program's threads and the child
+    its children."""
+    if not _bars(ax, points, list(PHASE_FAULTS)):
+        return "no copy or reuse counted"
+    ax.set_ylabel("pages")
+    return ""
+
+
+def phase_kernel_time(points, ratios, runs, sharing, ax) -> str:
+    """Where the kernel time went, per phase: the writers' time in the
+    COW-copy fault path (delay accounting) against their whole kernel time,
+    while the snapshot lived and after it ended, and the child's time in
+    the copy fault path."""
+    if not _bars(ax, points, list(PHASE_KERNEL_TIME)):
+        return "no kernel time measured"
+    ax.set_ylabel("seconds, summed over the threads")
     return ""
 
 
@@ -149,12 +181,19 @@ FIGURES = {
     "ratios": ratios_figure,
     "sharing_timeline": sharing_timeline,
     "copy_bandwidth": copy_bandwidth,
+    "phase_faults": phase_faults,
+    "phase_kernel_time": phase_kernel_time,
 }
+# The statistic a figure's caption takes its interval level from.
+LEVEL_OF = {"phase_faults": "copies_during_snapshot", "phase_kernel_time": "copy_delay_s_during_snapshot"}
 
 
 def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False) -> list[str]:
-    """The figures that say something for an experiment."""
-    names = ["writers_time", "writer_faults", "kernel_time"]
+    """The figures that say something for an experiment (a watch point has
+    no writers' time or array: its figures are the phase ones)."""
+    names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
+    if "watch" in methods:
+        names += ["phase_faults", "phase_kernel_time"]
     if has_baseline:
         names.append("ratios")
     if "fork" in methods:
@@ -202,7 +241,8 @@ def caption(name: str, experiment: str, description: str, points: pd.DataFrame, 
     text = " ".join(text.split())
     if empty:
         return f"{text} Experiment `{experiment}`: {description.strip()} Nothing to draw: {empty}."
-    runs, levels = int(points["n"].sum()), points.get("writers_s_ci_level", pd.Series(dtype=float)).dropna()
+    metric = LEVEL_OF.get(name, "writers_s")
+    runs, levels = int(points["n"].sum()), points.get(f"{metric}_ci_level", pd.Series(dtype=float)).dropna()
     level = f"{100 * levels.min():.1f}%" if not levels.empty else "no"
     return (
         f"{text} Experiment `{experiment}`: {description.strip()} {runs} runs of {len(points)} points; "

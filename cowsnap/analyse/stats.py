@@ -98,6 +98,8 @@ def floor(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     unless the copy can run on idle cores (online CPUs >= writers + copiers).
     """
     out = points.copy()
+    if not {"size_mib", "writers", "copiers"} <= set(out):  # no benchmark point (watch points only)
+        return out.assign(copy_floor_s=np.nan, copy_on_idle_cores=False, floor_s=np.nan, writers_over_floor=np.nan)
     ok = runs[runs["status"] == "ok"]
     bandwidth = ok.groupby(["experiment", "node_type"])["memcpy_gbps"].median() if "memcpy_gbps" in ok else None
     cpus = ok.groupby(["experiment", "node_type"])["online_cpus"].first() if "online_cpus" in ok else None

@@ -10,6 +10,8 @@ overlap.
 from __future__ import annotations
 
 import math
+import shlex
+from pathlib import Path
 
 import pandas as pd
 
@@ -69,21 +71,23 @@ def fmt_ratio(row: pd.Series) -> str:
     return f"{fmt(row['ratio'])}x ({fmt(row['ci_low'])}-{fmt(row['ci_high'])}x, at least {100 * row['ci_level']:.1f}%)"
 
 
-def copying_words(copies: float, faults: float, source: str) -> str:
+def copying_words(copies: float, faults: float, source: str, faults_are: str = "write faults") -> str:
     """The verdict on one phase, chosen by NOT_COPYING and MOSTLY."""
     if pd.isna(copies):
         return f"copies not counted ({source})"
     if pd.isna(faults) or faults <= 0:
-        return f"{fmt_count(copies)} copies, and no write fault counted"
+        return f"{fmt_count(copies)} copies, and no {faults_are[:-1]} counted"
     share = copies / faults
     word = "not copying" if share < NOT_COPYING else "copying" if share >= MOSTLY else "partly copying"
-    return f"{word}: {fmt_count(copies)} copies for {fmt_count(faults)} write faults ({100 * share:.3g}%)"
+    return f"{word}: {fmt_count(copies)} copies for {fmt_count(faults)} {faults_are} ({100 * share:.3g}%)"
 
 
 def phase_facts(row: pd.Series, phase: str) -> str:
-    """Copies, reuses, faults and splits of one phase, each with its counter."""
+    """Copies, reuses, faults and splits of one phase, each with its counter
+    (a watch point's faults are its program's minor faults, not only writes)."""
     copies, faults = row.get(f"copies{phase}"), row.get(f"writer_minflt{phase}")
-    words = copying_words(copies, faults, row.get("copies_source", "no source"))
+    faults_are = "minor faults" if row.get("method") == "watch" else "write faults"
+    words = copying_words(copies, faults, row.get("copies_source", "no source"), faults_are)
     parts = [
         f"{words} (copies: writer_wpcopy_count{phase}, faults: writer_minflt{phase})",
         f"{fmt_count(row.get(f'reuses{phase}'))} reuses (pgreuse{phase}, whole machine)",
@@ -140,9 +144,9 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
         "or more."
     )
     lines.append("")
-    fork = points[(points["method"] == "fork")]
-    during = fork[fork["start"] == "with_child"]
-    after = fork[fork["start"] == "after_child"]
+    fork = points[(points["method"] == "fork")] if "start" in points else points.iloc[0:0]
+    during = fork[fork["start"] == "with_child"] if not fork.empty else fork
+    after = fork[fork["start"] == "after_child"] if not fork.empty else fork
     for _, row in during.iterrows():
         baseline = _baseline_of(points, row)
         lines.append(
@@ -156,7 +160,7 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
             f"for {fmt_count(row['pages'])} pages."
         )
     if during.empty and after.empty:
-        lines.append("- No fork point ran.")
+        lines.append("- No fork point of the benchmark ran.")
     lines += [
         "",
         "To check the same on your own program: count the COW copies of its threads with delay accounting "
@@ -167,6 +171,68 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
         "",
     ]
     return lines
+
+
+def program_name(row: pd.Series) -> str:
+    """The watched program's name: its command's first word, without its folder."""
+    try:
+        return Path(shlex.split(str(row.get("watch_command", "")))[0]).name
+    except (ValueError, IndexError):
+        return "the program"
+
+
+def watch_lever(row: pd.Series, phase: str) -> str:
+    """The watch's lever for a phase of a watch point (cowsnap.measure.watch),
+    from the point's medians: '' when none fits."""
+    from cowsnap.measure import watch
+
+    copies, faults, reuses = (row.get(f"{key}{phase}") for key in ("copies", "writer_minflt", "reuses"))
+    if any(pd.isna(value) for value in (copies, faults, reuses)):
+        return ""
+    children = row.get("child_wpcopy_count") if phase == "_during_snapshot" else 0.0
+    children = 0.0 if pd.isna(children) else children
+    name = "child_alive" if phase == "_during_snapshot" else "after_child"
+    numbers = {"copies": copies + children, "child_copies": children}
+    return watch.lever_for(name, numbers, watch.is_copying(copies + children, faults), reuses, faults)
+
+
+def watch_points(points: pd.DataFrame) -> list[str]:
+    """A program of the user's next to the benchmark (method=watch): per
+    phase of its own snapshot, copies against reuses and the time in the
+    copy fault path, in the words the benchmark's points get, and the
+    watch's lever where one fits."""
+    rows = points[points["method"] == "watch"] if "method" in points else points.iloc[0:0]
+    if rows.empty:
+        return []
+    lines = ["## Real programs (watch points)", ""]
+    lines.append(
+        "A program run under cowsnap watch while its own snapshot is taken under its load: its threads are the "
+        "writers, its children the child. Copies are counted against all of its minor faults."
+    )
+    lines.append("")
+    for _, row in rows.iterrows():
+        during, after = "_during_snapshot", "_after_snapshot"
+        text = (
+            f"- {row['experiment']}: {row['label']}: {program_name(row)} "
+            f"({fmt_count(row.get('anon_pages'))} anonymous pages when its snapshot began), while its snapshot "
+            f"lived ({fmt_interval(row, 'snapshot_end_s', ' s')}): {phase_facts(row, during)}; its children made "
+            f"{fmt_count(row.get('child_wpcopy_count'))} copies (child_wpcopy_count)"
+        )
+        delay, kernel = row.get(f"copy_delay_s{during}"), row.get(f"writer_stime_s{during}")
+        if pd.isna(delay):
+            text += f"; time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
+        else:
+            text += (
+                f"; {fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s{during}) of "
+                f"{fmt(kernel)} s of kernel time (writer_stime_s{during})"
+            )
+        text += f". After it ended ({fmt(row.get(f'watch_s{after}'))} s watched): {phase_facts(row, after)}."
+        lines.append(text)
+        for phase in (during, after):
+            lever = watch_lever(row, phase)
+            if lever:
+                lines.append(f"  - lever ({'while it lived' if phase == during else 'after it ended'}): {lever}")
+    return lines + [""]
 
 
 def _lever(row: pd.Series, plain: dict) -> str:
@@ -327,6 +393,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
         lines += ["Nothing ran: every run was skipped or failed.", ""]
     else:
         lines += is_it_copying(points)
+        lines += watch_points(points)
         lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)

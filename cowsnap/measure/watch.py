@@ -613,7 +613,7 @@ def verdict(phases: dict[str, dict], uncounted: dict[str, str]) -> list[str]:
             continue
         cpu = phase["utime_s"] + phase["stime_s"]
         share = copies / faults if faults else (1.0 if copies else 0.0)
-        copying = copies >= COPYING_MIN_PAGES and share >= COPYING_SHARE
+        copying = is_copying(copies, faults)
         cost = f"{phase['copy_delay_s']:.3g} s in the copy fault path"
         if cpu > 0:
             cost += f" ({100 * phase['copy_delay_s'] / cpu:.2g}% of their {cpu:.3g} s of CPU time)"
@@ -630,13 +630,22 @@ def verdict(phases: dict[str, dict], uncounted: dict[str, str]) -> list[str]:
                 f"minor faults; system-wide pgreuse +{reuses:,.0f}"
             )
         lines.append(line + ".")
-        lever = _lever(name, phase, copying, reuses, faults)
+        lever = lever_for(name, phase, copying, reuses, faults)
         if lever:
             lines.append("  lever: " + lever)
     return lines
 
 
-def _lever(name: str, phase: dict, copying: bool, reuses: float, faults: float) -> str:
+def is_copying(copies: float, faults: float) -> bool:
+    """The verdict's rule for one phase: at least COPYING_MIN_PAGES copies,
+    and at least COPYING_SHARE of the minor faults."""
+    share = copies / faults if faults else (1.0 if copies else 0.0)
+    return copies >= COPYING_MIN_PAGES and share >= COPYING_SHARE
+
+
+def lever_for(name: str, phase: dict, copying: bool, reuses: float, faults: float) -> str:
+    """The lever from the sweep's findings for one phase ('' when none fits):
+    phase holds the phase's copies (children's included) and child_copies."""
     if name == "child_alive" and copying:
         own = phase["copies"] - phase["child_copies"]
         levers = []
@@ -652,7 +661,8 @@ def _lever(name: str, phase: dict, copying: bool, reuses: float, faults: float) 
                 "a buffer allocated before fork MADV_DONTFORK"
             )
         return "; ".join(levers) + "." if levers else ""
-    if name == "after_child" and not copying and faults > 0 and reuses >= REUSING_SHARE * faults:
+    # A few faults (a fork's own stack pages) have nothing to gain from populating.
+    if name == "after_child" and not copying and faults >= COPYING_MIN_PAGES and reuses >= REUSING_SHARE * faults:
         return (
             "writes after the child exited still fault once per page and reuse it (kernel time in fault "
             "handling, not copying): MADV_POPULATE_WRITE over the written memory right after the child "

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import random
+import shlex
 from dataclasses import dataclass
 
 from cowsnap.plan import config as cowsnap_config
@@ -29,9 +30,16 @@ class Other(tuple):
 
 
 FORK = ("fork",)
-EVERY = ("none", "fork", "uffd", "stop")
+BENCHMARK = ("none", "fork", "uffd", "stop")  # the methods the benchmark measures
 COPYING = ("fork", "uffd", "stop")
+WATCH = ("watch",)  # a program of the user's, run under cowsnap watch
 NOT_MAP = ("none", "write-after-exit", "write-after-release")
+# The keys of a watch point (method=watch) only; a benchmark point has none
+# of them (so its id and record are what they were before they existed).
+COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")
+WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
+# Benchmark keys that apply to a watch point too.
+WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s")
 # Which point keys apply to which points, the one table of it: a key (or one
 # value of a key, as (key, value)) -> the methods it applies to, and the
 # values other keys must have. A key that does not apply to a point is set to
@@ -52,8 +60,12 @@ APPLIES: dict = {
     "hugetlb_pool": (("none", "fork", "uffd", "stop"), {"backing": tuple(PAGE_KIB)}),
     "numa_copiers": (COPYING, {}),
     "sharing_interval_ms": (FORK, {}),
-    "timeout_s": (FORK, {}),
-    "vm_nodes": (EVERY, {"vm_kernel": Other(("host",))}),
+    "timeout_s": (("fork", "watch"), {}),
+    "vm_nodes": (BENCHMARK, {"vm_kernel": Other(("host",))}),
+    # Last, so a value that applies to a few methods is refused naming them.
+    **{key: (BENCHMARK, {}) for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
+                                         "numa_mem", "numa_writers", "memcpy_mib", "vm_kernel")},
+    **{key: (WATCH, {}) for key in WATCH_KEYS},
 }  # fmt: skip
 
 
@@ -86,34 +98,53 @@ def _applies(point: dict, methods: tuple, needs: dict) -> bool:
 
 
 def _condition(methods: tuple, needs: dict) -> str:
-    text = "method " + " or ".join(methods) if len(methods) < 4 else "every method"
+    every = set(methods) == set(cowsnap_config.point_schema()["method"]["enum"])
+    text = "every method" if every else "method " + " or ".join(methods)
     for key, values in needs.items():
         text += f" with {key} " + (str(values) if isinstance(values, Other) else " or ".join(map(str, values)))
     return text
 
 
+def commands_as_text(point: dict) -> dict:
+    """The point with each command given as an argv list written as one
+    command line (shlex.join), so a command has one form and one id."""
+    return {k: shlex.join(v) if k in COMMAND_KEYS and isinstance(v, list) else v for k, v in point.items()}
+
+
 def normalise(point: dict) -> dict:
-    """The point with every key that does not apply to it (APPLIES) at its default."""
-    done, defaults = dict(point), cowsnap_config.point_defaults()
+    """The point with every key that does not apply to it (APPLIES) at its
+    default, and without the watch keys unless it is a watch point."""
+    done, defaults = commands_as_text(point), cowsnap_config.point_defaults()
     for entry, (methods, needs) in APPLIES.items():
         key, value = entry if isinstance(entry, tuple) else (entry, None)
-        if (value is None or done[key] == value) and not _applies(done, methods, needs):
+        if key in done and (value is None or done[key] == value) and not _applies(done, methods, needs):
             done[key] = defaults[key]
+    if done["method"] not in WATCH:
+        done = {k: v for k, v in done.items() if k not in WATCH_KEYS}
     return done
+
+
+def recorded_settings(point: dict) -> dict:
+    """The settings a run's record holds: a watch point's own keys only (an
+    array size or a writer count would mean nothing for it)."""
+    if point["method"] not in WATCH:
+        return dict(point)
+    return {k: v for k, v in point.items() if k in WATCH_ALSO or k in WATCH_KEYS}
 
 
 def check_applies(given: list[dict], where: str) -> None:
     """Refuses a value that applies to none of the points it was given for
     (a default never counts): the message names the key and the method."""
     defaults = cowsnap_config.point_defaults()
+    given = [commands_as_text(point) for point in given]
     kept = [normalise(point) for point in given]
     for entry, (methods, needs) in APPLIES.items():
         key = entry[0] if isinstance(entry, tuple) else entry
-        for value in {json.dumps(p[key]) for p in given if p[key] != defaults[key]}:
+        for value in {json.dumps(p[key]) for p in given if p.get(key, defaults[key]) != defaults[key]}:
             value = json.loads(value)
             if isinstance(entry, tuple) and entry[1] != value:
                 continue
-            if any(point[key] == value for point in kept):
+            if any(point.get(key) == value for point in kept):
                 continue
             shown = ("method", *needs)
             found = sorted({",".join(f"{k}={p[k]}" for k in shown) for p in given if p[key] == value})
@@ -126,7 +157,7 @@ def check_applies(given: list[dict], where: str) -> None:
 def scale(point: dict, smoke_mib: int) -> dict:
     """The point in smoke mode: the array at most smoke_mib (a hugetlb array
     one huge page at least), its batch and memcpy buffer to fit; threads kept."""
-    if not smoke_mib:
+    if not smoke_mib or point["method"] in WATCH:
         return point
     page_mib = PAGE_KIB.get(point["backing"], 4) // 1024 or 1
     size = min(point["size_mib"], max(smoke_mib, page_mib))
@@ -161,8 +192,28 @@ def check_numa(point: dict, where: str) -> None:
             )
 
 
+def check_watch(point: dict, where: str) -> None:
+    """A watch point names its program, and every command is a command line."""
+    if not point["watch_command"].strip():
+        raise ConfigError(
+            f"{where}: method=watch needs watch_command (the program to run and watch): "
+            f"{cowsnap_config.allowed_values(cowsnap_config.schema()['$defs']['command'])}"
+        )
+    for key in COMMAND_KEYS:
+        try:
+            shlex.split(point[key])
+        except ValueError as error:
+            raise ConfigError(
+                f"{where}: {key}={point[key]!r} is not a command line ({error}); allowed values: a command line "
+                "split as a shell splits words (quotes closed), or an argv list"
+            ) from None
+
+
 def check_point(point: dict, where: str) -> None:
     """Combinations no machine can run; ConfigError names the keys."""
+    if point["method"] in WATCH:
+        check_watch(point, where)
+        return
     check_numa(point, where)
     page_kib = PAGE_KIB.get(point["backing"], 4)
     if point["batch_kib"] % page_kib:
@@ -210,7 +261,7 @@ def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[d
     points = []
     for cross in _crosses(experiment):
         for values in itertools.product(*cross.values()):
-            point = {**experiment["base"], **dict(zip(cross, values, strict=True))}
+            point = commands_as_text({**experiment["base"], **dict(zip(cross, values, strict=True))})
             if point not in points:
                 points.append(point)
     axes = varied_keys(points)
@@ -245,14 +296,15 @@ def varied_keys(points: list[dict]) -> list[str]:
 
 
 def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | None:
-    """The point this one is compared with, or None without a baseline."""
-    if "baseline" not in experiment:
+    """The point this one is compared with, or None without a baseline (a
+    watch point has none: its program has no writers' time to compare)."""
+    if "baseline" not in experiment or point["method"] in WATCH:
         return None
     return scale(normalise({**point, **experiment["baseline"]}), smoke_mib)
 
 
 def point_label(point: dict, axes: list[str]) -> str:
-    return ",".join(f"{axis}={point[axis]}" for axis in axes) or "base"
+    return ",".join(f"{axis}={point[axis]}" for axis in axes if axis in point) or "base"
 
 
 def expand(config: dict) -> list[Run]:
