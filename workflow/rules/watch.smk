@@ -10,6 +10,9 @@ ruleorder: watch_point > run_point
 
 rule watch_point:
     # Never beside a timed run or another watch point: it takes the bench_slot.
+    # A script, so a process of its own: the processes it starts die with it
+    # (PR_SET_PDEATHSIG follows the thread that started them), and SIGTERM
+    # stops them through its own handlers.
     input:
         library=rules.build.output.library,
     output:

@@ -15,7 +15,6 @@ with jobs.logged(snakemake.log[0]) as log:
     records.check_space(out.parent)
     # The build rule owns building: a watch point only loads what it made.
     build = native.built(snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log)
-    jobs.wait_at_gate(run_id)
     record = watch_point.run(snakemake.params.point, build, ids, log)
     records.write(out, record)
     keys = ("run_id", "status", "reason", "writer_wpcopy_count_during_snapshot", "snapshot_end_s")
