@@ -252,9 +252,9 @@ def test_a_sweep_puts_a_program_next_to_the_benchmark(sweep_folder, cowpoint):
     planned = snakemake("--cores", "2", "--dry-run", cwd=sweep_folder)
     assert planned.returncode == 0, planned.stdout + planned.stderr
     # Four watch runs and two benchmark runs, each holding the one bench_slot.
-    blocks = planned.stdout.split("\n\n")
+    blocks = planned.stdout.split("\nrule ")[1:]  # one per job, from its rule's name to the next job
     for rule, count in (("watch_point", 4), ("run_point", 2)):
-        jobs = [block for block in blocks if f"rule {rule}:" in block]
+        jobs = [block for block in blocks if block.startswith(f"{rule}:")]
         assert len(jobs) == count and all("bench_slot=1" in job for job in jobs), planned.stdout
     done = snakemake("--cores", "2", cwd=sweep_folder)
     assert done.returncode == 0, done.stdout + done.stderr
