@@ -7,20 +7,20 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from run_workflow import snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 
 TRIVIAL = "{method: none, size_mib: 1, batch_kib: 64, memcpy_mib: 0, writers: 1}"
 
 
-def snakemake(cwd, *args):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+def sweep(cwd, *args):
+    return snakemake("--cores", "2", *args, cwd=cwd)
 
 
 def planned(cwd, *args) -> dict[str, int]:
     """Jobs a dry run plans, by rule."""
-    done = snakemake(cwd, "--dry-run", *args)
+    done = sweep(cwd, "--dry-run", *args)
     assert done.returncode == 0, done.stdout + done.stderr
     counts, in_stats = {}, False
     for line in done.stdout.splitlines():
@@ -49,7 +49,7 @@ def test_config_values_add_to_the_default_config(tmp_path):
 def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
     first = f"seed: 1\nexperiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
     (sweep_folder / "first.yaml").write_text(first)
-    done = snakemake(sweep_folder, "--configfile", "first.yaml")
+    done = sweep(sweep_folder, "--configfile", "first.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     records = sorted((sweep_folder / "results" / "a").glob("p*/*.json"))
     assert len(records) == 2
@@ -75,7 +75,7 @@ def test_paper_config_in_smoke_mode_plans_every_point(tmp_path):
 def test_no_run_ok_still_writes_a_summary(sweep_folder):
     skipped = "experiments:\n  e:\n    base: {size_mib: 1, batch_kib: 64, memcpy_mib: 0, numa_mem: 'bind:1023'}\n"
     (sweep_folder / "config" / "config.yaml").write_text(skipped)
-    done = snakemake(sweep_folder)
+    done = sweep(sweep_folder)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = (sweep_folder / "results" / "summary.md").read_text()
     assert "Nothing ran" in summary and "NUMA node 1023 does not exist" in summary
@@ -89,7 +89,7 @@ def test_a_failed_job_keeps_its_traceback_in_the_log(sweep_folder):
     record = sweep_folder / "results" / f"{run.run_id}.json"
     record.parent.mkdir(parents=True)
     record.write_text("{not json")  # a record no run wrote: the table cannot be made
-    done = snakemake(sweep_folder)
+    done = sweep(sweep_folder)
     assert done.returncode != 0
     log = (sweep_folder / "results" / "logs" / "e" / "aggregate.log").read_text()
     assert "Traceback" in log and "JSONDecodeError" in log, log

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from run_workflow import snakemake
 
 from cowsnap.measure import knobs, watch_point
 from cowsnap.plan import config, grid
@@ -215,16 +216,6 @@ def test_an_interrupted_point_leaves_no_process_behind(build, tmp_path, signum):
 
 
 # ---- a sweep with a watch point next to the benchmark
-
-
-def snakemake(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def mixed_config(program: Path) -> dict:

@@ -1,12 +1,11 @@
 """A real Snakemake run of a tiny config, in a temporary folder."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from run_workflow import snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,16 +20,6 @@ experiments:
   other:
     base: {size_mib: 4, batch_kib: 512, memcpy_mib: 0, numa_mem: "bind:1023"}
 """
-
-
-def snakemake(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_tiny_sweep_produces_table_and_figures(tmp_path):
