@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +112,18 @@ def hold_the_third_run(gate: Path, process) -> int:
         time.sleep(0.01)
 
 
+def interrupt(process, output: list[str]) -> None:
+    """SIGINT to Snakemake until it says it is stopping: one that lands while
+    its main thread writes a log line is swallowed by Snakemake's log handler."""
+    deadline = time.monotonic() + 120
+    while not any("Terminating processes on user request" in line for line in output):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(output)
+        os.kill(process.pid, signal.SIGINT)
+        stop_waiting = time.monotonic() + 2
+        while time.monotonic() < stop_waiting and not any("Terminating processes" in line for line in output):
+            time.sleep(0.01)
+
+
 @pytest.mark.parametrize("how", ["interrupt the sweep", "kill a run"])
 def test_sweep_survives_and_resumes(sweep_folder, how):
     tmp_path = sweep_folder
@@ -121,12 +134,17 @@ def test_sweep_survives_and_resumes(sweep_folder, how):
     held = hold_the_third_run(gate, process)
     assert len(finished(tmp_path)) == 2  # runs go one at a time: two done, one held, five to go
     assert knobs.JOURNAL.exists()  # the held run set task_delayacct
+    lines: list[str] = []  # Snakemake's output, read as it comes: a full pipe would stop it
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in process.stdout], daemon=True)
+    reader.start()
     if how == "interrupt the sweep":
-        os.kill(process.pid, signal.SIGINT)
+        interrupt(process, lines)
     else:
         os.kill(held, signal.SIGKILL)  # the benchmark process, as the OOM killer would
     (gate / "all").touch()  # whatever is still running goes on
-    output = process.communicate(timeout=240)[0]
+    process.wait(timeout=240)
+    reader.join(timeout=60)
+    output = "".join(lines)
     done = {path: json.loads(path.read_text()) for path in finished(tmp_path)}  # every record is whole
     assert all(record["status"] in {"ok", "failed", "skipped"} for record in done.values())
     assert not list((tmp_path / "results").rglob(".*.tmp"))
