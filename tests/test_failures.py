@@ -130,20 +130,34 @@ def test_sweep_survives_and_resumes(sweep_folder, how):
     (tmp_path / "config" / "config.yaml").write_text(TINY)
     gate = tmp_path / "gate"
     gate.mkdir()
-    process = snakemake(tmp_path, start_new_session=True, env={**os.environ, jobs.GATE_VARIABLE: str(gate)})
-    held = hold_the_third_run(gate, process)
-    assert len(finished(tmp_path)) == 2  # runs go one at a time: two done, one held, five to go
-    assert knobs.JOURNAL.exists()  # the held run set task_delayacct
-    lines: list[str] = []  # Snakemake's output, read as it comes: a full pipe would stop it
-    reader = threading.Thread(target=lambda: [lines.append(line) for line in process.stdout], daemon=True)
-    reader.start()
-    if how == "interrupt the sweep":
-        interrupt(process, lines)
-    else:
-        os.kill(held, signal.SIGKILL)  # the benchmark process, as the OOM killer would
-    (gate / "all").touch()  # whatever is still running goes on
-    process.wait(timeout=240)
-    reader.join(timeout=60)
+    # SIGINT as a terminal gives it, whatever the test runner was started
+    # with (a shell starts background commands with SIGINT ignored).
+    process = snakemake(
+        tmp_path,
+        start_new_session=True,
+        env={**os.environ, jobs.GATE_VARIABLE: str(gate)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        held = hold_the_third_run(gate, process)
+        assert len(finished(tmp_path)) == 2  # runs go one at a time: two done, one held, five to go
+        assert knobs.JOURNAL.exists()  # the held run set task_delayacct
+        lines: list[str] = []  # Snakemake's output, read as it comes: a full pipe would stop it
+        reader = threading.Thread(target=lambda: [lines.append(line) for line in process.stdout], daemon=True)
+        reader.start()
+        if how == "interrupt the sweep":
+            interrupt(process, lines)
+        else:
+            os.kill(held, signal.SIGKILL)  # the benchmark process, as the OOM killer would
+        (gate / "all").touch()  # whatever is still running goes on
+        process.wait(timeout=240)
+        reader.join(timeout=60)
+    finally:
+        (gate / "all").touch()
+        if process.poll() is None:  # a failed test leaves no sweep behind, holding the knob lock
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            knobs.restore_journal()
     output = "".join(lines)
     done = {path: json.loads(path.read_text()) for path in finished(tmp_path)}  # every record is whole
     assert all(record["status"] in {"ok", "failed", "skipped"} for record in done.values())
