@@ -55,6 +55,15 @@ def run_point(record_path, log_path, point: dict, ids: dict, library, cxxflags: 
         print(json.dumps({k: record.get(k) for k in ("run_id", "status", "reason", "kernel", "writers_s")}), file=log)
 
 
+def die_with_parent() -> None:
+    """A subprocess's preexec_fn: the kernel kills the process when the one
+    that started it dies, so a killed job leaves nothing it started running."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def write_schedule(results: Path, seed: int, runs) -> None:
     """The shuffled order of every run of the config, read by each timed job
     (it is not a parameter of the rule, so a new order reruns nothing)."""

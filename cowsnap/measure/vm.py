@@ -313,15 +313,6 @@ def qemu_command(
     return command
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel kills qemu when the process that
-    started it dies (a killed job leaves no VM running)."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def shape(points: list[dict]) -> tuple[int, int]:
     """vCPUs and memory (MiB) for a batch: every point's threads, its arrays."""
     from cowsnap.measure import runner

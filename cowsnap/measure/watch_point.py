@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, knobs, native, runner, watch
+from cowsnap.measure import environment, jobs, knobs, native, runner, watch
 from cowsnap.plan import grid
 
 READY_POLL_S = 0.05  # between two runs of ready_command
@@ -105,14 +105,6 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
     return wanted
 
 
-def _die_with_job() -> None:
-    """In a started process before exec: the kernel kills it when the
-    process that started it dies (a killed job leaves nothing running)."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def exit_status(process: subprocess.Popen) -> int | None:
     """The exit status of a process that exited (128 + N after signal N),
     None while it runs; it is not reaped, so its process group id stays its own."""
@@ -143,7 +135,7 @@ class Started:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_job,
+                    preexec_fn=jobs.die_with_parent,
                 )
             except OSError as error:
                 raise StepFailed(f"{key}: cannot run {words[0]!r}: {error.strerror}") from None
