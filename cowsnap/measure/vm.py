@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, native
+from cowsnap.measure import environment, jobs, native
 from cowsnap.plan import grid
 
 BOOT_DIR = Path("/boot")
@@ -351,7 +351,12 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
         try:
             with open(console, "wb") as out:
                 done = subprocess.run(
-                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    preexec_fn=jobs.die_with_parent,  # a killed job leaves no VM running
                 )
             trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
         except subprocess.TimeoutExpired:
