@@ -71,11 +71,21 @@ def numa_nodes_named(point: dict) -> set[int]:
     return nodes
 
 
-def wanted_knobs(point: dict) -> dict[Path, str]:
-    """The system settings this point runs under, by sysfs/procfs path."""
+def mode_knobs(point: dict) -> dict[Path, str]:
+    """The THP mode and delay accounting a point, of the benchmark or a watch
+    point, runs under."""
     wanted = {}
     if point["thp_mode"] != "keep":
         wanted[knobs.THP_ENABLED] = point["thp_mode"]
+    if knobs.TASK_DELAYACCT.exists():
+        wanted[knobs.TASK_DELAYACCT] = "1" if point["delayacct"] else "0"
+    return wanted
+
+
+def wanted_knobs(point: dict) -> dict[Path, str]:
+    """The system settings this point runs under, by sysfs/procfs path: its
+    modes and what its page backing needs."""
+    wanted = mode_knobs(point)
     backing = point["backing"]
     if backing.startswith("mthp-"):
         wanted[environment.THP_DIR / f"hugepages-{size_name(backing)}" / "enabled"] = "always"
@@ -86,8 +96,6 @@ def wanted_knobs(point: dict) -> dict[Path, str]:
         needed = hugetlb_pages_needed(point)
         target = needed if point["hugetlb_pool"] != "auto" else total + max(0, needed - free)
         wanted[environment.HUGETLB_DIR / f"hugepages-{size}" / "nr_hugepages"] = str(target)
-    if knobs.TASK_DELAYACCT.exists():
-        wanted[knobs.TASK_DELAYACCT] = "1" if point["delayacct"] else "0"
     return wanted
 
 
@@ -115,10 +123,16 @@ def skip_reason(point: dict) -> str:
         node = point[key].removeprefix("node:")
         if point[key] != "any" and not environment.read_text(environment.NODE_DIR / f"node{node}" / "cpulist"):
             return f"{key}={point[key]}: node {node} has no CPUs"
+    return knob_skip_reason(point, wanted_knobs(point))
+
+
+def knob_skip_reason(point: dict, wanted: dict[Path, str]) -> str:
+    """Why the point cannot have the system settings it wants here: no delay
+    accounting in this kernel, or a knob to change without root ('' when it can)."""
     if point["delayacct"] and not knobs.TASK_DELAYACCT.exists():
         return "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"
     if not is_root():
-        for path, value in wanted_knobs(point).items():
+        for path, value in wanted.items():
             if knobs.current(path) != value:
                 return f"needs root to set {path} to {value} (it is {knobs.current(path)})"
     return ""

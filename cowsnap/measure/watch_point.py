@@ -84,25 +84,9 @@ def skip_reason(point: dict) -> str:
     for key, words in commands(point).items():
         if shutil.which(words[0]) is None:
             return f"{key}: {words[0]} is not installed here (not found on PATH, or not executable)"
-    if point["delayacct"] and not knobs.TASK_DELAYACCT.exists():
-        return "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"
     if point["thp_mode"] != "keep" and not environment.THP_DIR.exists():
         return f"thp_mode={point['thp_mode']}: this kernel has no transparent huge pages"
-    if not runner.is_root():
-        for path, value in wanted_knobs(point).items():
-            if knobs.current(path) != value:
-                return f"needs root to set {path} to {value} (it is {knobs.current(path)})"
-    return ""
-
-
-def wanted_knobs(point: dict) -> dict[Path, str]:
-    """The system settings the point runs under: the THP mode and delay accounting."""
-    wanted = {}
-    if point["thp_mode"] != "keep":
-        wanted[knobs.THP_ENABLED] = point["thp_mode"]
-    if knobs.TASK_DELAYACCT.exists():
-        wanted[knobs.TASK_DELAYACCT] = "1" if point["delayacct"] else "0"
-    return wanted
+    return runner.knob_skip_reason(point, runner.mode_knobs(point))
 
 
 def exit_status(process: subprocess.Popen) -> int | None:
@@ -424,7 +408,7 @@ def run(point: dict, build: native.Build, ids: dict | None = None, log=None) -> 
         return {**record, **environment.capture(runner.REPO), "status": "skipped", "reason": reason}
     folder = Path(tempfile.mkdtemp(prefix="cowsnap-watch."))
     try:
-        with knobs.applied(wanted_knobs(point)):
+        with knobs.applied(runner.mode_knobs(point)):
             record.update(environment.capture(runner.REPO))  # read back under the knobs
             return {**record, **measure(point, build, folder, log)}
     except knobs.KnobError as error:
