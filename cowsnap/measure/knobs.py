@@ -4,8 +4,8 @@ delay accounting), each put back to its exact previous value.
 A run holds the machine's lock (a POSIX lock, fcntl.lockf, on LOCK; unlike
 flock it is not inherited by the snapshot child, so a run killed outright
 frees it at once) from before it sets anything until everything is back, so
-runs on one machine serialize: none sets a knob under another, and a record never claims a mode it did not
-run under. Before a value is written, the previous one is saved in the
+runs on one machine serialize: none sets a knob under another, and a record
+never claims a mode it did not run under. Before a value is written, the previous one is saved in the
 journal (root-owned, mode 0600); the context manager restores it when the run
 ends, however it ends in Python (exception, SIGINT, SIGTERM). A run killed
 outright (SIGKILL) leaves the journal behind and its lock free: the next

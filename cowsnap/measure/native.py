@@ -6,10 +6,11 @@ starts a run into one shared library, which cppyy.load_reflection_info loads
 (a run parses no header and compiles nothing). The same compiler builds the
 benchmark itself into an executable, cowsnap-bench, that each run starts:
 the timed work runs in a process holding only the benchmark. A plain C
-program doing the same work, cowsnap-calibrate, is built beside it. Builds are cached under a key made
-of the sources, the flags, the compiler and cppyy versions, and the CPU model
-when the flags tune for the build machine (-march=native), so a cluster of
-mixed nodes never loads code built for another CPU.
+program doing the same work, cowsnap-calibrate, is built beside it. Builds
+are cached under a key made of the sources, the flags (the benchmark's link
+flags included), the compiler and cppyy versions, and the CPU model when the
+flags tune for the build machine (-march=native), so a cluster of mixed
+nodes never loads code built for another CPU.
 """
 
 from __future__ import annotations

@@ -612,7 +612,7 @@ def verdict(phases: dict[str, dict], uncounted: dict[str, str]) -> list[str]:
             )
             continue
         cpu = phase["utime_s"] + phase["stime_s"]
-        share = copies / faults if faults else (1.0 if copies else 0.0)
+        share = copy_share(copies, faults)
         copying = is_copying(copies, faults)
         cost = f"{phase['copy_delay_s']:.3g} s in the copy fault path"
         if cpu > 0:
@@ -639,8 +639,12 @@ def verdict(phases: dict[str, dict], uncounted: dict[str, str]) -> list[str]:
 def is_copying(copies: float, faults: float) -> bool:
     """The verdict's rule for one phase: at least COPYING_MIN_PAGES copies,
     and at least COPYING_SHARE of the minor faults."""
-    share = copies / faults if faults else (1.0 if copies else 0.0)
-    return copies >= COPYING_MIN_PAGES and share >= COPYING_SHARE
+    return copies >= COPYING_MIN_PAGES and copy_share(copies, faults) >= COPYING_SHARE
+
+
+def copy_share(copies: float, faults: float) -> float:
+    """Copies as a share of the minor faults (all of them when there are copies but no faults)."""
+    return copies / faults if faults else (1.0 if copies else 0.0)
 
 
 def lever_for(name: str, phase: dict, copying: bool, reuses: float, faults: float) -> str:
