@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return calibrate.main(argv[1:])
     if argv[:1] == ["watch"]:
-        from cowsnap.measure import watch
+        from cowsnap import watch_command
 
-        return watch.main(argv[1:])
+        return watch_command.main(argv[1:])
     parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one point and print its record")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if point["method"] == "watch":
         from cowsnap.measure import watch_point
 
-        record = watch_point.run(point, build, ids, sys.stderr)
+        record = watch_point.run(point, build, ids)
     else:
         record = runner.run(point, build, ids)
     status = 0 if record["status"] != "failed" else 1

@@ -85,10 +85,13 @@ struct TaskCounts {
     double copies = 0;        // write-protect faults that copied a page (wpcopy_count)
     double copy_delay_s = 0;  // time in those faults (wpcopy_delay_total)
     double cpu_delay_s = 0;   // time runnable, waiting for a CPU (cpu_delay_total)
-    // Times it was scheduled in with delay accounting (cpu_count): 0 for a task
-    // that ran but has no delay accounting, as for every task started while
-    // kernel.task_delayacct was 0 (its delays read 0, not counted).
-    double cpu_count = 0;
+    // Events only a task with a delay-accounting record counts (block I/O,
+    // swap-in, reclaim, thrashing, compaction and copy waits). The kernel
+    // gives a task that record only if it was created while
+    // kernel.task_delayacct was 1; above 0 proves the task has one. The CPU
+    // counts (cpu_count, cpu_delay_total) come from the scheduler for every
+    // task and prove nothing.
+    double accounted_events = 0;
     bool has_usage = false;   // the next fields hold values (a single task's counts)
     double minflt = 0, majflt = 0, utime_s = 0, stime_s = 0;
     double elapsed_s = 0;     // since the task started

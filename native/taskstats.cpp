@@ -169,7 +169,8 @@ std::size_t parse_task_message(const char* message, std::size_t length, TaskCoun
             counts.copies = double(ts.wpcopy_count);
             counts.copy_delay_s = double(ts.wpcopy_delay_total) / 1e9;
             counts.cpu_delay_s = double(ts.cpu_delay_total) / 1e9;
-            counts.cpu_count = double(ts.cpu_count);
+            counts.accounted_events = double(ts.blkio_count + ts.swapin_count + ts.freepages_count +
+                                             ts.thrashing_count + ts.compact_count + ts.wpcopy_count);
             // A thread group's totals carry delay accounting only; a task's
             // also carry its basic accounting (faults, CPU time, lifetime).
             if (!counts.whole_process) {

@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.analyse import labels
+from cowsnap.analyse import labels, verdict
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 
-# Copies under this share of the writers' write faults: "not copying";
-# at or over MOSTLY: "copying"; between: "partly copying".
-NOT_COPYING = 0.01
-MOSTLY = 0.5
 # Writers' time within this factor of the floor: "near the floor".
 NEAR_FLOOR = 1.25
-PAGE_BYTES = 4096
 
 # What each lever trades away, by the setting that differs from a plain fork.
 LEVERS = {
@@ -72,13 +67,13 @@ def fmt_ratio(row: pd.Series) -> str:
 
 
 def copying_words(copies: float, faults: float, source: str, faults_are: str = "write faults") -> str:
-    """The verdict on one phase, chosen by NOT_COPYING and MOSTLY."""
+    """The verdict on one phase (cowsnap.analyse.verdict's rule)."""
     if pd.isna(copies):
         return f"copies not counted ({source})"
     if pd.isna(faults) or faults <= 0:
         return f"{fmt_count(copies)} copies, and no {faults_are[:-1]} counted"
     share = copies / faults
-    word = "not copying" if share < NOT_COPYING else "copying" if share >= MOSTLY else "partly copying"
+    word = verdict.copying_word(copies, faults)
     return f"{word}: {fmt_count(copies)} copies for {fmt_count(faults)} {faults_are} ({100 * share:.3g}%)"
 
 
@@ -140,8 +135,8 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
     lines = ["## Is it copying?", ""]
     lines.append(
         "Per phase of the writers: while the snapshot lived, and after it ended (the seed's question). "
-        f"'Not copying' means copies under {100 * NOT_COPYING:g}% of the write faults, 'copying' {100 * MOSTLY:g}% "
-        "or more."
+        f"'Not copying' means copies under {100 * verdict.NOT_COPYING:g}% of the write faults or under "
+        f"{verdict.COPYING_MIN_PAGES} pages, 'copying' {100 * verdict.MOSTLY:g}% or more."
     )
     lines.append("")
     fork = points[(points["method"] == "fork")] if "start" in points else points.iloc[0:0]
@@ -164,8 +159,8 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
     lines += [
         "",
         "To check the same on your own program: count the COW copies of its threads with delay accounting "
-        "(`sysctl kernel.task_delayacct=1`, then the kernel's `tools/accounting/getdelays -d -p PID` prints "
-        "COPY count and delay), compare with its write faults (`ps -o min_flt -p PID`) and the system's "
+        "(`sysctl kernel.task_delayacct=1` before it starts, then `cowsnap watch --pid PID`, or "
+        "`cowsnap watch -- COMMAND`), compare with its write faults (`ps -o min_flt -p PID`) and the system's "
         "reuses (`grep pgreuse /proc/vmstat` before and after); pages still shared show as Shared_Dirty in "
         "`/proc/PID/smaps_rollup`.",
         "",
@@ -182,18 +177,14 @@ def program_name(row: pd.Series) -> str:
 
 
 def watch_lever(row: pd.Series, phase: str) -> str:
-    """The watch's lever for a phase of a watch point (cowsnap.measure.watch),
-    from the point's medians: '' when none fits."""
-    from cowsnap.measure import watch
-
+    """The lever for a phase of a watch point, from the point's medians
+    (cowsnap.analyse.verdict): '' when none fits."""
     copies, faults, reuses = (row.get(f"{key}{phase}") for key in ("copies", "writer_minflt", "reuses"))
     if any(pd.isna(value) for value in (copies, faults, reuses)):
         return ""
     children = row.get("child_wpcopy_count") if phase == "_during_snapshot" else 0.0
     children = 0.0 if pd.isna(children) else children
-    name = "child_alive" if phase == "_during_snapshot" else "after_child"
-    numbers = {"copies": copies + children, "child_copies": children}
-    return watch.lever_for(name, numbers, watch.is_copying(copies + children, faults), reuses, faults)
+    return verdict.lever(phase.removeprefix("_"), copies + children, children, reuses, faults)
 
 
 def watch_points(points: pd.DataFrame) -> list[str]:

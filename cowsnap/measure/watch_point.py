@@ -1,6 +1,6 @@
 """A watch point (method=watch): a program of the user's next to the benchmark.
 
-The program (watch_command) runs under cowsnap watch (cowsnap.measure.watch)
+The program (watch_command) runs under cowsnap watch's tracker (cowsnap.measure.watch)
 in an empty folder of its own, held at known points by the point's commands,
 each run in that folder:
 
@@ -42,7 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, jobs, knobs, native, runner, watch
+from cowsnap.measure import environment, jobs, knobs, native, runner
+from cowsnap.measure.watch import proc
+from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
 
 READY_POLL_S = 0.05  # between two runs of ready_command
@@ -52,18 +54,8 @@ EXIT_NOTICE_S = 1.0  # for the exit notification of a program that exited by its
 TAIL_CHARS = 300  # of a command's output, in a reason
 # The record's phases and the watch's readings that close them.
 PHASES = ("_during_snapshot", "_after_snapshot")
-# The watch's per-process counters -> the benchmark's key stem (writer_<stem>, child_<stem>).
-STEMS = {
-    "copies": "wpcopy_count",
-    "copy_delay_s": "wpcopy_delay_s",
-    "minflt": "minflt",
-    "majflt": "majflt",
-    "utime_s": "utime_s",
-    "stime_s": "stime_s",
-    "cpu_delay_s": "cpu_delay_s",
-}
-CHILD_STEMS = ("wpcopy_count", "wpcopy_delay_s", "minflt", "majflt", "utime_s", "stime_s")
-SYSTEM = ("pgreuse", "thp_split_pmd", "thp_fault_alloc", "pgfault")
+# The children's counters in the record (child_<counter>, both phases summed).
+CHILD_COUNTERS = ("wpcopy_count", "wpcopy_delay_s", "minflt", "majflt", "utime_s", "stime_s", "private_dirty_pages")
 
 
 class StepFailed(RuntimeError):
@@ -163,18 +155,10 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def anon_pages(pid: int) -> float:
-    """The process's resident anonymous memory in 4 KiB pages (NaN when gone)."""
-    for line in environment.read_text(Path(f"/proc/{pid}/status")).splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 4
-    return math.nan
-
-
 class Point:
     """One watch point being run: the watch, what was started, the steps."""
 
-    def __init__(self, point: dict, the_watch: watch.Watch, started: Started):
+    def __init__(self, point: dict, the_watch: Watch, started: Started):
         self.point = point
         self.watch = the_watch
         self.started = started
@@ -247,7 +231,7 @@ class Point:
                 )
             self.wait(lambda: False, READY_POLL_S)
 
-    def snapshot(self) -> tuple[float, list[watch.Process]]:
+    def snapshot(self) -> tuple[float, list[Process]]:
         """Triggers the snapshot and waits for its children's exit: (when it
         was triggered, the children forked since)."""
         known = set(self.watch.processes)
@@ -256,7 +240,7 @@ class Point:
         if self.point["snapshot_command"].strip():
             trigger = self.started.start("snapshot_command", argv(self.point["snapshot_command"]))
 
-        def forked() -> list[watch.Process]:
+        def forked() -> list[Process]:
             return [p for pid, p in self.watch.processes.items() if pid not in known and p.role == "child"]
 
         def ended() -> bool:
@@ -315,17 +299,17 @@ class Point:
                 self.watch.end(self.watch.processes[self.watch.root], self.watch.now())
 
 
-def phase_values(the_watch: watch.Watch, rows: list[dict], phase: str) -> dict:
+def phase_values(rows: list[dict], phase: str) -> dict:
     """The record's keys of one phase from the rows of the reading that closed it."""
     values: dict[str, float] = {}
     program = [r for r in rows if r["scope"] == "process" and r["role"] == "watched"]
     system = next(r for r in rows if r["scope"] == "system-wide")
-    for counter, stem in STEMS.items():
+    for counter in COUNTERS:
         total = sum(r[counter] for r in program)
         if program and not math.isnan(total):
-            values[f"writer_{stem}{phase}"] = total
-    for key in SYSTEM:
-        values[f"{key}{phase}"] = system.get(f"system_{key}", math.nan)
+            values[f"writer_{counter}{phase}"] = total
+    for key in proc.VMSTAT_KEYS:
+        values[f"{key}{phase}"] = system.get(key, math.nan)
     values[f"watch_s{phase}"] = system["t_end_s"] - system["t_start_s"]
     return {k: v for k, v in values.items() if not math.isnan(v)}
 
@@ -334,40 +318,47 @@ def child_values(rows: list[dict]) -> dict:
     """The children's counts over both phases, summed (absent where one is not counted)."""
     children = [r for r in rows if r["scope"] == "process" and r["role"] == "child"]
     values = {}
-    for counter, stem in STEMS.items():
-        if stem in CHILD_STEMS:
-            total = sum(r[counter] for r in children)
-            if children and not math.isnan(total):
-                values[f"child_{stem}"] = total
+    for counter in CHILD_COUNTERS:
+        total = sum(r[counter] for r in children)
+        if children and not math.isnan(total):
+            values[f"child_{counter}"] = total
     return values
 
 
-def source(the_watch: watch.Watch, processes: list[watch.Process]) -> str:
-    """Where copies came from ('taskstats'), or why they are not counted."""
-    why = the_watch.uncounted("copies") or next((p.missing["copies"] for p in processes if "copies" in p.missing), "")
+def source(the_watch: Watch, rows: list[dict]) -> str:
+    """Where copies came from ('taskstats'), or why they are not all counted."""
+    why = the_watch.uncounted("wpcopy_count")
+    unaccounted = sum(r["unaccounted_minflt"] for r in rows if r["scope"] == "process")
+    if not why and unaccounted > 0:
+        why = (
+            f"not counted: {unaccounted:,.0f} minor faults of threads without delay accounting "
+            "(started while kernel.task_delayacct was 0)"
+        )
     return why or "taskstats"
 
 
-def measured(the_watch: watch.Watch, mark: float, children: list, during: list[dict], after: list[dict]) -> dict:
+def measured(the_watch: Watch, mark: float, children: list, during: list[dict], after: list[dict]) -> dict:
     """The record's measured keys from the readings that closed the two phases."""
-    values = {**phase_values(the_watch, during, PHASES[0]), **phase_values(the_watch, after, PHASES[1])}
+    the_watch.settle()
+    values = {**phase_values(during, PHASES[0]), **phase_values(after, PHASES[1])}
     for key in [k.removesuffix(PHASES[0]) for k in values if k.endswith(PHASES[0])]:
         if f"{key}{PHASES[1]}" in values:
             values[key] = values[f"{key}{PHASES[0]}"] + values[f"{key}{PHASES[1]}"]
     values.update(child_values(during + after))
-    root = the_watch.processes[the_watch.root]
-    values["writer_wpcopy_source"] = source(the_watch, [root])
-    values["child_wpcopy_source"] = source(the_watch, children)
+    values["writer_wpcopy_source"] = source(the_watch, [r for r in during + after if r.get("role") == "watched"])
+    values["child_wpcopy_source"] = source(the_watch, [r for r in during + after if r.get("role") == "child"])
     values["snapshot_end_s"] = max(p.end_s for p in children) - mark
     values["children"] = len(children)
     return values
 
 
-def measure(point: dict, build: native.Build, folder: Path, log=None) -> dict:
+def measure(point: dict, build: native.Build, folder: Path, partial: Path | None = None) -> dict:
     """Runs the point's steps under a watch; its measured keys (status ok),
-    or status failed with the reason. Everything started is stopped."""
+    or status failed with the reason. Everything started is stopped. A run
+    that fails or is stopped (SIGTERM, SIGINT) leaves the timeline it had
+    read in `partial` (a CSV), so the user sees how far it got."""
     reason = "" if point["delayacct"] else "delayacct=false: kernel.task_delayacct is 0 for the run"
-    the_watch = watch.Watch(native.load(build.library), 0, reason)
+    the_watch = Watch(native.load(build.library), 0, reason)
     started = Started(folder)
     try:
         words = argv(point["watch_command"])
@@ -379,7 +370,7 @@ def measure(point: dict, build: native.Build, folder: Path, log=None) -> dict:
         if point["load_command"].strip():
             running.load = started.start("load_command", argv(point["load_command"]))
         running.wait(lambda: False, point["load_lead_s"], None)
-        pages = anon_pages(running.program.pid)
+        pages = proc.anon_pages(running.program.pid)
         the_watch.tick()  # the phase before the snapshot ends here
         mark, children = running.snapshot()
         during = the_watch.tick()
@@ -389,17 +380,32 @@ def measure(point: dict, build: native.Build, folder: Path, log=None) -> dict:
         values = measured(the_watch, mark, children, during, after)
         values["anon_pages"] = pages
         values["delayacct_effective"] = knobs.current(knobs.TASK_DELAYACCT) == "1"
-        if log is not None:
-            print("\n".join(the_watch.result()["verdict"]), file=log)
         return {"status": "ok", "reason": "", **values}
     except StepFailed as error:
-        return {"status": "failed", "reason": str(error)}
+        keep_timeline(the_watch, partial)
+        return {"status": "failed", "reason": str(error) + (f" (its timeline so far: {partial})" if partial else "")}
+    except BaseException:
+        keep_timeline(the_watch, partial)
+        raise
     finally:
         started.stop_all()
 
 
-def run(point: dict, build: native.Build, ids: dict | None = None, log=None) -> dict:
-    """The record of one watch point: ids, its settings, environment, build, measurements."""
+def keep_timeline(the_watch: Watch, path: Path | None) -> None:
+    """The rows read so far, and a last reading, as a CSV at path."""
+    if path is None:
+        return
+    import pandas as pd
+
+    with contextlib.suppress(Exception):  # a reading of processes already gone
+        the_watch.tick()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(the_watch.rows).to_csv(path, index=False)
+
+
+def run(point: dict, build: native.Build, ids: dict | None = None, partial: Path | None = None) -> dict:
+    """The record of one watch point: ids, its settings, environment, build,
+    measurements (partial: where a failed or stopped run leaves its timeline)."""
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
     settings = grid.recorded_settings(point)
     record = {**(ids or {}), "started_at": started_at, **settings, **build.describe(), "virtualized": "none"}
@@ -410,7 +416,7 @@ def run(point: dict, build: native.Build, ids: dict | None = None, log=None) -> 
     try:
         with knobs.applied(runner.mode_knobs(point)):
             record.update(environment.capture(runner.REPO))  # read back under the knobs
-            return {**record, **measure(point, build, folder, log)}
+            return {**record, **measure(point, build, folder, partial)}
     except knobs.KnobError as error:
         return {**record, **environment.capture(runner.REPO), "status": "skipped", "reason": str(error)}
     finally:

@@ -1,0 +1,169 @@
+"""The one verdict of cowsnap: is a phase copying, which count says so, and
+which lever fits. The sweep's summary and `cowsnap watch` both use it, so a
+phase with the same numbers reads the same in both.
+
+Thresholds (pinned by tests/test_verdict.py):
+- "not copying": fewer than COPYING_MIN_PAGES copies (a process copies a few
+  stack and library pages after any fork), or copies under NOT_COPYING of
+  the faults;
+- "copying": at least MOSTLY of the faults;
+- "partly copying": between.
+"""
+
+from __future__ import annotations
+
+import math
+
+NOT_COPYING = 0.01
+MOSTLY = 0.5
+COPYING_MIN_PAGES = 256
+# A lever is named for one side (the parent, the children) only when that
+# side made at least this share of the phase's copies.
+LEVER_SHARE = 0.1
+# After the snapshot, writes "reuse" pages when the reuses are at least this
+# share of the faults.
+REUSING_SHARE = 0.5
+# Two counts of the same copies disagree when they differ by more than this
+# share of the larger and by more than COPYING_MIN_PAGES pages.
+DISAGREE_SHARE = 0.1
+THRESHOLDS = {
+    "not_copying": NOT_COPYING,
+    "mostly": MOSTLY,
+    "copying_min_pages": COPYING_MIN_PAGES,
+    "lever_share": LEVER_SHARE,
+    "reusing_share": REUSING_SHARE,
+    "disagree_share": DISAGREE_SHARE,
+}
+
+# Where a count of copies can come from, best first, and what each sees.
+SOURCES = {
+    "taskstats": "taskstats wpcopy_count of every thread that faulted (delay accounting): exact",
+    "child_private_dirty": "the snapshot children's Private_Dirty (/proc/PID/smaps_rollup, as Redis's "
+    "rdb_last_cow_size): pages either side copied, plus the children's own new memory, read while they lived",
+}
+
+
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def copy_share(copies: float, faults: float) -> float:
+    """Copies as a share of the faults (all of them when there are copies but no faults)."""
+    return copies / faults if faults else (1.0 if copies else 0.0)
+
+
+def copying_word(copies: float, faults: float) -> str:
+    """'copying', 'partly copying' or 'not copying' for one phase."""
+    share = copy_share(copies, faults)
+    if copies < COPYING_MIN_PAGES or share < NOT_COPYING:
+        return "not copying"
+    return "copying" if share >= MOSTLY else "partly copying"
+
+
+def disagree(a: float, b: float) -> bool:
+    """Two counts of the same copies that differ beyond DISAGREE_SHARE."""
+    gap = abs(a - b)
+    return gap > COPYING_MIN_PAGES and gap > DISAGREE_SHARE * max(a, b)
+
+
+def best_copies(phase: dict) -> tuple[float, str, str]:
+    """A phase's copies from the best source it has: (copies, source, note).
+    copies is NaN when no source counted them; the note then says why, and
+    otherwise flags a second source that disagrees.
+
+    phase holds wpcopy_count (taskstats, NaN when not counted),
+    unaccounted_minflt (faults of threads the kernel keeps no delay
+    accounting for: their copies are missing from wpcopy_count),
+    private_dirty_pages (the children's, NaN when none lived or unreadable)
+    and why_not (why taskstats did not count, '' when it did)."""
+    taskstats, unaccounted = phase.get("wpcopy_count", math.nan), phase.get("unaccounted_minflt", 0.0)
+    private = phase.get("private_dirty_pages", math.nan)
+    exact = not is_missing(taskstats) and (is_missing(unaccounted) or unaccounted <= 0)
+    if exact:
+        note = ""
+        if not is_missing(private) and disagree(taskstats, private):
+            why = (
+                "taskstats counts every copy, also of pages the children released since and of the shared zero page"
+                if taskstats > private
+                else "the children's own new memory counts in their private dirty pages"
+            )
+            note = (
+                f"the children's private dirty pages ({private:,.0f}) disagree with taskstats ({taskstats:,.0f}): "
+                + why
+            )
+        return taskstats, "taskstats", note
+    if not is_missing(private):
+        note = ""
+        if not is_missing(taskstats) and taskstats > private and disagree(taskstats, private):
+            note = f"taskstats counted {taskstats:,.0f} copies, more than the children's private dirty pages"
+        return private, "child_private_dirty", note
+    if not is_missing(taskstats):
+        why = (
+            f"taskstats counted {taskstats:,.0f}, but {unaccounted:,.0f} minor faults were taken by threads "
+            "the kernel keeps no delay accounting for (started while kernel.task_delayacct was 0)"
+        )
+    else:
+        why = phase.get("why_not") or "no source counted them"
+    return math.nan, "", why
+
+
+def count_command(pid: int | None = None) -> str:
+    """The command that would count copies a watch could not."""
+    return (
+        "start the program with delay accounting on (`sysctl kernel.task_delayacct=1` before it starts, or "
+        "`cowsnap watch -- COMMAND`); a snapshot child's copies are counted from its private dirty pages while "
+        "it lives" + (f" (cowsnap watch --pid {pid})" if pid else "")
+    )
+
+
+def lever(phase_name: str, copies: float, child_copies: float, reuses: float, faults: float) -> str:
+    """The lever from the sweep's findings for one phase ('' when none fits).
+    phase_name: during_snapshot | after_snapshot; copies include the
+    children's (child_copies, NaN when unknown)."""
+    word = "not copying" if is_missing(copies) else copying_word(copies, faults)
+    if phase_name == "during_snapshot" and word != "not copying":
+        levers = []
+        children = 0.0 if is_missing(child_copies) else child_copies
+        if copies - children >= LEVER_SHARE * copies:
+            levers.append(
+                "the parent copies pages the child still shares: have the child release each part as soon as "
+                "it has saved it (munmap or MADV_DONTNEED per batch) and exit right after (_exit), so those "
+                "writes reuse the page instead"
+            )
+        if children >= LEVER_SHARE * copies:
+            levers.append(
+                "the child writes memory it shares with the parent: allocate its buffers in the child, or mark "
+                "a buffer allocated before fork MADV_DONTFORK"
+            )
+        return "; ".join(levers) + "." if levers else ""
+    if phase_name != "after_snapshot":
+        return ""
+    # A few faults (a fork's own stack pages) have nothing to gain from populating.
+    if word == "not copying" and faults >= COPYING_MIN_PAGES and reuses >= REUSING_SHARE * faults:
+        return (
+            "writes after the snapshot still fault once per page and reuse it (kernel time in fault "
+            "handling, not copying): MADV_POPULATE_WRITE over the written memory right after the child "
+            "exits takes those faults in one call."
+        )
+    if word != "not copying":
+        return (
+            "copies after the snapshot ended: something else still shares or pins the pages (another "
+            "process, KSM, a GUP pin such as O_DIRECT, or split huge pages on kernels before 6.15)."
+        )
+    return ""
+
+
+def mib(pages: float, page_bytes: int = 4096) -> str:
+    return f"{pages * page_bytes / 2**20:,.1f} MiB"
+
+
+def memory_words(copied_pages: float, anon_pages: float, source: str, page_bytes: int = 4096) -> str:
+    """What the snapshot cost in memory: its copies against the program's
+    anonymous memory when it forked ('' when either is unknown)."""
+    if is_missing(copied_pages) or is_missing(anon_pages) or anon_pages <= 0:
+        return ""
+    return (
+        f"the snapshot copied {mib(copied_pages, page_bytes)} ({source}), "
+        f"{copied_pages / anon_pages:.0%} of the {mib(anon_pages, page_bytes)} of anonymous memory the program "
+        "had when it forked: that much memory more while the snapshot lived"
+    )

@@ -1,0 +1,90 @@
+"""The one verdict (cowsnap.analyse.verdict): each boundary probed, the
+documented thresholds pinned, and the sweep's summary and the watch
+reading the same numbers the same way."""
+
+import math
+
+import pandas as pd
+
+from cowsnap.analyse import summary, verdict, watch_report
+
+
+def test_the_documented_thresholds():
+    # README (docs) and the verdict module's docstring state these values.
+    assert (verdict.NOT_COPYING, verdict.MOSTLY, verdict.COPYING_MIN_PAGES) == (0.01, 0.5, 256)
+    assert (verdict.LEVER_SHARE, verdict.REUSING_SHARE, verdict.DISAGREE_SHARE) == (0.1, 0.5, 0.1)
+
+
+def test_each_boundary_of_the_copying_word():
+    faults = 1_000_000
+    assert verdict.copying_word(0.5 * faults, faults) == "copying"
+    assert verdict.copying_word(0.5 * faults - 1, faults) == "partly copying"
+    assert verdict.copying_word(0.01 * faults, faults) == "partly copying"
+    assert verdict.copying_word(0.01 * faults - 1, faults) == "not copying"
+    # Few copies are a fork's own stack pages, whatever their share.
+    assert verdict.copying_word(255, 255) == "not copying"
+    assert verdict.copying_word(256, 256) == "copying"
+
+
+def phase(**values) -> dict:
+    base = {
+        "seconds": 1.0,
+        "wpcopy_count": 0.0,
+        "wpcopy_delay_s": 0.01,
+        "child_wpcopy_count": 0.0,
+        "unaccounted_minflt": 0.0,
+        "private_dirty_pages": math.nan,
+        "minflt": 1000.0,
+        "majflt": 0.0,
+        "utime_s": 0.1,
+        "stime_s": 0.1,
+        "cpu_delay_s": 0.0,
+        "pgreuse": 0.0,
+        "why_not": "",
+    }
+    return {**base, **values}
+
+
+def test_the_summary_and_the_watch_say_the_same_of_the_same_numbers():
+    for copies in (600.0, 6000.0, 10.0):
+        watch_words = watch_report.phase_lines("during_snapshot", phase(wpcopy_count=copies, minflt=10_000.0), 1)[0]
+        sweep_words = summary.copying_words(copies, 10_000.0, "taskstats", "minor faults")
+        word = verdict.copying_word(copies, 10_000.0)
+        assert f"): {word}:" in watch_words and sweep_words.startswith(f"{word}:")
+
+
+def test_the_best_source_is_named_and_a_zero_from_unaccounted_threads_is_no_count():
+    copies, source, note = verdict.best_copies(phase(wpcopy_count=900.0))
+    assert (copies, source, note) == (900.0, "taskstats", "")
+    # Threads without delay accounting faulted: taskstats is not exact, the
+    # children's private dirty pages count instead.
+    copies, source, _ = verdict.best_copies(phase(wpcopy_count=0.0, unaccounted_minflt=900.0, private_dirty_pages=880))
+    assert (copies, source) == (880, "child_private_dirty")
+    # No source at all: not counted, never 0, and never "not copying".
+    copies, source, why = verdict.best_copies(phase(wpcopy_count=0.0, unaccounted_minflt=900.0))
+    assert math.isnan(copies) and source == "" and "900 minor faults" in why
+    line = watch_report.phase_lines("after_snapshot", phase(wpcopy_count=0.0, unaccounted_minflt=900.0), 42)[0]
+    assert "copies not counted" in line and "not copying" not in line and "cowsnap watch --pid 42" in line
+
+
+def test_two_sources_that_disagree_are_flagged():
+    _, _, note = verdict.best_copies(phase(wpcopy_count=10_000.0, private_dirty_pages=8_000.0))
+    assert "disagree" in note
+    _, _, note = verdict.best_copies(phase(wpcopy_count=10_000.0, private_dirty_pages=9_500.0))
+    assert note == ""
+
+
+def test_levers_follow_the_shares():
+    lever = verdict.lever("during_snapshot", 900.0, 300.0, 0.0, 1000.0)
+    assert "munmap or MADV_DONTNEED" in lever and "MADV_DONTFORK" in lever
+    assert "MADV_DONTFORK" not in verdict.lever("during_snapshot", 900.0, 89.0, 0.0, 1000.0)
+    assert "MADV_POPULATE_WRITE" in verdict.lever("after_snapshot", 0.0, 0.0, 500.0, 1000.0)
+    assert verdict.lever("after_snapshot", 0.0, 0.0, 499.0, 1000.0) == ""
+    row = pd.Series({"copies_after_snapshot": 0.0, "writer_minflt_after_snapshot": 1000.0})
+    assert "MADV_POPULATE_WRITE" in summary.watch_lever({**row, "reuses_after_snapshot": 900.0}, "_after_snapshot")
+
+
+def test_memory_cost_in_words():
+    words = verdict.memory_words(67_584, 72_704, "taskstats")
+    assert words.startswith("the snapshot copied 264.0 MiB (taskstats), 93% of the 284.0 MiB")
+    assert verdict.memory_words(math.nan, 1.0, "x") == ""
