@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return calibrate.main(argv[1:])
     if argv[:1] == ["watch"]:
-        from cowsnap import watch_command
+        from cowsnap import watch_cli
 
-        return watch_command.main(argv[1:])
+        return watch_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one point and print its record")

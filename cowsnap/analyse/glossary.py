@@ -78,6 +78,13 @@ KEYS: dict[str, Key] = {
     "writer_wpcopy_count": Key("writers' COW copies (pages)", TASKSTATS, "lower", True),
     "writer_wpcopy_delay_s": Key("writers' time in the COW-copy fault path (s)", TASKSTATS, "lower", True),
     "writer_wpcopy_source": Key("where the writers' copy count came from, or why there is none", "the benchmark"),
+    "writer_unaccounted_minflt": Key(
+        "watch: minor faults of the program's threads without delay accounting (their copies are not in "
+        "writer_wpcopy_count)",
+        "taskstats of each thread; a thread started while kernel.task_delayacct was 0 has none",
+        "",
+        True,
+    ),
     # the process and the child
     **_usage("parent", True, "getrusage(RUSAGE_SELF) over the writers' phase"),
     **_usage("child", False, CHILD),
@@ -85,6 +92,11 @@ KEYS: dict[str, Key] = {
         "child's COW copies (pages)", "taskstats of the copier threads, summed; watch: of its children", "lower"
     ),
     "child_wpcopy_delay_s": Key("child's time in the COW-copy fault path (s)", "taskstats", "lower"),
+    "child_private_dirty_pages": Key(
+        "watch: the children's private dirty pages at their peak (pages either side copied, and their own)",
+        "/proc/PID/smaps_rollup Private_Dirty of each snapshot child, read every 50 ms while it lives",
+        "lower",
+    ),
     "child_wpcopy_source": Key("where the child's copy count came from, or why there is none", "the benchmark"),
     "release_calls": Key("batches the child released (munmap or MADV_DONTNEED calls)", "the child"),
     "release_failed": Key("release calls that failed", "the child's checked return values", "lower"),

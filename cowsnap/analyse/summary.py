@@ -148,6 +148,12 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
             f"- {row['experiment']}: {row['label']}, while the child lived: {phase_facts(row, '_during_snapshot')}; "
             f"the writers took {fmt_interval(row, 'writers_s', ' s')}; {time_facts(row, baseline)}."
         )
+        copies = row.get("copies_during_snapshot", float("nan")) + row.get("child_wpcopy_count", 0.0)
+        memory = verdict.memory_words(
+            copies, row.get("pages"), "copies of the writers and the child", of_what="of the array"
+        )
+        if memory:
+            lines.append(f"  - memory: {memory}.")
     for _, row in after.iterrows():
         lines.append(
             f"- {row['experiment']}: {row['label']}, after the child exited: {phase_facts(row, '_after_snapshot')}; "

@@ -157,13 +157,19 @@ def mib(pages: float, page_bytes: int = 4096) -> str:
     return f"{pages * page_bytes / 2**20:,.1f} MiB"
 
 
-def memory_words(copied_pages: float, anon_pages: float, source: str, page_bytes: int = 4096) -> str:
-    """What the snapshot cost in memory: its copies against the program's
-    anonymous memory when it forked ('' when either is unknown)."""
+def memory_words(
+    copied_pages: float,
+    anon_pages: float,
+    source: str,
+    page_bytes: int = 4096,
+    of_what: str = "of anonymous memory the program had when it forked",
+) -> str:
+    """What the snapshot cost in memory: its copies against the memory it
+    could have copied ('' when either is unknown)."""
     if is_missing(copied_pages) or is_missing(anon_pages) or anon_pages <= 0:
         return ""
     return (
         f"the snapshot copied {mib(copied_pages, page_bytes)} ({source}), "
-        f"{copied_pages / anon_pages:.0%} of the {mib(anon_pages, page_bytes)} of anonymous memory the program "
-        "had when it forked: that much memory more while the snapshot lived"
+        f"{copied_pages / anon_pages:.0%} of the {mib(anon_pages, page_bytes)} {of_what}: that much memory more "
+        "while the snapshot lived"
     )

@@ -21,11 +21,11 @@ import numpy  # noqa: E402, F401
 import pandas  # noqa: E402, F401
 import seaborn  # noqa: E402, F401
 
-from cowsnap import cli, watch_command  # noqa: E402
+from cowsnap import cli, watch_cli  # noqa: E402
 from cowsnap.plan import config  # noqa: E402
 
-native_ns = watch_command.load_native(sys.argv[1], config.schema()["properties"]["cxxflags"]["default"])
-watch_command.load_native = lambda *_: native_ns
+native_ns = watch_cli.load_native(sys.argv[1], config.schema()["properties"]["cxxflags"]["default"])
+watch_cli.load_native = lambda *_: native_ns
 os.setgroups([])
 os.setresgid(65534, 65534, 65534)
 os.setresuid(65534, 65534, 65534)
