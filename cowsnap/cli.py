@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if point["method"] == "watch":
         from cowsnap.measure import watch_point
 
-        record = watch_point.run(point, build, ids)
+        # A failed or stopped watch point leaves the timeline it had read beside its record.
+        record = watch_point.run(point, build, ids, args.out.with_suffix(".timeline.csv") if args.out else None)
     else:
         record = runner.run(point, build, ids)
     status = 0 if record["status"] != "failed" else 1

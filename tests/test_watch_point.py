@@ -189,17 +189,23 @@ def test_an_interrupted_point_leaves_no_process_behind(build, tmp_path, signum):
     # A point held forever before its snapshot (ready_command never succeeds);
     # its runner is stopped once the program runs.
     marker = f"cowsnap-test-{tmp_path.name}"
-    keys = [f"watch_command={shlex.join(SLEEPER).replace('{marker}', marker)}", "ready_command=false"]
+    # ready_command leaves a file each time it fails: the watch follows the program by then.
+    tried = tmp_path / "tried"
+    keys = [
+        f"watch_command={shlex.join(SLEEPER).replace('{marker}', marker)}",
+        f"ready_command=sh -c 'touch {tried}; false'",
+    ]
+    record = tmp_path / "record.json"
     runner = subprocess.Popen(
         [sys.executable, "-m", "cowsnap.cli", "run", "method=watch", *keys, "timeout_s=600"]
-        + ["--build-dir", str(build.directory.parent)],
+        + ["--build-dir", str(build.directory.parent), "--out", str(record)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         deadline = time.monotonic() + BOUND_S
-        while not running(marker):
+        while not (running(marker) and tried.exists()):
             assert runner.poll() is None, runner.stderr.read()
             assert time.monotonic() < deadline, "the program never started"
             time.sleep(0.01)
@@ -213,6 +219,9 @@ def test_an_interrupted_point_leaves_no_process_behind(build, tmp_path, signum):
     while running(marker):
         assert time.monotonic() < deadline, running(marker)
         time.sleep(0.01)
+    if signum == signal.SIGTERM:  # stopped, not killed: what it had read is kept beside the record
+        timeline = pd.read_csv(tmp_path / "record.timeline.csv")
+        assert (timeline["role"] == "watched").any() and (timeline["scope"] == "system-wide").any()
 
 
 # ---- a sweep with a watch point next to the benchmark
