@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from cowsnap import watch_cli
 from cowsnap.analyse import verdict, watch_report
 from cowsnap.measure import knobs
 from cowsnap.measure.watch import proc, tracker
@@ -355,6 +356,29 @@ def test_a_process_that_already_exited_is_a_clear_error(build):
     assert code == 2
     assert f"process {zombie.pid} exited before the watch could start" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "nan", "--", "true"], "--interval must be a number of seconds above 0, not nan"),
+        (["--interval", "0", "--", "true"], "--interval must be a number of seconds above 0, not 0.0"),
+        (["--for", "inf", "--pid", "1"], "--for must be a number of seconds of at least 0, not inf"),
+    ],
+)
+def test_bad_options_are_refused_before_watching(args, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        watch_cli.parse_args(args)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_watching(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    args = watch_cli.parse_args(["--out", str(blocked / "out"), "--", "true"])
+    with pytest.raises(proc.WatchError, match=r"--out .*/file/out: cannot write there"):
+        watch_cli.run(args)
 
 
 def test_another_users_process_is_refused_by_the_ownership_check():
