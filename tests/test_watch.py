@@ -250,50 +250,15 @@ def run_cow_scenario_without_intervals(watcher: Watcher, control: Path) -> None:
     go(control, "go-end")
 
 
-@needs_root
-def test_attach_to_a_running_process_that_exits_during_the_watch(build, cowchild, control, tmp_path, monkeypatch):
-    # The kernel keeps delay accounting only for tasks started while it is
-    # on: the test holds it on (its own journal) while cowchild starts.
-    # Its own journal and lock: the watch takes the machine's lock to set the
-    # same knob, and would wait for this test's hold of it.
+def attach_late(build, cowchild, control, tmp_path, monkeypatch, delayacct: str) -> tuple[dict, int]:
+    """cowchild started while kernel.task_delayacct is held at delayacct,
+    then watched with --pid through the scenario; its watch.json and pid.
+    The test's own journal and lock: the watch takes the machine's lock to
+    set the same knob, and would wait for this test's hold of it."""
     monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
     monkeypatch.setattr(knobs, "LOCK", tmp_path / "test-knobs.json.lock")
     out = tmp_path / "out"
-    with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
-        program = subprocess.Popen([str(cowchild), str(PAGES), str(control)])
-        try:
-            reached(control, "filled")
-            watcher = Watcher(["--pid", str(program.pid), "--interval", "0.3", "--out", str(out)], build)
-            try:
-                run_cow_scenario(watcher, control)
-                assert program.wait(BOUND_S) == 0
-                code, stderr = watcher.finish()
-            finally:
-                watcher.stop()
-        finally:
-            program.kill()
-            program.wait()
-    assert code == 0, stderr
-    result = json.loads((out / "watch.json").read_text())
-    copies_counted_or_skip(result)
-    assert_copies_then_reuses(result)
-    root = result["processes"][str(program.pid)]
-    assert root["start_s"] is None  # it ran before the watch
-    assert root["end_s"] is not None  # and the watch saw it exit, and ended
-    assert ("exited", program.pid) in {(e["event"], e["pid"]) for e in result["events"]}
-
-
-@needs_root
-def test_attach_to_a_program_started_without_delay_accounting(build, cowchild, control, tmp_path, monkeypatch):
-    # The common case: a server started while kernel.task_delayacct was 0
-    # (the kernel's default), then watched. The kernel keeps no delay
-    # accounting for its threads, so taskstats reads 0 copies for them: the
-    # watch must not take that 0 for a count, and counts the copies from the
-    # snapshot child's private dirty pages instead.
-    monkeypatch.setattr(knobs, "JOURNAL", tmp_path / "test-knobs.json")
-    monkeypatch.setattr(knobs, "LOCK", tmp_path / "test-knobs.json.lock")
-    out = tmp_path / "out"
-    with knobs.applied({knobs.TASK_DELAYACCT: "0"}):
+    with knobs.applied({knobs.TASK_DELAYACCT: delayacct}):
         program = subprocess.Popen([str(cowchild), str(PAGES), str(control)])
         try:
             reached(control, "filled")
@@ -312,8 +277,31 @@ def test_attach_to_a_program_started_without_delay_accounting(build, cowchild, c
         program.kill()
         program.wait()
     assert code == 0, stderr
-    result = json.loads((out / "watch.json").read_text())
-    root = result["processes"][str(program.pid)]
+    return json.loads((out / "watch.json").read_text()), program.pid
+
+
+@needs_root
+def test_attach_to_a_running_process_that_exits_during_the_watch(build, cowchild, control, tmp_path, monkeypatch):
+    # Started while delay accounting was on: the kernel accounts its tasks,
+    # which the watch learns from the copies they count.
+    result, pid = attach_late(build, cowchild, control, tmp_path, monkeypatch, "1")
+    copies_counted_or_skip(result)
+    assert_copies_then_reuses(result)
+    root = result["processes"][str(pid)]
+    assert root["start_s"] is None  # it ran before the watch
+    assert root["end_s"] is not None  # and the watch saw it exit, and ended
+    assert ("exited", pid) in {(e["event"], e["pid"]) for e in result["events"]}
+
+
+@needs_root
+def test_attach_to_a_program_started_without_delay_accounting(build, cowchild, control, tmp_path, monkeypatch):
+    # The common case: a server started while kernel.task_delayacct was 0
+    # (the kernel's default), then watched. The kernel keeps no delay
+    # accounting for its threads, so taskstats reads 0 copies for them: the
+    # watch must not take that 0 for a count, and counts the copies from the
+    # snapshot child's private dirty pages instead.
+    result, pid = attach_late(build, cowchild, control, tmp_path, monkeypatch, "0")
+    root = result["processes"][str(pid)]
     assert not any(thread["delay_accounting"] for thread in root["threads"].values())
     # taskstats' 0 for the program is not shown as its copies.
     assert root["wpcopy_count"] is None and root["not_counted"]["wpcopy_count"].startswith("not counted")
