@@ -4,7 +4,9 @@ One boot serves every check of this module (module-scoped fixture): the
 placement checks need real nodes, which this machine does not have. The
 boot needs qemu-system-x86_64, busybox and a Debian kernel package
 (`.ci/kernels` installs them); without them the VM tests are skipped with
-the reason, or fail where CI promised them (COWSNAP_REQUIRE_VM=1).
+the reason, or fail where CI promised them (COWSNAP_REQUIRE_VM=1). Points
+name a kernel by its series, as the configs do: whichever release of it is
+installed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cowsnap.measure import runner, vm
-from cowsnap.plan import config, grid
+from cowsnap.plan import config, grid, kernels
 
 SIZE_MIB = 8
 REPO = Path(__file__).resolve().parent.parent
@@ -55,12 +57,91 @@ def test_params_text_is_what_the_bench_reads(build):
 def test_a_kernel_not_installed_is_skipped_with_the_install_command(build):
     record = runner.run(point(vm_kernel="2.6.32-99-amd64", vm_nodes=2), build)
     assert record["status"] == "skipped"
-    assert "2.6.32-99-amd64" in record["reason"] and "apt-get install -y" in record["reason"]
+    assert "2.6.32-99-amd64" in record["reason"]
+    assert "apt-get install -y qemu-system-x86 busybox-static cpio linux-image-2.6.32-99-amd64" in record["reason"]
+    assert record["vm_kernel_release"] == ""
+
+
+def test_a_series_with_no_kernel_installed_is_skipped_with_the_command_that_installs_it(build):
+    record = runner.run(point(vm_kernel="2.6", vm_nodes=2), build)
+    assert record["status"] == "skipped"
+    assert record["reason"].startswith("vm_kernel=2.6: ") and "bash .ci/kernels 2.6" in record["reason"]
+    assert record["vm_kernel"] == "2.6" and record["vm_kernel_release"] == ""
+
+
+# A machine's kernels as `ls /boot` might list them: two series, several ABIs
+# and flavours of each, the running kernel of another series.
+INSTALLED = [
+    "6.1.0-52-rt-amd64",
+    "6.12.9+deb12-amd64",
+    "6.1.0-9-amd64",
+    "6.12.118+deb12-amd64",
+    "6.1.0-52-amd64",
+    "6.1.0-52-cloud-amd64",
+    "6.12.99+deb12-amd64",
+    "6.18.44-fc-v1",
+]
+
+
+@pytest.mark.parametrize(
+    "vm_kernel, release",
+    [
+        ("6.1", "6.1.0-52-amd64"),  # 52 after 9, the plain flavour before -cloud and -rt
+        ("6.12", "6.12.118+deb12-amd64"),  # 118 after 99 and 9
+        ("6.18", "6.18.44-fc-v1"),
+        ("6.2", ""),  # nothing of that series
+        ("6.1.0-9-amd64", "6.1.0-9-amd64"),  # an exact release, as named
+        ("6.1.0-10-amd64", ""),  # an exact release not installed
+        ("6.12.9", ""),  # an exact release is the whole name
+    ],
+)
+def test_a_series_resolves_to_its_newest_installed_kernel(vm_kernel, release):
+    assert kernels.resolve(vm_kernel, INSTALLED) == release
+    assert kernels.resolve(vm_kernel, sorted(INSTALLED, reverse=True)) == release
+
+
+def test_a_series_point_keeps_its_id_when_a_new_abi_replaces_the_old(tmp_path, monkeypatch):
+    """The kernels experiment of the default sweep plans the same runs
+    whichever release of each series is installed; the run boots the newest."""
+    default = config.load(REPO / "config" / "config.yaml")
+
+    def install(release: str) -> list[grid.Run]:
+        (tmp_path / "boot" / f"vmlinuz-{release}").touch()
+        (tmp_path / "modules" / release).mkdir(parents=True)
+        (tmp_path / "modules" / release / "modules.dep").touch()
+        return [run for run in grid.expand(default) if run.experiment == "kernels"]
+
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot" / "vmlinuz-6.1.0-53-amd64").touch()  # no modules: cannot boot
+    monkeypatch.setattr(vm, "BOOT_DIR", tmp_path / "boot")
+    monkeypatch.setattr(vm, "MODULES_DIR", tmp_path / "modules")
+    before = install("6.1.0-50-amd64")
+    assert vm.release_of("6.1") == "6.1.0-50-amd64" and vm.release_of("6.12") == ""
+    after = install("6.1.0-52-amd64")
+    assert vm.release_of("6.1") == "6.1.0-52-amd64"
+    assert [(r.run_id, r.point) for r in after] == [(r.run_id, r.point) for r in before]
+    assert {r.point["vm_kernel"] for r in after} == {"host", "6.1", "6.12"}
+
+
+def test_tables_read_back_keep_a_series_as_text(tmp_path):
+    """The series 6.10 and 6.1 stay two kernels in the tables the figures,
+    the summary and the comparison read back."""
+    import pandas as pd
+
+    from cowsnap.analyse import aggregate, compare
+
+    runs = pd.read_csv(REPO / "tests" / "data" / "results" / "tiny" / "runs.csv").head(2)
+    runs["vm_kernel"] = ["6.1", "6.10"]
+    runs["kernel"] = ["6.1", "6.10"]  # a guest's uname -r as bare numbers
+    (tmp_path / "tiny").mkdir()
+    runs.to_csv(tmp_path / "tiny" / "runs.csv", index=False)
+    for table in (aggregate.read_table(tmp_path / "tiny" / "runs.csv"), compare.load(tmp_path)):
+        assert list(table["vm_kernel"]) == list(table["kernel"]) == ["6.1", "6.10"]
 
 
 def test_vm_nodes_apply_only_in_a_vm():
     assert point(vm_nodes=2)["vm_nodes"] == 1
-    assert point(vm_kernel="6.1.0-50-amd64", vm_nodes=2)["vm_nodes"] == 2
+    assert point(vm_kernel="6.1", vm_nodes=2)["vm_nodes"] == 2
     with pytest.raises(config.ConfigError, match="vm_nodes=2 applies to none"):
         grid.check_applies([{**config.point_defaults(), "vm_nodes": 2}], "here")
 
@@ -70,7 +151,7 @@ def test_host_points_keep_their_ids():
     host = config.point_defaults()
     without = {k: v for k, v in host.items() if k not in runner.VM_KEYS}
     assert grid.point_id(host) == grid.point_id(without)
-    assert grid.point_id({**host, "vm_kernel": "6.1.0-50-amd64"}) != grid.point_id(host)
+    assert grid.point_id({**host, "vm_kernel": "6.1"}) != grid.point_id(host)
 
 
 # ---- one boot with two nodes
@@ -78,22 +159,30 @@ def test_host_points_keep_their_ids():
 MEMORY = ["default", "bind:0", "bind:1", "interleave:all", "preferred:1", "local"]
 
 
+def newest_series() -> str:
+    """The series of the newest kernel installed here ('' when none is)."""
+    installed = vm.installed_kernels()
+    return kernels.series_of(max(installed, key=kernels.version_key)) if installed else ""
+
+
 @pytest.fixture(scope="module")
 def booted(build, tmp_path_factory):
-    """Every point of this module's checks, in one 2-node boot of the newest kernel installed."""
-    kernels = vm.installed_kernels()
-    if not kernels:
-        no_vm("no guest kernel installed (/boot/vmlinuz-<v> with /lib/modules/<v>); run .ci/kernels")
-    reason = vm.missing(kernels[-1])
+    """Every point of this module's checks, in one 2-node boot of the newest
+    series installed (one point names its release instead)."""
+    series = newest_series()
+    if not series:
+        no_vm("no guest kernel installed (/boot/vmlinuz-<release> with /lib/modules/<release>); run .ci/kernels")
+    reason = vm.missing(series)
     if reason:
         no_vm(reason)
-    common = {"vm_kernel": kernels[-1], "vm_nodes": 2}
+    common = {"vm_kernel": series, "vm_nodes": 2}
     points = {f"mem={m}": point(**common, numa_mem=m) for m in MEMORY}
     points["writers=node:1"] = point(**common, numa_writers="node:1", numa_copiers="node:0")
     points["copiers=node:1"] = point(**common, numa_copiers="node:1", numa_mem="bind:0")
     points["mem=bind:5"] = point(**common, numa_mem="bind:5")
     points["writers=node:5"] = point(**common, numa_writers="node:5")
     points["delayacct=false"] = point(**common, delayacct=False)
+    points["release"] = point(**{**common, "vm_kernel": vm.release_of(series)})
     records = runner.run_vm([(p, {"run_id": name}) for name, p in points.items()], build, tmp_path_factory.mktemp("vm"))
     return {record["run_id"]: record for record in records}
 
@@ -118,7 +207,10 @@ def test_records_say_where_they_ran(booted):
     record = ok(booted["mem=default"])
     assert record["virtualized"] in ("tcg", "kvm")
     assert record["virtualized"] == vm.accelerator()
-    assert record["kernel"] == record["vm_kernel"] != record["host_kernel"]
+    assert record["vm_kernel"] == newest_series()  # the point as given: its id stays
+    assert record["kernel"] == record["vm_kernel_release"] == vm.release_of(record["vm_kernel"])  # what booted
+    assert kernels.series_of(record["kernel"]) == record["vm_kernel"]
+    assert record["kernel"] != record["host_kernel"]
     assert record["numa_nodes"] == 2
     assert record["online_cpus"] >= 2 and record["online_cpus"] % 2 == 0
     assert record["cpu_model"]
@@ -163,6 +255,11 @@ def test_a_node_that_does_not_exist_skips_the_point(booted):
         assert "node 5" in booted[name]["reason"] and "nodes: 0-1" in booted[name]["reason"]
 
 
+def test_a_point_naming_the_exact_release_boots_it(booted):
+    record = ok(booted["release"])
+    assert record["vm_kernel"] == record["vm_kernel_release"] == record["kernel"] == booted["mem=default"]["kernel"]
+
+
 def test_knobs_are_set_inside_the_guest(booted):
     """delay accounting on for one point and off for the next, in one boot."""
     assert ok(booted["mem=default"])["delayacct_effective"] is True
@@ -178,10 +275,10 @@ experiments:
     base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0}
     repetitions: 2
     matrix:
-      vm_kernel: [host, 6.1.0-50-amd64, 6.12.117+deb12-amd64]
+      vm_kernel: [host, '6.1', '6.12']
       backing: [4k, thp]
   n:
-    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0, vm_kernel: 6.12.117+deb12-amd64, vm_nodes: 2}
+    base: {size_mib: 8, batch_kib: 512, memcpy_mib: 0, vm_kernel: '6.12', vm_nodes: 2}
     matrix:
       numa_mem: [bind:0, bind:1]
 """
@@ -203,8 +300,9 @@ def planned_jobs(cwd, *args: str) -> tuple[dict[str, str], str]:
 def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(BATCHED)
-    jobs, _ = planned_jobs(tmp_path)
+    jobs, output = planned_jobs(tmp_path)
     assert jobs["run_vm_boot"] == "3"  # 6.1 on 1 node, 6.12 on 1 node, 6.12 on 2 nodes
+    assert set(re.findall(r"results/vm/([\w.+-]+?-\d+nodes)", output)) == {"6.1-1nodes", "6.12-1nodes", "6.12-2nodes"}
     assert jobs["run_point"] == str(2 * 6 + 2)
 
 
@@ -213,23 +311,23 @@ def test_summary_says_per_kernel_what_was_copied_and_reused():
 
     from cowsnap.analyse import summary
 
-    def row(kernel, virtual, start, copies):
+    def row(vm_kernel, kernel, virtual, start, copies):
         phase = "_after_snapshot" if start == "after_child" else "_during_snapshot"
         return {
-            "experiment": "kernels", "method": "fork", "vm_kernel": kernel, "backing": "4k", "start": start,
+            "experiment": "kernels", "method": "fork", "vm_kernel": vm_kernel, "backing": "4k", "start": start,
             "node_type": f"cpu | 2 | 1 | {kernel} | {virtual}", "pages": 16384, f"copies{phase}": copies,
             f"reuses{phase}": 16384 - (copies or 0), "copies_source": "taskstats",
         }  # fmt: skip
 
     points = pd.DataFrame(
-        [row("6.18", "none", "after_child", 0), row("6.1.0-50-amd64", "tcg", "after_child", None)]
-        + [row("6.1.0-50-amd64", "tcg", "with_child", 16384)]
+        [row("host", "6.18", "none", "after_child", 0), row("6.1", "6.1.0-9-amd64", "tcg", "after_child", None)]
+        + [row("6.1", "6.1.0-9-amd64", "tcg", "with_child", 16384)]
     )
     text = "\n".join(summary.by_kernel(points))
     assert "- Linux 6.18 (this machine): 4k after the child exited: 0 copies, 16,384 reuses for 16,384 pages." in text
-    assert "- Linux 6.1.0-50-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
+    assert "- Linux 6.1.0-9-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
     assert "4k while the child held it: 16,384 copies, 0 reuses" in text
-    assert summary.by_kernel(points[points["vm_kernel"] == "6.18"]) == []
+    assert summary.by_kernel(points[points["vm_kernel"] == "host"]) == []
 
 
 def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):
@@ -239,4 +337,4 @@ def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):
     configs = [str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper-numa-vm.yaml")]
     jobs, output = planned_jobs(tmp_path, "--configfile", *configs, "--config", "smoke_mib=16", "--", target)
     assert jobs["run_vm_boot"] == "1" and jobs["run_point"] == "12"
-    assert "6.12.117+deb12-amd64-2nodes" in output
+    assert "results/paper/smoke/vm/6.12-2nodes" in output

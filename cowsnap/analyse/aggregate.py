@@ -96,10 +96,20 @@ def node_type(table: pd.DataFrame) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=" | ")
 
 
+# Columns that name kernels, read back as text: the series 6.10 is not the
+# number 6.1.
+KERNEL_COLUMNS = ("vm_kernel", "vm_kernel_release", "kernel", "host_kernel")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A table of this module's, its kernel columns as text."""
+    return pd.read_csv(path, dtype=dict.fromkeys(KERNEL_COLUMNS, str))
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A table this module wrote; an empty one (no ok run) as an empty frame."""
     try:
-        return pd.read_csv(path)
+        return read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

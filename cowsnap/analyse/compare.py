@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.analyse import labels, stats
+from cowsnap.analyse import aggregate, labels, stats
 from cowsnap.analyse.aggregate import FINGERPRINT
 
 
@@ -29,7 +29,7 @@ METRICS = ("writers_s", "writer_stime_s")
 def read_runs(path: Path) -> pd.DataFrame:
     """One runs.csv; CompareError, naming the file, when it is not one."""
     try:
-        table = pd.read_csv(path)
+        table = aggregate.read_csv(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
         raise CompareError(f"{path}: not a readable runs.csv ({str(error).strip()})") from None
     if "virtualized" not in table and "kernel" in table:

@@ -176,6 +176,10 @@ KEYS: dict[str, Key] = {
         "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.vm"
     ),
     "host_kernel": Key("kernel release of the machine that ran the VM", "uname"),
+    "vm_kernel_release": Key(
+        "the installed kernel release vm_kernel named: a series' newest ('' when none)",
+        "the kernels installed in /boot and /lib/modules (cowsnap.plan.kernels)",
+    ),
     "vm_boot_s": Key("the VM's whole boot: start, every point of the batch, power off (s)", "steady clock"),
     "cpu_model": Key("CPU model", "/proc/cpuinfo"),
     "online_cpus": Key("online CPUs", "sysconf"),

@@ -147,9 +147,13 @@ def vm_skip_reason(point: dict) -> str:
     (its nodes, THP, delay accounting) itself."""
     from cowsnap.measure import vm
 
-    version = point["vm_kernel"]
+    vm_kernel = point["vm_kernel"]
     _, memory = vm.shape([point])
-    return vm.missing(version) or populate_unsupported(point, version) or memory_shortfall("the VM", memory + 512)
+    return (
+        vm.missing(vm_kernel)
+        or populate_unsupported(point, vm.release_of(vm_kernel))
+        or memory_shortfall("the VM", memory + 512)
+    )
 
 
 def memory_shortfall(what: str, needed_mib: int) -> str:
@@ -229,9 +233,12 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
 
 
 def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
-    """The records of (point, ids) runs that share one vm_kernel and vm_nodes,
-    all measured in one boot (cowsnap.measure.vm); a point the host already knows it
-    cannot run is skipped without a boot."""
+    """The records of (point, ids) runs whose vm_kernel names one kernel and
+    that share vm_nodes, all measured in one boot (cowsnap.measure.vm); a
+    point the host already knows it cannot run is skipped without a boot.
+    Each record keeps the point's vm_kernel (a series or a release) and says
+    which installed release it named (vm_kernel_release, '' when none) and
+    which booted (kernel)."""
     import shutil
     import tempfile
 
@@ -239,6 +246,7 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
 
     records, todo = [], []
     for point, ids in runs:
+        release = vm.release_of(point["vm_kernel"])
         host = {k: v for k, v in environment.capture(REPO).items() if not k.startswith("hugetlb_")}
         record = {
             **ids,
@@ -246,7 +254,8 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
             **point,
             **build.describe(),
             **host,
-            "kernel": point["vm_kernel"],
+            "kernel": release or point["vm_kernel"],
+            "vm_kernel_release": release,
         }
         reason = skip_reason(point)
         if reason:

@@ -1,15 +1,17 @@
 """Run points inside a virtual machine booting another kernel, with N NUMA nodes.
 
 One boot runs a batch of points: plain qemu-system-x86_64 boots a Debian
-kernel image (/boot/vmlinuz-<version>) with a small busybox initramfs that
-loads the guest kernel's virtio and 9p modules, mounts the host's / read-only
-over 9p and a writable share over the batch folder, and runs a shell script
-that the host wrote there. For each point the script checks what the guest
-offers (nodes, THP, delay accounting), sets the point's knobs with plain
-writes, reads the guest's environment back under them, feeds the host's
-compiled cowsnap-bench the Params text on stdin (no Python or cppyy in the
-guest), puts the knobs back, and leaves the Result text beside it. The host
-turns those files into records.
+kernel image (/boot/vmlinuz-<release>, the release the points' vm_kernel
+names: the newest installed of a series such as 6.1, or an exact release)
+with a small busybox initramfs that loads the guest kernel's virtio and 9p
+modules, mounts the host's / read-only over 9p and a writable share over the
+batch folder, and runs a shell script that the host wrote there. For each
+point the script checks what the guest offers (nodes, THP, delay
+accounting), sets the point's knobs with plain writes, reads the guest's
+environment back under them, feeds the host's compiled cowsnap-bench the
+Params text on stdin (no Python or cppyy in the guest), puts the knobs back,
+and leaves the Result text beside it. The host turns those files into
+records.
 
 KVM is used only where the CPU offers hardware virtualization (vmx/svm) and
 /dev/kvm opens; elsewhere the guest runs under TCG (software emulation), and
@@ -30,7 +32,7 @@ import time
 from pathlib import Path
 
 from cowsnap.measure import environment, jobs, native
-from cowsnap.plan import grid
+from cowsnap.plan import grid, kernels
 
 BOOT_DIR = Path("/boot")
 MODULES_DIR = Path("/lib/modules")
@@ -40,14 +42,13 @@ KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, r
 # Modules the guest needs to reach the host's files, in load order once
 # their dependencies (modules.dep) are added; built-in ones are skipped.
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
-INSTALL_HINT = "apt-get install -y qemu-system-x86 busybox-static cpio linux-image-{version}"
 ENV_KEYS = ("kernel", "cpu_model", "online_cpus", "numa_nodes", "mem_total_mib", "thp_enabled", "thp_defrag")
 # Guest keys a record carries besides the fingerprint's
-GUEST_KEYS = ("virtualized", "host_kernel", "vm_boot_s")
+GUEST_KEYS = ("virtualized", "host_kernel", "vm_boot_s", "vm_kernel_release")
 
 
 def installed_kernels() -> list[str]:
-    """Kernel versions that can boot here: an image in /boot and its modules."""
+    """Kernel releases that can boot here: an image in /boot and its modules."""
     return sorted(
         path.name.removeprefix("vmlinuz-")
         for path in BOOT_DIR.glob("vmlinuz-*")
@@ -55,24 +56,35 @@ def installed_kernels() -> list[str]:
     )
 
 
+def release_of(vm_kernel: str) -> str:
+    """The installed release a point's vm_kernel boots: the newest of a
+    series, an exact release as named ('' when none is installed)."""
+    return kernels.resolve(vm_kernel, installed_kernels())
+
+
 def busybox() -> str:
     return shutil.which("busybox") or ""
 
 
-def missing(version: str) -> str:
+def missing(vm_kernel: str) -> str:
     """Why a point with this guest kernel cannot run here ('' when it can)."""
-    install = INSTALL_HINT.format(version=version)
+    install = kernels.install_command(vm_kernel)
     if not shutil.which(QEMU):
-        return f"vm_kernel={version}: {QEMU} is not installed; install it with: {install}"
+        return f"vm_kernel={vm_kernel}: {QEMU} is not installed; install it with: {install}"
     if not busybox():
-        return f"vm_kernel={version}: busybox is not installed; install it with: {install}"
+        return f"vm_kernel={vm_kernel}: busybox is not installed; install it with: {install}"
     if not shutil.which("cpio"):
-        return f"vm_kernel={version}: cpio (packs the VM's initramfs) is not installed; install it with: {install}"
-    if version not in installed_kernels():
+        return f"vm_kernel={vm_kernel}: cpio (packs the VM's initramfs) is not installed; install it with: {install}"
+    if release_of(vm_kernel):
+        return ""
+    if kernels.is_series(vm_kernel):
         return (
-            f"vm_kernel={version}: this kernel is not installed (/boot/vmlinuz-{version}); install it with: {install}"
+            f"vm_kernel={vm_kernel}: no kernel of the {vm_kernel} series is installed "
+            f"(/boot/vmlinuz-{vm_kernel}.*); install the newest with (as root, in the repository): {install}"
         )
-    return ""
+    return (
+        f"vm_kernel={vm_kernel}: this kernel is not installed (/boot/vmlinuz-{vm_kernel}); install it with: {install}"
+    )
 
 
 def accelerator() -> str:
@@ -106,9 +118,9 @@ def parse_result(text: str, build: native.Build) -> dict:
 # --- the guest ---
 
 
-def _module_order(version: str) -> list[Path]:
+def _module_order(release: str) -> list[Path]:
     """The .ko files GUEST_MODULES need, dependencies first."""
-    root = MODULES_DIR / version
+    root = MODULES_DIR / release
     deps = {}
     for line in (root / "modules.dep").read_text().splitlines():
         name, _, rest = line.partition(":")
@@ -148,7 +160,7 @@ poweroff -f
 """
 
 
-def initramfs(version: str, batch: Path, out: Path) -> Path:
+def initramfs(release: str, batch: Path, out: Path) -> Path:
     """A gzip'd cpio: busybox, an init that runs batch/batch.sh, the modules."""
     tree = Path(tempfile.mkdtemp(prefix="initramfs.", dir=out.parent))
     try:
@@ -156,7 +168,7 @@ def initramfs(version: str, batch: Path, out: Path) -> Path:
             (tree / folder).mkdir()
         shutil.copy(busybox(), tree / "bin" / "busybox")
         names = []
-        for module in _module_order(version):
+        for module in _module_order(release):
             name = module.name.removesuffix(".xz")
             data = module.read_bytes()
             (tree / "modules" / name).write_bytes(lzma.decompress(data) if module.suffix == ".xz" else data)
@@ -292,7 +304,7 @@ def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: 
 
 
 def qemu_command(
-    version: str, nodes: int, cpus: int, memory_mib: int, batch: Path, initrd: Path, accel: str
+    release: str, nodes: int, cpus: int, memory_mib: int, batch: Path, initrd: Path, accel: str
 ) -> list[str]:
     per_node = (memory_mib // nodes) // 2 * 2
     command = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot"]
@@ -303,7 +315,7 @@ def qemu_command(
         first = node * per_cpus
         command += ["-object", f"memory-backend-ram,id=m{node},size={per_node}M"]
         command += ["-numa", f"node,nodeid={node},cpus={first}-{first + per_cpus - 1},memdev=m{node}"]
-    command += ["-kernel", str(BOOT_DIR / f"vmlinuz-{version}"), "-initrd", str(initrd)]
+    command += ["-kernel", str(BOOT_DIR / f"vmlinuz-{release}"), "-initrd", str(initrd)]
     command += ["-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"]
     command += ["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"]
     command += ["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
@@ -325,11 +337,16 @@ def shape(points: list[dict]) -> tuple[int, int]:
 
 
 def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: float = 0) -> list[dict]:
-    """Boots one VM (the points' vm_kernel and vm_nodes) and runs every point
-    in it; the measured keys of each point (runner.measure's form plus the
-    guest's environment), 'failed' where the VM gave no result."""
-    version, nodes = points[0]["vm_kernel"], points[0]["vm_nodes"]
-    assert all((p["vm_kernel"], p["vm_nodes"]) == (version, nodes) for p in points), "one boot, one kernel and topology"
+    """Boots one VM (the release the points' vm_kernel names, with their
+    vm_nodes) and runs every point in it; the measured keys of each point
+    (runner.measure's form plus the guest's environment), 'failed' where the
+    VM gave no result."""
+    installed, nodes = installed_kernels(), points[0]["vm_nodes"]
+    release = kernels.resolve(points[0]["vm_kernel"], installed)
+    assert release, f"vm_kernel={points[0]['vm_kernel']}: no such kernel installed"
+    assert all((kernels.resolve(p["vm_kernel"], installed), p["vm_nodes"]) == (release, nodes) for p in points), (
+        "one boot, one kernel and topology"
+    )
     folder = Path(folder).resolve()
     batch = folder / "batch"
     shutil.rmtree(batch, ignore_errors=True)
@@ -338,10 +355,10 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     for index, point in enumerate(points):
         (batch / f"{index}.params").write_text(params_text(point, build))
     (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
-    initrd = initramfs(version, batch, folder / "initramfs.cpio.gz")
+    initrd = initramfs(release, batch, folder / "initramfs.cpio.gz")
     accel = accelerator()
     cpus, memory = shape(points)
-    command = qemu_command(version, nodes, cpus, memory, batch, initrd, accel)
+    command = qemu_command(release, nodes, cpus, memory, batch, initrd, accel)
     timeout = timeout_s or 120 + per_point * len(points)
     started = time.monotonic()
     console = folder / "console.log"
@@ -371,7 +388,13 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
         for line in environment.read_text(batch / f"{index}.env").splitlines():
             key, _, value = line.partition("\t")
             env[key] = int(value) if value.isdigit() and key != "kernel" else value
-        guest = {**env, "virtualized": accel, "host_kernel": os.uname().release, "vm_boot_s": elapsed}
+        guest = {
+            **env,
+            "virtualized": accel,
+            "host_kernel": os.uname().release,
+            "vm_boot_s": elapsed,
+            "vm_kernel_release": release,
+        }
         skip = environment.read_text(batch / f"{index}.skip")
         result_path = batch / f"{index}.result"
         if not env:

@@ -147,6 +147,11 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
         return f"{where}: name {instance!r} is not allowed; names are lower-case letters, digits and _"
     if rule in ("minProperties", "minItems", "minLength"):
         return f"{where}: must not be empty"
+    if rule == "type" and value == "string" and isinstance(instance, (int, float)) and not isinstance(instance, bool):
+        return (
+            f"{where}: {instance!r} is a number, not text (YAML reads an unquoted 6.1 or 6.10 as a number): "
+            f"write it in quotes; allowed values: {allowed_values(error.schema)}"
+        )
     if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "oneOf", "const", "maxLength"):
         spec = error.parent.schema if error.parent is not None and error.parent.validator == "oneOf" else error.schema
         return f"{where}: {instance!r} is not allowed; allowed values: {allowed_values(spec)}"
