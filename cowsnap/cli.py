@@ -34,6 +34,9 @@ def parse_settings(pairs: list[str]) -> dict:
             raise config.ConfigError(f"{pair!r}: settings are key=value, keys: {', '.join(config.axis_names())}")
         if key in settings:
             raise config.ConfigError(f"{key}: given twice ({settings[key]!r} and {text!r}); give each key once")
+        if config.point_schema().get(key, {}).get("type") == "string":
+            settings[key] = text  # vm_kernel=6.10 is the series 6.10, not the number 6.1
+            continue
         try:
             settings[key] = yaml.safe_load(text)  # 64 -> int, true -> bool, fork -> str
         except yaml.YAMLError as error:

@@ -1,9 +1,13 @@
 """Matrix crossing, exclusions, repetitions and stable ids."""
 
+from pathlib import Path
+
 import pytest
 
-from cowsnap.plan import config, grid
+from cowsnap.plan import config, grid, threads
 from cowsnap.plan.config import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def expand(**experiment):
@@ -49,3 +53,29 @@ def test_exclude_matching_nothing_is_an_error():
 def test_excluding_everything_is_an_error():
     with pytest.raises(ConfigError, match="every point is excluded"):
         expand(matrix={"writers": [1]}, exclude=[{"writers": 1}])
+
+
+def test_auto_threads_fit_the_cores_and_the_record_says_when_a_point_does_not():
+    for cpus, (writers, copiers) in {1: (1, 1), 2: (1, 1), 3: (1, 2), 8: (4, 4), 28: (14, 14)}.items():
+        point = threads.resolve({"writers": "auto", "copiers": "auto"}, cpus)
+        assert (point["writers"], point["copiers"]) == (writers, copiers)
+    assert threads.resolve({"writers": 3, "copiers": "auto"}, 8)["copiers"] == 5
+    fork = {"method": "fork", "writers": 2, "copiers": 2, "start": "with_child", "populate": "none"}
+    assert threads.runnable_threads(fork) == 4
+    assert threads.runnable_threads({**fork, "start": "after_child"}) == 2  # the copy is over
+    assert threads.runnable_threads({**fork, "method": "stop", "copiers": 3}) == 3  # writers pause
+    assert threads.runnable_threads({**fork, "populate": "write-after-release"}) == 5
+    assert threads.runnable_threads({**fork, "method": "none"}) == 2
+    assert threads.runnable_threads({"method": "watch"}) == 0
+
+
+def test_the_seed_keeps_its_own_threads_and_the_rest_of_the_default_sweep_fits_the_cores():
+    runs = grid.expand(config.validate(config.read_yaml(REPO / "config" / "config.yaml")))
+    cpus = threads.usable_cpus()
+    for run in runs:
+        if run.point["method"] == "watch":
+            continue
+        if run.experiment == "seed":
+            assert (run.point["writers"], run.point["copiers"]) == (2, 2)
+        else:
+            assert run.point["writers"] + run.point["copiers"] <= max(cpus, 2), run.run_id

@@ -77,13 +77,39 @@ def test_points_and_ratios_are_the_one_statistics_pass(tiny):
     assert not sampled.empty and sampled["point_id"].iloc[0] not in set(ratios["point_id"])
 
 
-def test_the_floor_is_the_baseline_plus_the_copy_when_no_core_is_idle(tiny):
-    points = tiny["points"]
+def test_the_floor_shares_the_copy_with_the_cores_the_writers_leave(tiny):
+    # Computed by the code under test from the recorded runs.
+    runs = aggregate.derive(tiny["runs"])
+    points = stats.floor(runs, stats.point_table(runs))
     fork = points[(points["method"] == "fork") & points["timed"]].iloc[0]
-    none = points[points["method"] == "none"].iloc[0]
+    none = points[points["point_id"] == fork["baseline_id"]].iloc[0]
     assert not fork["copy_on_idle_cores"]  # 2 writers + 2 copiers on 2 CPUs
     assert fork["copy_floor_s"] == pytest.approx(fork["size_mib"] * 2**20 / (fork["memcpy_gbps"] * 1e9), rel=0.2)
-    assert fork["floor_s"] == pytest.approx(none["writers_s"] + fork["copy_floor_s"])
+    cpus, low = fork["online_cpus"], none["writers_s_ci_low"]
+    spare = (cpus - fork["writers"]) * low
+    assert fork["floor_s"] == pytest.approx(low + max(0.0, fork["copy_floor_s"] - spare) / cpus)
+    # With a core to spare for each copier, the copy costs the writers nothing.
+    idle = stats.floor(runs.assign(online_cpus=8), stats.point_table(runs.assign(online_cpus=8)))
+    fork_idle = idle[idle["point_id"] == fork["point_id"]].iloc[0]
+    assert fork_idle["copy_on_idle_cores"] and fork_idle["floor_s"] == pytest.approx(low)
+
+
+def test_noise_flags_outliers_by_the_median_absolute_deviation_and_unstable_points():
+    quiet = stats.noise([1.00, 1.01, 0.99, 1.00, 1.02])
+    assert quiet["outliers"] == 0 and not quiet["unstable"] and quiet["cv"] < 0.02
+    spiky = stats.noise([1.00, 1.01, 0.99, 1.00, 3.0])
+    assert spiky["outliers"] == 1 and spiky["unstable"]
+
+
+def test_a_paired_ratio_cancels_drift_between_rounds():
+    # Each round is slower than the last (drift); the point is 2x its
+    # baseline in every round. Paired: exactly 2, with a tight interval.
+    rounds = pd.Series([1.0, 1.5, 2.0, 2.5, 3.0], index=range(5))
+    paired = stats.ratio_columns("writers_s", 2 * rounds, rounds, paired=True)
+    assert paired["paired"] and paired["ratio"] == pytest.approx(2.0)
+    assert paired["ci_low"] == pytest.approx(2.0) and paired["ci_high"] == pytest.approx(2.0)
+    unpaired = stats.ratio_columns("writers_s", 2 * rounds, rounds)
+    assert not unpaired["paired"] and unpaired["ci_high"] - unpaired["ci_low"] > 1
 
 
 # ---- the glossary
@@ -176,12 +202,12 @@ def words(**changes) -> str:
 
 
 def test_no_copies_after_exit_is_not_copying():
-    assert "after the child exited: not copying: 0 copies for 8,192 write faults (0%)" in words()
+    assert "| after the child exited | not copying: 0 copies for 8,192 write faults (0%)" in words()
 
 
 def test_all_copies_after_exit_is_copying():
     text = words(copies_after_snapshot=8192.0)
-    assert "after the child exited: copying: 8,192 copies for 8,192 write faults (100%)" in text
+    assert "| after the child exited | copying: 8,192 copies for 8,192 write faults (100%)" in text
     assert "not copying" not in text
 
 

@@ -25,7 +25,7 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
 
 def _timing_columns(table: pd.DataFrame) -> list[str]:
     """Columns that are times (seconds) or derived from them."""
-    derived = ["writer_kernel_share", "child_copy_gbps", "fork_net_s"]
+    derived = ["writer_kernel_share", "writer_cpu_wait_share", "child_copy_gbps", "fork_net_s"]
     return [c for c in table if re.search(r"_s(_|$)", c) or c in derived]
 
 
@@ -66,6 +66,8 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["memory_copy_s"] = out["bytes_copied"] / (_column(out, "memcpy_gbps") * 1e9)
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")
     out["writer_kernel_share"] = _column(out, "writer_stime_s") / cpu.where(cpu > 0)
+    runnable = cpu + _column(out, "writer_cpu_delay_s")
+    out["writer_cpu_wait_share"] = _column(out, "writer_cpu_delay_s") / runnable.where(runnable > 0)
     out["child_copy_gbps"] = _column(out, "size_mib") * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")

@@ -129,8 +129,27 @@ KEYS: dict[str, Key] = {
     "timed": Key("times usable (no pagemap sampling during the run)", "sharing_interval_ms == 0"),
     "node_type": Key("node type: CPU model, CPUs, NUMA nodes, kernel and virtualization", "the record's environment"),
     "copy_floor_s": Key("copying the array at memcpy speed (s)", "size_mib / memcpy_gbps", "lower"),
+    "writer_cpu_wait_share": Key(
+        "writers' wait for a CPU, share of their thread time",
+        "writer_cpu_delay_s / (writer_utime_s + writer_stime_s + writer_cpu_delay_s)",
+        "lower",
+    ),
+    "writers_s_cv": Key("writers' time, coefficient of variation of the point's runs", "std / mean", "lower"),
+    "writers_s_outliers": Key(
+        "runs whose writers' time is an outlier (modified z-score over 3.5 on the MAD)", "the point's runs", "lower"
+    ),
+    "unstable": Key("the point's writers' time varies by more than 10% (CV): noise, not effect", "writers_s_cv"),
+    "cpu_bound": Key("the writers waited for a CPU more than 10% of their thread time", "writer_cpu_wait_share"),
+    "paired": Key(
+        "the ratio is the median of run-by-run ratios to the baseline's run of the same round",
+        "repetition; else the ratio of medians",
+    ),
     "copy_on_idle_cores": Key("the copy can run on idle cores", "online_cpus >= writers + copiers"),
-    "floor_s": Key("the floor: least writers' time with a snapshot (s)", "baseline + copy unless idle cores", "lower"),
+    "floor_s": Key(
+        "the floor: least writers' time with a snapshot (s)",
+        "baseline's low end B + max(0, copy - (online_cpus - writers) x B) / online_cpus",
+        "lower",
+    ),
     "writers_over_floor": Key("writers' time / floor", "writers_s / floor_s", "lower"),
     # what took effect
     "delayacct_effective": Key("delay accounting on for the run", "kernel.task_delayacct read back"),
@@ -183,6 +202,14 @@ KEYS: dict[str, Key] = {
     "vm_boot_s": Key("the VM's whole boot: start, every point of the batch, power off (s)", "steady clock"),
     "cpu_model": Key("CPU model", "/proc/cpuinfo"),
     "online_cpus": Key("online CPUs", "sysconf"),
+    "runnable_threads": Key(
+        "the most threads of the point that want a CPU at once",
+        "cowsnap.plan.threads: writers, plus copiers copying beside them, plus a populating thread",
+    ),
+    "oversubscribed": Key("more threads wanted a CPU at once than the machine has", "runnable_threads > online_cpus"),
+    "load1": Key("1-minute load average just before the run", "/proc/loadavg"),
+    "procs_running": Key("tasks runnable just before the run (the runner's own included)", "/proc/loadavg"),
+    "busy_processes": Key("other processes running just before the run", "/proc/PID/stat state R"),
     "numa_nodes": Key("NUMA nodes", "/sys/devices/system/node"),
     "hostname": Key("host name", "uname"),
     "uid": Key("user id of the run", "getuid"),
@@ -209,6 +236,8 @@ METRICS = [
     *(f"{key}{phase}" for key in ("writer_minflt", "writer_stime_s", "copy_delay_s") for phase in PHASES),
     "writer_utime_s",
     "writer_cpu_delay_s",
+    "writer_cpu_wait_share",
+    "load1",
     "writer_wpcopy_count",
     "memory_copy_s",
     "faults_per_page",

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cowsnap.analyse import glossary  # noqa: E402
+from cowsnap.analyse import glossary, verdict  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
 KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")
@@ -36,6 +36,19 @@ PHASE_KERNEL_TIME = (
 
 def _points_in_order(points: pd.DataFrame) -> pd.DataFrame:
     return points.sort_values("label", kind="stable").reset_index(drop=True)
+
+
+def _flags(points: pd.DataFrame) -> pd.Series:
+    """' [unstable]', ' [cpu-bound]' or '' per point: the noise the statistics found."""
+    marks = pd.Series("", index=points.index)
+    for column, mark in (("unstable", " [unstable]"), ("cpu_bound", " [cpu-bound]")):
+        if column in points:
+            marks += points[column].eq(True).map({True: mark, False: ""})
+    return marks
+
+
+def _labels(points: pd.DataFrame) -> pd.Series:
+    return points["label"] + _flags(points)
 
 
 def _bars(ax, points: pd.DataFrame, columns: list[str], scale: pd.Series | None = None) -> int:
@@ -55,10 +68,11 @@ def _bars(ax, points: pd.DataFrame, columns: list[str], scale: pd.Series | None 
         low = (points[column] - points[f"{column}_ci_low"]) * scale
         high = (points[f"{column}_ci_high"] - points[column]) * scale
         offset = x - 0.4 + width * (i + 0.5)
-        ax.bar(offset, value, width, color=palette[i], label=glossary.lookup(column).label)
+        hatch = ["//" if flag else "" for flag in _flags(points)]
+        ax.bar(offset, value, width, color=palette[i], label=glossary.lookup(column).label, hatch=hatch)
         ax.errorbar(offset, value, yerr=[low.fillna(0), high.fillna(0)], fmt="none", ecolor="black", capsize=2)
         drawn += int(value.notna().sum())
-    ax.set_xticks(x, points["label"])
+    ax.set_xticks(x, _labels(points))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
     if len(columns) > 1:
         ax.legend(fontsize="small")
@@ -124,6 +138,8 @@ def ratios_figure(points, ratios, runs, sharing, ax) -> str:
     if table.empty:
         return "no point has a measured baseline"
     table = table.sort_values("label", kind="stable")
+    flags = points.set_index("label").reindex(table["label"])
+    table = table.assign(label=(table["label"] + _flags(flags).to_numpy()) if not flags.empty else table["label"])
     ax.errorbar(
         table["ratio"],
         table["label"],
@@ -244,9 +260,18 @@ def caption(name: str, experiment: str, description: str, points: pd.DataFrame, 
     metric = LEVEL_OF.get(name, "writers_s")
     runs, levels = int(points["n"].sum()), points.get(f"{metric}_ci_level", pd.Series(dtype=float)).dropna()
     level = f"{100 * levels.min():.1f}%" if not levels.empty else "no"
+    flagged = int((_flags(points) != "").sum())
+    noise = (
+        f" {flagged} points are marked (hatched, named): unstable, their writers' time varied by more than "
+        f"{100 * verdict.NOISE_CV:g}% (CV), or cpu-bound, their writers waited for a CPU more than "
+        f"{100 * verdict.CPU_WAIT_SHARE:g}% of their time."
+        if flagged
+        else ""
+    )
     return (
         f"{text} Experiment `{experiment}`: {description.strip()} {runs} runs of {len(points)} points; "
-        f"bars are medians, whiskers distribution-free intervals for the median of at least {level} confidence."
+        f"bars are medians, whiskers distribution-free intervals for the median of at least {level} "
+        f"confidence.{noise}"
     )
 
 

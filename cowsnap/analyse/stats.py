@@ -19,8 +19,13 @@ import pandas as pd
 
 from cowsnap.analyse import glossary
 from cowsnap.analyse.labels import POINT, point_labels, settings_of
+from cowsnap.analyse.verdict import CPU_WAIT_SHARE, NOISE_CV, OUTLIER_Z
 
 CONFIDENCE = 0.95
+# A ratio to the baseline is paired run by run (the point's n-th run over
+# the baseline's n-th run, neighbours in the schedule) when at least this
+# many pairs exist; drift between rounds then cancels.
+MIN_PAIRS = 3
 
 
 def order_statistic_interval(n: int, confidence: float = CONFIDENCE) -> tuple[int, float]:
@@ -56,12 +61,50 @@ def ratio_interval(values, baseline, confidence: float = CONFIDENCE) -> tuple[fl
     return (median / b_median, low / b_high, high / b_low, level * b_level)
 
 
-def ratio_columns(metric: str, values, baseline_values) -> dict:
-    """One metric's ratio of medians (values over baseline_values) with its
-    interval, as the columns of a row of a ratio table."""
-    ratio, low, high, level = ratio_interval(values, baseline_values)
+def paired_ratio_interval(values: pd.Series, baseline: pd.Series, confidence: float = CONFIDENCE) -> tuple:
+    """The median of the run-by-run ratios (values and baseline indexed by
+    repetition) with its distribution-free interval; NaNs with fewer than
+    MIN_PAIRS pairs."""
+    values, baseline = (v[~v.index.duplicated()] for v in (values, baseline))
+    pairs = pd.concat([values.rename("a"), baseline.rename("b")], axis=1, join="inner").dropna()
+    pairs = pairs[pairs["b"] > 0]
+    if len(pairs) < MIN_PAIRS:
+        return (np.nan, np.nan, np.nan, np.nan)
+    return median_interval(pairs["a"] / pairs["b"], confidence)
+
+
+def ratio_columns(metric: str, values, baseline_values, paired: bool = False) -> dict:
+    """One metric's ratio (values over baseline_values) with its interval,
+    as the columns of a row of a ratio table: the median of the run-by-run
+    ratios when paired (both indexed by repetition) and enough pairs exist,
+    else the ratio of medians."""
+    ratio = paired_ratio_interval(values, baseline_values) if paired else (np.nan,) * 4
+    paired = not np.isnan(ratio[0])
+    if not paired:
+        ratio = ratio_interval(values, baseline_values)
     better = glossary.lookup(metric).better
-    return {"metric": metric, "better": better, "ratio": ratio, "ci_low": low, "ci_high": high, "ci_level": level}
+    return {
+        "metric": metric,
+        "better": better,
+        "ratio": ratio[0],
+        "ci_low": ratio[1],
+        "ci_high": ratio[2],
+        "ci_level": ratio[3],
+        "paired": paired,
+    }
+
+
+def noise(values) -> dict:
+    """The spread of one point's runs: coefficient of variation, the runs
+    whose modified z-score passes OUTLIER_Z (flagged, never dropped), and
+    whether it is unstable (cowsnap.analyse.verdict's noise rules)."""
+    data = pd.Series(values, dtype=float).dropna()
+    if len(data) < 2 or data.mean() <= 0:
+        return {"cv": np.nan, "outliers": 0, "unstable": False}
+    cv = float(data.std(ddof=1) / data.mean())
+    mad = float((data - data.median()).abs().median())
+    outliers = int((0.6745 * (data - data.median()).abs() / mad > OUTLIER_Z).sum()) if mad > 0 else 0
+    return {"cv": cv, "outliers": outliers, "unstable": cv > NOISE_CV}
 
 
 def resolved(a: tuple, b: tuple) -> bool:
@@ -84,18 +127,27 @@ def point_table(runs: pd.DataFrame) -> pd.DataFrame:
                 interval = median_interval(group[metric])
                 row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval[:3]
                 row[f"{metric}_ci_level"] = interval[3]
-        for text in ("copies_source", "online_cpus", "release_errno", "timed", "virtualized"):
+        for text in ("copies_source", "online_cpus", "release_errno", "timed", "virtualized", "oversubscribed"):
             if text in group:
                 row[text] = group[text].iloc[0]
+        if "writers_s" in group:
+            spread = noise(group["writers_s"])
+            row["writers_s_cv"], row["writers_s_outliers"], row["unstable"] = spread.values()
+        if "writer_cpu_wait_share" in row:
+            row["cpu_bound"] = bool(row["writer_cpu_wait_share"] > CPU_WAIT_SHARE)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def floor(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     """Per point with a no-snapshot baseline: the least its writers' time
-    could be with a snapshot of the array on this machine. The baseline's
-    time, plus copying the array at the measured one-thread memcpy bandwidth
-    unless the copy can run on idle cores (online CPUs >= writers + copiers).
+    could be with a snapshot of the array on this machine, a bound no run
+    can beat. The writers need at least what they need without a snapshot
+    (the baseline's interval low end, B); the copy needs C core-seconds
+    (the array at the measured one-thread memcpy speed). On P CPUs the
+    writers leave (P - writers) x B core-seconds free; what of the copy does
+    not fit there is shared by all P CPUs at best:
+    floor = B + max(0, C - (P - writers) x B) / P.
     """
     out = points.copy()
     if not {"size_mib", "writers", "copiers"} <= set(out):  # no benchmark point (watch points only)
@@ -103,21 +155,22 @@ def floor(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     ok = runs[runs["status"] == "ok"]
     bandwidth = ok.groupby(["experiment", "node_type"])["memcpy_gbps"].median() if "memcpy_gbps" in ok else None
     cpus = ok.groupby(["experiment", "node_type"])["online_cpus"].first() if "online_cpus" in ok else None
-    copy_s, parallel, floor_s = [], [], []
+    copy_s, idle_cores, floor_s = [], [], []
     by_id = out.set_index(["experiment", "point_id", "node_type"])
     for _, row in out.iterrows():
         key = (row["experiment"], row["node_type"])
         gbps = bandwidth.get(key, np.nan) if bandwidth is not None else np.nan
         seconds = row["size_mib"] * 2**20 / (gbps * 1e9) if gbps and not np.isnan(gbps) else np.nan
-        idle = cpus is not None and key in cpus and cpus[key] >= row["writers"] + row["copiers"]
+        processors = cpus[key] if cpus is not None and key in cpus else np.nan
         base_key = (row["experiment"], row["baseline_id"], row["node_type"])
         base = by_id.loc[base_key] if row["baseline_id"] and base_key in by_id.index else None
-        baseline_s = base["writers_s"] if base is not None and base["method"] == "none" else np.nan
+        baseline_s = base["writers_s_ci_low"] if base is not None and base["method"] == "none" else np.nan
+        spare = max(0.0, processors - row["writers"]) * baseline_s
         copy_s.append(seconds)
-        parallel.append(bool(idle))
-        floor_s.append(baseline_s + (0 if idle else seconds))
+        idle_cores.append(bool(processors >= row["writers"] + row["copiers"]))
+        floor_s.append(baseline_s + max(0.0, seconds - spare) / processors)
     out["copy_floor_s"] = copy_s
-    out["copy_on_idle_cores"] = parallel
+    out["copy_on_idle_cores"] = idle_cores
     out["floor_s"] = floor_s
     out["writers_over_floor"] = out["writers_s"] / out["floor_s"]
     return out
@@ -143,7 +196,12 @@ def ratio_table(runs: pd.DataFrame, points: pd.DataFrame, metrics=("writers_s", 
         for metric in metrics:
             if metric not in group:
                 continue
-            ratio = ratio_columns(metric, group[metric], baseline[metric])
+            ratio = ratio_columns(
+                metric,
+                group.set_index("repetition")[metric] if "repetition" in group else group[metric],
+                baseline.set_index("repetition")[metric] if "repetition" in baseline else baseline[metric],
+                paired="repetition" in group and "repetition" in baseline,
+            )
             if np.isnan(ratio["ratio"]):
                 continue
             rows.append(

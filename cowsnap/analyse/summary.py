@@ -131,44 +131,74 @@ def _baseline_of(points: pd.DataFrame, row: pd.Series) -> pd.Series | None:
     return match.iloc[0]
 
 
+def cell(text) -> str:
+    """A table cell: pipes escaped, one line."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cell(value) for value in row) + " |" for row in rows),
+    ]
+
+
+def fork_phases(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fork points whose writers ran while the child lived, and after it exited."""
+    if "start" not in points:
+        return points.iloc[0:0], points.iloc[0:0]
+    fork = points[points["method"] == "fork"]
+    return fork[fork["start"] == "with_child"], fork[fork["start"] == "after_child"]
+
+
+def copied_memory(row: pd.Series) -> str:
+    """What a fork point's snapshot copied, against its array."""
+    copies = row.get("copies_during_snapshot", float("nan")) + row.get("child_wpcopy_count", 0.0)
+    if pd.isna(copies) or pd.isna(row.get("pages")) or not row.get("pages"):
+        return "n/a"
+    return f"{verdict.mib(copies)} ({copies / row['pages']:.0%} of the array)"
+
+
 def is_it_copying(points: pd.DataFrame) -> list[str]:
     lines = ["## Is it copying?", ""]
     lines.append(
         "Per phase of the writers: while the snapshot lived, and after it ended (the seed's question). "
         f"'Not copying' means copies under {100 * verdict.NOT_COPYING:g}% of the write faults or under "
-        f"{verdict.COPYING_MIN_PAGES} pages, 'copying' {100 * verdict.MOSTLY:g}% or more."
+        f"{verdict.COPYING_MIN_PAGES} pages, 'copying' {100 * verdict.MOSTLY:g}% or more "
+        "(cowsnap/analyse/verdict.py). Copies: writer_wpcopy_count; faults: writer_minflt; reuses: pgreuse "
+        "(whole machine); copied: the writers' and the child's copies."
     )
     lines.append("")
-    fork = points[(points["method"] == "fork")] if "start" in points else points.iloc[0:0]
-    during = fork[fork["start"] == "with_child"] if not fork.empty else fork
-    after = fork[fork["start"] == "after_child"] if not fork.empty else fork
+    during, after = fork_phases(points)
+    rows = []
     for _, row in during.iterrows():
-        baseline = _baseline_of(points, row)
-        lines.append(
-            f"- {row['experiment']}: {row['label']}, while the child lived: {phase_facts(row, '_during_snapshot')}; "
-            f"the writers took {fmt_interval(row, 'writers_s', ' s')}; {time_facts(row, baseline)}."
+        rows.append(
+            [
+                row["experiment"],
+                row["label"],
+                "while the child lived",
+                phase_facts(row, "_during_snapshot"),
+                copied_memory(row),
+                fmt_interval(row, "writers_s", " s"),
+                time_facts(row, _baseline_of(points, row)),
+            ]
         )
-        copies = row.get("copies_during_snapshot", float("nan")) + row.get("child_wpcopy_count", 0.0)
-        memory = verdict.memory_words(
-            copies, row.get("pages"), "copies of the writers and the child", of_what="of the array"
-        )
-        if memory:
-            lines.append(f"  - memory: {memory}.")
     for _, row in after.iterrows():
-        lines.append(
-            f"- {row['experiment']}: {row['label']}, after the child exited: {phase_facts(row, '_after_snapshot')}; "
-            f"{fmt(row.get('writer_stime_s_after_snapshot'))} s of kernel time "
-            f"for {fmt_count(row['pages'])} pages."
-        )
-    if during.empty and after.empty:
+        kernel = f"{fmt(row.get('writer_stime_s_after_snapshot'))} s of kernel time for {fmt_count(row['pages'])} pages"
+        rows.append(
+            [row["experiment"], row["label"], "after the child exited", phase_facts(row, "_after_snapshot"), "", "",
+             kernel]
+        )  # fmt: skip
+    if rows:
+        lines += table(["experiment", "point", "phase", "copies, reuses", "copied", "writers' time", "time"], rows)
+    else:
         lines.append("- No fork point of the benchmark ran.")
     lines += [
         "",
-        "To check the same on your own program: count the COW copies of its threads with delay accounting "
-        "(`sysctl kernel.task_delayacct=1` before it starts, then `cowsnap watch --pid PID`, or "
-        "`cowsnap watch -- COMMAND`), compare with its write faults (`ps -o min_flt -p PID`) and the system's "
-        "reuses (`grep pgreuse /proc/vmstat` before and after); pages still shared show as Shared_Dirty in "
-        "`/proc/PID/smaps_rollup`.",
+        "To check the same on your own program: `cowsnap watch --pid PID` (or `cowsnap watch -- COMMAND`) counts "
+        "its COW copies and reuses per phase of its own snapshot (see the README's watch section).",
         "",
     ]
     return lines
@@ -248,47 +278,164 @@ def _when_it_stops_paying(row: pd.Series) -> str:
     return "".join(f"; {note}" for note in notes)
 
 
+PLAIN = {"method": "fork", "populate": "none", "dest": "zeroed", "dontfork": False, "release": "munmap",
+         "exit": "early", "alloc": "mmap"}  # fmt: skip
+
+
+def rankings(points: pd.DataFrame, ratios: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """Per (backing, node type): the snapshots taken while the writers ran,
+    by their writers' time over the no-snapshot baseline, best first."""
+    if ratios.empty or "metric" not in ratios:
+        return {}
+    chosen = ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
+    if chosen.empty:
+        return {}
+    merged = chosen.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
+    merged = merged[merged["start"] == "with_child"]
+    return {
+        key: group.sort_values("ratio").reset_index(drop=True)
+        for key, group in merged.groupby(["backing", "node_type"], sort=False)
+    }
+
+
+def is_plain(row: pd.Series) -> bool:
+    return all(row.get(key, value) == value for key, value in PLAIN.items())
+
+
 def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     lines = ["## How to avoid it", ""]
     lines.append(
         "Snapshots taken while the writers run, ranked by the writers' time over the no-snapshot baseline "
-        "(median ratio with its distribution-free interval) and over the floor (the baseline plus copying the "
-        "array at memcpy speed when no core is idle for the copy)."
+        "(the median of run-by-run ratios to the baseline's run of the same round, with its distribution-free "
+        f"interval) and over the floor (see The floor). A point marked unstable varied by more than "
+        f"{100 * verdict.NOISE_CV:g}% between its runs; cpu-bound: its writers waited for a CPU more than "
+        f"{100 * verdict.CPU_WAIT_SHARE:g}% of their time."
     )
     lines.append("")
-    table = (
-        ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
-        if not ratios.empty
-        else ratios
-    )
-    if table.empty:
+    ranked = rankings(points, ratios)
+    if not ranked:
         return lines + ["- No experiment with a no-snapshot baseline ran.", ""]
-    merged = table.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
-    merged = merged[merged["start"] == "with_child"]
-    plain = {"method": "fork", "populate": "none", "dest": "zeroed", "dontfork": False, "release": "munmap",
-             "exit": "early", "alloc": "mmap"}  # fmt: skip
-    for (backing, node_type), group in merged.groupby(["backing", "node_type"], sort=False):
-        group = group.sort_values("ratio").reset_index(drop=True)
-        lines.append(f"backing={backing}" + (f" on {node_type}" if merged["node_type"].nunique() > 1 else "") + ":")
-        lines.append("")
+    several = len({node for _, node in ranked}) > 1
+    for (backing, node_type), group in ranked.items():
+        lines += [f"backing={backing}" + (f" on {node_type}" if several else "") + ":", ""]
+        rows = []
         for i, row in group.iterrows():
             floor = row.get("writers_over_floor")
-            text = f"{i + 1}. {row['experiment']}: {row['label']}: {fmt_ratio(row)} the baseline"
-            if not pd.isna(floor):
-                text += f", {fmt(floor)}x the floor"
-            text += f"; {_lever(row, plain)}"
-            if row["method"] == "stop":
-                text += f" ({fmt(row.get('snapshot_pause_s'))} s here)"
-            text += _when_it_stops_paying(row)
+            lever = _lever(row, PLAIN) + (
+                f" ({fmt(row.get('snapshot_pause_s'))} s here)" if row["method"] == "stop" else ""
+            )
+            step = ""
             if i + 1 < len(group):
                 following = group.iloc[i + 1]
-                if row["ci_high"] < following["ci_low"]:
-                    text += "; resolved from the next"
-                else:
-                    text += "; not resolved from the next (intervals overlap)"
-            lines.append(text + ".")
+                step = (
+                    "resolved from the next"
+                    if row["ci_high"] < following["ci_low"]
+                    else "not resolved from the next (intervals overlap)"
+                )
+            rows.append(
+                [
+                    i + 1,
+                    row["experiment"],
+                    f"{row['label']}: {fmt_ratio(row)} the baseline",
+                    f"{fmt(floor)}x the floor" + _when_it_stops_paying(row),
+                    lever + flags(row),
+                    step,
+                ]
+            )
+        lines += table(["rank", "experiment", "point", "over the floor", "lever", "from the next"], rows)
         lines.append("")
     return lines
+
+
+def flags(row: pd.Series) -> str:
+    """'; unstable; cpu-bound' where the numbers say so."""
+    marks = [
+        name for name, on in (("unstable", row.get("unstable")), ("cpu-bound", row.get("cpu_bound"))) if on is True
+    ]
+    return "".join(f"; {mark}" for mark in marks)
+
+
+def noise(points: pd.DataFrame) -> list[str]:
+    """Per timed point: the spread of its runs and what else wanted the CPUs."""
+    if "writers_s_cv" not in points:
+        return []
+    timed = points.dropna(subset=["writers_s_cv"])
+    if timed.empty:
+        return []
+    lines = ["## Noise", ""]
+    unstable, bound = int(timed["unstable"].eq(True).sum()), int(timed.get("cpu_bound", pd.Series()).eq(True).sum())
+    lines.append(
+        f"{unstable} of {len(timed)} points are unstable (writers' time CV over {100 * verdict.NOISE_CV:g}%, pyperf's "
+        f"rule); {bound} are cpu-bound (writers waited for a CPU over {100 * verdict.CPU_WAIT_SHARE:g}% of their "
+        f"time): there the figures show how the scheduler shared the cores as much as what the kernel did. "
+        f"Outliers: modified z-score over {verdict.OUTLIER_Z:g} on the median absolute deviation (hyperfine's rule), "
+        "flagged, not dropped."
+    )
+    lines.append("")
+    rows = [
+        [
+            row["experiment"],
+            row["label"],
+            fmt_count(row["n"]),
+            f"{100 * row['writers_s_cv']:.0f}%",
+            fmt_count(row.get("writers_s_outliers")),
+            "n/a" if pd.isna(row.get("writer_cpu_wait_share")) else f"{100 * row['writer_cpu_wait_share']:.0f}%",
+            "yes" if row.get("oversubscribed") is True else "no" if row.get("oversubscribed") is False else "n/a",
+            fmt(row.get("load1")),
+        ]
+        for _, row in timed.iterrows()
+    ]
+    lines += table(["experiment", "point", "runs", "CV", "outliers", "CPU wait", "oversubscribed", "load"], rows)
+    return lines + [""]
+
+
+def phase_words(row: pd.Series, phase: str) -> str:
+    faults = row.get(f"writer_minflt{phase}")
+    return copying_words(row.get(f"copies{phase}"), faults, row.get("copies_source", "no source"))
+
+
+def the_answer(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
+    """The answer in a few lines, each computed from the tables below it."""
+    lines = ["## The answer", ""]
+    during, after = fork_phases(points)
+    if not during.empty:
+        row = during.iloc[0]
+        lines.append(
+            f"- **While the child holds its snapshot** ({row['experiment']}: {row['label']}): "
+            f"{phase_words(row, '_during_snapshot')}; the snapshot copied {copied_memory(row)}."
+        )
+    if not after.empty:
+        row = after.iloc[0]
+        lines.append(
+            f"- **After the child exited** ({row['experiment']}: {row['label']}): "
+            f"{phase_words(row, '_after_snapshot')}, {fmt_count(row.get('reuses_after_snapshot'))} reuses (whole "
+            "machine): the kernel time left is fault handling, which MADV_POPULATE_WRITE takes in one call."
+        )
+    small = next((group for (backing, _), group in rankings(points, ratios).items() if backing == "4k"), None)
+    if small is not None:
+        best = small.iloc[0]
+        plain = next((row for _, row in small.iterrows() if is_plain(row)), None)
+        text = (
+            f"- **What helps most here (4 KiB pages)**: {best['label']} ({_lever(best, PLAIN)}), "
+            f"{fmt_ratio(best)} the no-snapshot writers' time"
+        )
+        if plain is not None and plain["point_id"] != best["point_id"]:
+            resolved = best["ci_high"] < plain["ci_low"]
+            text += f", against {fmt_ratio(plain)} for the plain fork snapshot ({plain['label']}): " + (
+                "resolved" if resolved else "not resolved, the intervals overlap"
+            )
+        lines.append(text + ".")
+    if "writers_s_cv" in points:
+        timed = points.dropna(subset=["writers_s_cv"])
+        unstable = int(timed["unstable"].eq(True).sum())
+        bound = int(timed.get("cpu_bound", pd.Series()).eq(True).sum())
+        lines.append(
+            f"- **Noise**: {unstable} of {len(timed)} points unstable, {bound} cpu-bound"
+            + (": read their times with care (see Noise)." if unstable or bound else ": the machine was quiet enough.")
+        )
+    if len(lines) == 2:
+        lines.append("- Nothing ran that answers it.")
+    return lines + [""]
 
 
 def the_seed(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
@@ -323,15 +470,25 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     lines = ["## The floor", ""]
     if "floor_s" not in points or points["floor_s"].isna().all():
         return lines + ["- No experiment measured both a no-snapshot baseline and the memcpy bandwidth.", ""]
+    lines.append(
+        "The least writers' time a snapshot could cost here: the baseline's writers' time (its interval's low "
+        "end, B), plus the part of the copy (the array at one-thread memcpy speed, C) that does not fit in the "
+        "CPU time the writers leave free, shared by every CPU: B + max(0, C - (CPUs - writers) x B) / CPUs."
+    )
+    lines.append("")
+    rows = []
     for experiment, group in points.dropna(subset=["floor_s"]).groupby("experiment", sort=False):
         row = group.iloc[0]
-        idle = "the copy can run on idle cores" if row["copy_on_idle_cores"] else "no core is idle for the copy"
-        lines.append(
-            f"- {experiment}: copying {fmt_count(row['size_mib'])} MiB at {fmt(row['memcpy_gbps'])} GB/s takes "
-            f"{fmt(row['copy_floor_s'])} s; with {fmt_count(row['writers'])} writers and "
-            f"{fmt_count(row['copiers'])} copiers on {fmt_count(row.get('online_cpus'))} CPUs, {idle}: "
-            f"the floor is {fmt(group['floor_s'].min())}-{fmt(group['floor_s'].max())} s of writers' time."
+        rows.append(
+            [
+                experiment,
+                f"{fmt_count(row['size_mib'])} MiB at {fmt(row['memcpy_gbps'])} GB/s: {fmt(row['copy_floor_s'])} s",
+                f"{fmt_count(row['writers'])} + {fmt_count(row['copiers'])} on {fmt_count(row.get('online_cpus'))}",
+                "yes" if row["copy_on_idle_cores"] else "no",
+                f"{fmt(group['floor_s'].min())}-{fmt(group['floor_s'].max())} s",
+            ]
         )
+    lines += table(["experiment", "copy (C)", "writers + copiers on CPUs", "idle cores for the copy", "floor"], rows)
     return lines + [""]
 
 
@@ -376,14 +533,17 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
     ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
     runs = runs.copy()  # one block: a column added to a fragmented frame warns
     runs["virtualized"] = virtualized(runs)
+    ran = runs[runs["status"] == "ok"] if "status" in runs else runs
+    if not points.empty:
+        lines += the_answer(points, ratios)
     lines += ["## Machine", ""]
-    for _, machine in runs.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
+    for _, machine in ran.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
             f"- {machine['hostname']}: {machine['cpu_model']}, {machine['online_cpus']} CPUs, "
             f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
             + (f", in a VM ({machine['virtualized']})" if machine.get("virtualized", "none") != "none" else "")
         )
-    if runs.drop_duplicates(FINGERPRINT).shape[0] > 1:
+    if ran.drop_duplicates(FINGERPRINT).shape[0] > 1:
         lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
     lines.append("")
     if points.empty:
@@ -394,6 +554,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
         lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
+        lines += noise(points)
         lines += the_floor(points)
     lines += ["## Points not measured", ""]
     names = labels.point_labels(runs)

@@ -26,6 +26,15 @@ REUSING_SHARE = 0.5
 # Two counts of the same copies disagree when they differ by more than this
 # share of the larger and by more than COPYING_MIN_PAGES pages.
 DISAGREE_SHARE = 0.1
+# Noise rules taken from pyperf and hyperfine: a point whose writers' time
+# varies by more than NOISE_CV (coefficient of variation, pyperf's 10%) is
+# unstable; a run whose modified z-score (0.6745 (x - median) / MAD) passes
+# OUTLIER_Z is an outlier (hyperfine's 3.5 on the median absolute
+# deviation). Writers that waited for a CPU for more than CPU_WAIT_SHARE of
+# their thread time measured the scheduler as much as the kernel.
+NOISE_CV = 0.10
+OUTLIER_Z = 3.5
+CPU_WAIT_SHARE = 0.10
 THRESHOLDS = {
     "not_copying": NOT_COPYING,
     "mostly": MOSTLY,

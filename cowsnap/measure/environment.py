@@ -102,10 +102,29 @@ def fingerprint() -> dict:
     }
 
 
+def machine_load() -> dict:
+    """What else the machine was doing just before a run: the 1-minute load
+    average, the tasks runnable at this moment (this process's thread
+    included) and the other processes running now (state R)."""
+    fields = read_text(Path("/proc/loadavg"), "").split()
+    busy = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        text = read_text(stat, "")
+        head, _, rest = text.rpartition(")")
+        if rest.split()[:1] == ["R"] and int(stat.parent.name) != os.getpid():
+            busy.append(f"{head.partition('(')[2]}({stat.parent.name})")
+    return {
+        "load1": float(fields[0]) if fields else float("nan"),
+        "procs_running": int(fields[3].split("/")[0]) if len(fields) > 3 else -1,
+        "busy_processes": ", ".join(sorted(busy)[:8]),
+    }
+
+
 def capture(repo: Path) -> dict:
     """Everything a record says about where it ran."""
     return {
         **fingerprint(),
+        **machine_load(),
         "thp_enabled": selected(read_text(THP_DIR / "enabled", "unavailable")),
         "thp_defrag": selected(read_text(THP_DIR / "defrag", "unavailable")),
         **hugetlb_pool(),

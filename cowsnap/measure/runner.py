@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from cowsnap.measure import environment, knobs, native
-from cowsnap.plan import grid
+from cowsnap.plan import grid, threads
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -213,11 +213,16 @@ def result_keys(result) -> dict:
 
 
 def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
-    """The record of one run: ids, settings, environment, build, measurements."""
+    """The record of one run: ids, settings, environment, build, measurements.
+    The record says how many of the point's threads wanted a CPU at once and
+    whether that oversubscribed this machine."""
+    point = threads.resolve(point)  # a point of `cowsnap run` or a test may still say auto
     if is_vm(point):
         return run_vm([(point, ids or {})], build)[0]
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
     record = {**(ids or {}), "started_at": started_at, **point, **build.describe(), "virtualized": "none"}
+    runnable = threads.runnable_threads(point)
+    record.update(runnable_threads=runnable, oversubscribed=runnable > threads.usable_cpus())
     reason = skip_reason(point)
     if reason:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": reason}

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from cowsnap.plan import config as cowsnap_config
+from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
@@ -275,7 +276,7 @@ def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[d
     check_applies(given, f"config.experiments.{name}")
     kept = []
     for point in given:
-        point = scale(normalise(point), smoke_mib)
+        point = scale(threads.resolve(normalise(point)), smoke_mib)
         if point not in kept:
             kept.append(point)
     for point in kept:
@@ -300,7 +301,7 @@ def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | Non
     watch point has none: its program has no writers' time to compare)."""
     if "baseline" not in experiment or point["method"] in WATCH:
         return None
-    return scale(normalise({**point, **experiment["baseline"]}), smoke_mib)
+    return scale(threads.resolve(normalise({**point, **experiment["baseline"]})), smoke_mib)
 
 
 def point_label(point: dict, axes: list[str]) -> str:
@@ -308,9 +309,12 @@ def point_label(point: dict, axes: list[str]) -> str:
 
 
 def expand(config: dict) -> list[Run]:
-    """Every run of every experiment, in the order they are to run: shuffled
-    with config["seed"] across experiments and repetitions, so that drift on
-    a noisy machine does not line up with one setting."""
+    """Every run of every experiment, in the order they are to run: in
+    rounds, one per repetition, each holding that repetition of every point
+    shuffled with config["seed"] across experiments. Drift on a noisy
+    machine does not line up with one setting, and a point's n-th run is a
+    neighbour of its baseline's n-th run, so their ratio can be taken run by
+    run (cowsnap.analyse.stats)."""
     planned = sum(point_count(e) * e["repetitions"] for e in config["experiments"].values())
     if planned > MAX_RUNS:
         raise ConfigError(
@@ -324,5 +328,10 @@ def expand(config: dict) -> list[Run]:
             baseline = baseline_of(point, experiment, smoke_mib)
             baseline_id = point_id(baseline) if baseline is not None else ""
             runs.extend(Run(name, point_id(point), rep, point, baseline_id) for rep in range(experiment["repetitions"]))
-    random.Random(config["seed"]).shuffle(runs)
-    return [dataclasses.replace(run, position=i) for i, run in enumerate(runs)]
+    shuffle = random.Random(config["seed"]).shuffle
+    rounds = []
+    for repetition in sorted({run.repetition for run in runs}):
+        this_round = [run for run in runs if run.repetition == repetition]
+        shuffle(this_round)
+        rounds.extend(this_round)
+    return [dataclasses.replace(run, position=i) for i, run in enumerate(rounds)]
