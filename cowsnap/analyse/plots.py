@@ -39,11 +39,16 @@ def _points_in_order(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def _flags(points: pd.DataFrame) -> pd.Series:
-    """' [unstable]', ' [cpu-bound]' or '' per point: the noise the statistics found."""
+    """' [oversubscribed]', ' [unstable]', ' [cpu-bound]' or '' per point:
+    more threads than CPUs, and the noise the statistics found."""
     marks = pd.Series("", index=points.index)
-    for column, mark in (("unstable", " [unstable]"), ("cpu_bound", " [cpu-bound]")):
+    for column, mark in (
+        ("oversubscribed", " [oversubscribed]"),
+        ("unstable", " [unstable]"),
+        ("cpu_bound", " [cpu-bound]"),
+    ):
         if column in points:
-            marks += points[column].eq(True).map({True: mark, False: ""})
+            marks += points[column].astype(str).eq("True").map({True: mark, False: ""})
     return marks
 
 
@@ -262,7 +267,8 @@ def caption(name: str, experiment: str, description: str, points: pd.DataFrame, 
     level = f"{100 * levels.min():.1f}%" if not levels.empty else "no"
     flagged = int((_flags(points) != "").sum())
     noise = (
-        f" {flagged} points are marked (hatched, named): unstable, their writers' time varied by more than "
+        f" {flagged} points are marked (hatched, named): oversubscribed, more of their threads wanted a CPU at "
+        "once than the machine has; unstable, their writers' time varied by more than "
         f"{100 * verdict.NOISE_CV:g}% (CV), or cpu-bound, their writers waited for a CPU more than "
         f"{100 * verdict.CPU_WAIT_SHARE:g}% of their time."
         if flagged

@@ -348,9 +348,15 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
 
 
 def flags(row: pd.Series) -> str:
-    """'; unstable; cpu-bound' where the numbers say so."""
+    """'; oversubscribed; unstable; cpu-bound' where the numbers say so."""
     marks = [
-        name for name, on in (("unstable", row.get("unstable")), ("cpu-bound", row.get("cpu_bound"))) if on is True
+        name
+        for name, on in (
+            ("oversubscribed", row.get("oversubscribed")),
+            ("unstable", row.get("unstable")),
+            ("cpu-bound", row.get("cpu_bound")),
+        )
+        if str(on) == "True"  # a bool, or its text in a table read back
     ]
     return "".join(f"; {mark}" for mark in marks)
 
@@ -363,7 +369,10 @@ def noise(points: pd.DataFrame) -> list[str]:
     if timed.empty:
         return []
     lines = ["## Noise", ""]
-    unstable, bound = int(timed["unstable"].eq(True).sum()), int(timed.get("cpu_bound", pd.Series()).eq(True).sum())
+    unstable, bound = (
+        int(timed["unstable"].astype(str).eq("True").sum()),
+        int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum()),
+    )
     lines.append(
         f"{unstable} of {len(timed)} points are unstable (writers' time CV over {100 * verdict.NOISE_CV:g}%, pyperf's "
         f"rule); {bound} are cpu-bound (writers waited for a CPU over {100 * verdict.CPU_WAIT_SHARE:g}% of their "
@@ -380,7 +389,7 @@ def noise(points: pd.DataFrame) -> list[str]:
             f"{100 * row['writers_s_cv']:.0f}%",
             fmt_count(row.get("writers_s_outliers")),
             "n/a" if pd.isna(row.get("writer_cpu_wait_share")) else f"{100 * row['writer_cpu_wait_share']:.0f}%",
-            "yes" if row.get("oversubscribed") is True else "no" if row.get("oversubscribed") is False else "n/a",
+            {"True": "yes", "False": "no"}.get(str(row.get("oversubscribed")), "n/a"),
             fmt(row.get("load1")),
         ]
         for _, row in timed.iterrows()
@@ -427,8 +436,8 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
         lines.append(text + ".")
     if "writers_s_cv" in points:
         timed = points.dropna(subset=["writers_s_cv"])
-        unstable = int(timed["unstable"].eq(True).sum())
-        bound = int(timed.get("cpu_bound", pd.Series()).eq(True).sum())
+        unstable = int(timed["unstable"].astype(str).eq("True").sum())
+        bound = int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum())
         lines.append(
             f"- **Noise**: {unstable} of {len(timed)} points unstable, {bound} cpu-bound"
             + (": read their times with care (see Noise)." if unstable or bound else ": the machine was quiet enough.")
