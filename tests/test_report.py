@@ -6,6 +6,8 @@ import ast
 import math
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -124,10 +126,35 @@ def test_every_key_of_the_tables_has_a_glossary_entry():
     assert glossary.lookup("writers_s_after_snapshot").label == "writers' time after the snapshot ended (s)"
 
 
-def test_readme_key_table_is_generated_from_the_glossary():
-    readme = (REPO / "README.md").read_text()
+def test_docs_key_table_is_the_glossary_command_output():
     start, end = "<!-- keys: python -m cowsnap.analyse.glossary -->\n", "<!-- end keys -->"
-    assert readme[readme.index(start) + len(start) : readme.index(end)] == glossary.markdown_table()
+    keys = (REPO / "docs" / "keys.md").read_text()
+    table = keys[keys.index(start) + len(start) : keys.index(end)]
+    command = [sys.executable, "-m", "cowsnap.analyse.glossary"]
+    printed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert table == printed == glossary.markdown_table()
+    assert start not in (REPO / "README.md").read_text()  # one copy of the table
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (fenced code left out)."""
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    headings = re.findall(r"^#+ (.+)$", prose, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_of_the_readme_and_docs_lead_somewhere():
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(files) > 1
+    for source in files:
+        for target in re.findall(r"\]\(([^)\s]+)\)", source.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (source.parent / path).resolve() if path else source
+            assert linked.exists(), f"{source.name}: {target}"
+            if anchor:
+                assert anchor in heading_anchors(linked.read_text()), f"{source.name}: {target}"
 
 
 # ---- figures, tested on what is drawn

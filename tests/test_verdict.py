@@ -10,7 +10,7 @@ from cowsnap.analyse import summary, verdict, watch_report
 
 
 def test_the_documented_thresholds():
-    # README (docs) and the verdict module's docstring state these values.
+    # docs/watch.md and the verdict module's docstring state these values.
     assert (verdict.NOT_COPYING, verdict.MOSTLY, verdict.COPYING_MIN_PAGES) == (0.01, 0.5, 256)
     assert (verdict.LEVER_SHARE, verdict.REUSING_SHARE, verdict.DISAGREE_SHARE) == (0.1, 0.5, 0.1)
 

@@ -1,9 +1,9 @@
 """Every record key and derived column: its label (with its unit), the
 direction that is better, and where it comes from. Axis labels, captions,
-the tables' statistics and the README's key table all read this registry,
+the tables' statistics and the key table of docs/keys.md all read this registry,
 so a key has one name and one meaning everywhere.
 
-    python -m cowsnap.analyse.glossary    # prints the README's key table
+    python -m cowsnap.analyse.glossary    # prints the key table of docs/keys.md
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def lookup(name: str) -> Key:
 
 
 def markdown_table() -> str:
-    """The README's table of measured and derived keys."""
+    """The table of measured and derived keys in docs/keys.md."""
     lines = ["| key | what | from | better |", "| --- | --- | --- | --- |"]
     for name, key in KEYS.items():
         phases = " (also `_during_snapshot`, `_after_snapshot`)" if key.phased else ""

@@ -198,7 +198,7 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
     lines += [
         "",
         "To check the same on your own program: `cowsnap watch --pid PID` (or `cowsnap watch -- COMMAND`) counts "
-        "its COW copies and reuses per phase of its own snapshot (see the README's watch section).",
+        "its COW copies and reuses per phase of its own snapshot (see docs/watch.md).",
         "",
     ]
     return lines
