@@ -18,34 +18,11 @@
 
 namespace cowsnap {
 
+// One field per line of params.def, in its order.
 struct Params {
-    // sizes and threads
-    long size_mib;    // the array the writers write and the snapshot copies
-    int writers;      // parent threads writing the array
-    int copiers;      // threads copying the snapshot
-    long batch_kib;   // unit the copiers copy and release
-    // the snapshot
-    std::string method;   // none | fork | uffd | stop
-    std::string alloc;    // mmap | new (the seed's: 16 bytes into a page)
-    std::string release;  // munmap | dontneed | none: what the child does with a copied batch
-    std::string exit;     // early (_exit after the copy) | normal (teardown, then exit)
-    std::string hold;     // copy (exit once copied) | writers (keep mappings until writers end)
-    std::string start;    // with_child | after_child: when the writers start
-    std::string pattern;  // interleaved (element by element across threads) | blocked
-    // memory
-    std::string backing;   // 4k | thp | hugetlb-2m | hugetlb-1g | mthp-<N>k
-    std::string populate;  // none | map | write-after-exit | write-after-release
-    std::string dest;      // zeroed (allocated and zeroed before the snapshot) | fresh
-    bool dontfork;         // MADV_DONTFORK on a zeroed destination
-    std::string inject;    // none | wipe-on-fork: make the snapshot wrong on purpose
-    // NUMA
-    std::string numa_mem;      // default | local | bind:<nodes> | interleave:<nodes|all> | preferred:<node>
-    std::string numa_writers;  // any | node:<n>: CPUs of the parent's writers
-    std::string numa_copiers;  // any | node:<n>: CPUs of the copier threads
-    // instruments
-    long sharing_interval_ms;  // pagemap sampling period while writers run (0: off)
-    long memcpy_mib;           // buffer for the machine's own memcpy bandwidth (0: off)
-    double timeout_s;          // a child still running after this is killed
+#define COWSNAP_PARAM(type, name) type name;
+#include "params.def"
+#undef COWSNAP_PARAM
 };
 
 struct Result {

@@ -10,31 +10,12 @@ namespace cowsnap::detail {
 
 namespace {
 
-// Every Params field, by its config key.
+// Every Params field, by its config key (params.def).
 template <class Visit>
 void each_field(Params& p, Visit visit) {
-    visit("size_mib", p.size_mib);
-    visit("writers", p.writers);
-    visit("copiers", p.copiers);
-    visit("batch_kib", p.batch_kib);
-    visit("method", p.method);
-    visit("alloc", p.alloc);
-    visit("release", p.release);
-    visit("exit", p.exit);
-    visit("hold", p.hold);
-    visit("start", p.start);
-    visit("pattern", p.pattern);
-    visit("backing", p.backing);
-    visit("populate", p.populate);
-    visit("dest", p.dest);
-    visit("dontfork", p.dontfork);
-    visit("inject", p.inject);
-    visit("numa_mem", p.numa_mem);
-    visit("numa_writers", p.numa_writers);
-    visit("numa_copiers", p.numa_copiers);
-    visit("sharing_interval_ms", p.sharing_interval_ms);
-    visit("memcpy_mib", p.memcpy_mib);
-    visit("timeout_s", p.timeout_s);
+#define COWSNAP_PARAM(type, name) visit(#name, p.name);
+#include "params.def"
+#undef COWSNAP_PARAM
 }
 
 std::string number(double value) {

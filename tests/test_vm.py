@@ -21,6 +21,7 @@ import pytest
 
 from cowsnap.measure import runner, vm
 from cowsnap.plan import config, grid, kernels
+from cowsnap.plan import point as plan_point
 
 SIZE_MIB = 8
 REPO = Path(__file__).resolve().parent.parent
@@ -149,7 +150,7 @@ def test_vm_nodes_apply_only_in_a_vm():
 def test_host_points_keep_their_ids():
     """The VM keys at host leave a point's id as it was before they existed."""
     host = config.point_defaults()
-    without = {k: v for k, v in host.items() if k not in runner.VM_KEYS}
+    without = {k: v for k, v in host.items() if k not in plan_point.VM_KEYS}
     assert grid.point_id(host) == grid.point_id(without)
     assert grid.point_id({**host, "vm_kernel": "6.1"}) != grid.point_id(host)
 

@@ -71,7 +71,7 @@ def cppyy_version() -> str:
 
 
 def source_files(native_dir: Path = NATIVE_DIR) -> list[Path]:
-    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".c", ".cpp", ".xml"})
+    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".def", ".c", ".cpp", ".xml"})
 
 
 def source_hash(native_dir: Path = NATIVE_DIR) -> str:

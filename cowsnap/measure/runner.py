@@ -19,15 +19,10 @@ from pathlib import Path
 
 from cowsnap.measure import environment, knobs, native
 from cowsnap.plan import grid, threads
+from cowsnap.plan import point as plan_point
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Point keys the harness applies itself; every other key is a field of the
-# native Params.
-HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
-# Point keys that say where the point runs: this machine (vm_kernel host) or
-# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
-VM_KEYS = ("vm_kernel", "vm_nodes")
 HUGETLB = grid.PAGE_KIB  # hugetlb backing -> page size in KiB
 
 
@@ -190,9 +185,8 @@ def measure(point: dict, build: native.Build) -> dict:
 def params_of(cowsnap, point: dict):
     """The benchmark's Params (of the loaded cowsnap namespace) for a point."""
     params = cowsnap.Params()
-    for key, value in point.items():
-        if key not in HARNESS_KEYS and key not in VM_KEYS:
-            setattr(params, key, value)
+    for key, value in plan_point.native_params(point).items():
+        setattr(params, key, value)
     return params
 
 

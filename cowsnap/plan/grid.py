@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
+from cowsnap.plan.point import COMMAND_KEYS, WATCH_KEYS
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
 MAX_RUNS = 20_000  # runs of one config, over all experiments
@@ -35,10 +36,6 @@ BENCHMARK = ("none", "fork", "uffd", "stop")  # the methods the benchmark measur
 COPYING = ("fork", "uffd", "stop")
 WATCH = ("watch",)  # a program of the user's, run under cowsnap watch
 NOT_MAP = ("none", "write-after-exit", "write-after-release")
-# The keys of a watch point (method=watch) only; a benchmark point has none
-# of them (so its id and record are what they were before they existed).
-COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")
-WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
 # Benchmark keys that apply to a watch point too.
 WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s")
 # Which point keys apply to which points, the one table of it: a key (or one
