@@ -210,6 +210,11 @@ public:
 
     int release_fd() const override { return release_read_; }
 
+    bool writers_wait() const override { return c_.params.start == "after_child"; }
+
+    // The child maps the array's pages until it exits: pagemap tells which.
+    bool samples_sharing() const override { return true; }
+
     void report(Result& result) override {
         auto& v = result.values;
         v["fork_s"] = fork_s_;

@@ -3,7 +3,7 @@
 // phase where the snapshot ended; a method only takes its snapshot.
 //
 // The timed span starts at one instant for every method, just before the
-// snapshot begins (fork call, uffd protect, stop copy), and ends when the
+// snapshot begins (the method's Snapshot::begin()), and ends when the
 // last writer finishes. Everything that is not the work measured (threads,
 // pipes, counters) is made or read outside it.
 #include "internal.h"
@@ -21,9 +21,9 @@ namespace {
 
 constexpr std::size_t mib = 1024 * 1024;
 
-// Samples the pages of the array still shared with the child (fork only):
-// once the snapshot began, before the writers start, then every interval
-// until stop(). Reading pagemap competes with the writers, so runs that
+// Samples the pages of the array still shared with the snapshot (for a
+// method whose samples_sharing() says so): once the snapshot began, before
+// the writers start, then every interval until stop(). Reading pagemap competes with the writers, so runs that
 // sample are not timed runs (the tables leave their times out of every
 // statistic).
 class SharingSampler {
@@ -137,14 +137,14 @@ private:
 
 // Maps and fills the array as asked, then reads back what the kernel did;
 // NotApplied when a setting did not take effect.
-void prepare_array(const Params& p, OwnedRegion& array, Result& result) {
+void prepare_array(const Params& p, const Backing& backing, OwnedRegion& array, Result& result) {
     auto& v = result.values;
     const std::size_t bytes = std::size_t(p.size_mib) * mib;
     array.region = p.alloc == "new" ? new_region(p.backing, bytes, true)
                                     : map_region(p.backing, bytes, p.populate == "map", nullptr);
     Region& a = array.region;
     apply_memory_policy(a.aligned_begin(), a.aligned_bytes(), p.numa_mem);
-    const long mthp_kib = p.backing.rfind("mthp-", 0) == 0 ? std::stol(p.backing.substr(5)) : 0;
+    const long mthp_kib = backing.kind == Backing::mthp ? backing.mthp_kib : 0;
     const long mthp_before = mthp_kib ? mthp_fault_allocs(mthp_kib) : 0;
     const Vmstat vmstat_before = read_vmstat();
     const auto t0 = clock::now();
@@ -161,10 +161,10 @@ void prepare_array(const Params& p, OwnedRegion& array, Result& result) {
 
     // At least 90% of the array backed as asked, from its own mapping.
     const double huge_share = v["huge_kib"] * 1024 / double(bytes);
-    if (p.backing == "thp" && huge_share < 0.9)
+    if (backing.kind == Backing::thp && huge_share < 0.9)
         throw NotApplied("backing=thp: " + std::to_string(int(100 * huge_share)) +
                          "% of the array in huge pages after the fill (AnonHugePages), 90% needed");
-    if (p.backing == "4k" && v["huge_kib"] > 0)
+    if (backing.kind == Backing::base_pages && v["huge_kib"] > 0)
         throw NotApplied("backing=4k: " + std::to_string(long(v["huge_kib"])) + " kB of huge pages after the fill");
     if (mthp_kib) {
         v["mthp_fault_alloc"] = double(mthp_fault_allocs(mthp_kib) - mthp_before);
@@ -184,11 +184,16 @@ void prepare_array(const Params& p, OwnedRegion& array, Result& result) {
         throw NotApplied(mismatch);
 }
 
-std::unique_ptr<Snapshot> make_snapshot(const Params& p, SnapshotContext context) {
-    if (p.method == "fork") return fork_snapshot(context);
-    if (p.method == "uffd") return uffd_snapshot(context);
-    if (p.method == "stop") return stop_snapshot(context);
-    return nullptr;  // none: the baseline
+// Reference costs, before the array exists; whether the writers' copies
+// can be counted (delay accounting on).
+bool measure_references(const Params& p, Result& result) {
+    auto& v = result.values;
+    v["process_mappings"] = double(mapping_count());
+    v["fork_empty_s"] = fork_empty_seconds();
+    if (p.memcpy_mib > 0) v["memcpy_gbps"] = memcpy_gbps(std::size_t(p.memcpy_mib) * mib);
+    const bool query_copies = delay_accounting_on();
+    v["delayacct_effective"] = query_copies;
+    return query_copies;
 }
 
 // Counters over [from, to) of the writers' phase, keys suffixed.
@@ -198,98 +203,143 @@ void put_phase(Result& result, const Mark& from, const Mark& to, const std::stri
     result.values["writers_s" + suffix] = seconds_between(from.time, to.time);
 }
 
+// The moment the snapshot ended (what the method's Snapshot::end() returned),
+// set by the thread that waited for it.
+class EndMark {
+public:
+    void set(const Mark& mark) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        mark_ = mark;
+        signal_.notify_all();
+    }
+    void wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        signal_.wait(lock, [&] { return mark_.has_value(); });
+    }
+    const Mark& get() const { return *mark_; }
+
+private:
+    std::optional<Mark> mark_;
+    std::mutex mutex_;
+    std::condition_variable signal_;
+};
+
+// The writers' phase: from just before the snapshot begins to the last
+// writer's end.
+struct Phase {
+    Mark start, end;
+    Writers::Totals totals;
+};
+
+// One point's threads and instruments around its snapshot (none for the
+// baseline): made before the timed span, parked until it starts.
+class PointRun {
+public:
+    PointRun(const Params& p, Region& array, Snapshot* snapshot, bool query_copies, Result& result)
+        : p_(p), array_(array), snapshot_(snapshot), result_(result),
+          writers_wait_(snapshot && snapshot->writers_wait()), writers_(array, p, query_copies), populate_(array) {
+        if (std::string error = writers_.placement_error(); !error.empty()) throw NotApplied(error);
+        const std::size_t bytes = array.bytes, batch = std::size_t(p.batch_kib) * 1024;
+        if (snapshot && !writers_wait_) helpers_.add([this] { wait_for_end(); });
+        if (snapshot && p.populate == "write-after-release")
+            helpers_.add([this, bytes, batch, fd = snapshot->release_fd()] {
+                std::uint64_t index;
+                while (read(fd, &index, sizeof index) == sizeof index)
+                    populate_(index * batch, std::min(batch, bytes - index * batch));
+            });
+        if (snapshot && p.populate == "write-after-exit" && !writers_wait_)
+            helpers_.add([this, bytes] {
+                end_.wait();
+                populate_(0, bytes);
+            });
+        sampler_.emplace(array, snapshot && snapshot->samples_sharing() ? p.sharing_interval_ms : 0, result);
+    }
+
+    // ---- the timed span: it starts at one instant for every method, just
+    // before the snapshot begins, and ends when the last writer finishes.
+    Phase timed_span() {
+        const Mark start = mark_start();
+        if (snapshot_) snapshot_->begin();
+        result_.values["snapshot_pause_s"] = seconds_between(start.time, clock::now());
+        helpers_.start();  // they wait for the snapshot begun above
+        sampler_->start(start.time);
+        if (writers_wait_) {
+            wait_for_end();
+            if (p_.populate == "write-after-exit") populate_(0, array_.bytes);
+        }
+        writers_.start();
+        const Writers::Totals totals = writers_.finish();
+        Mark end = mark_now();
+        end.time = totals.last_end;
+        return {start, end, totals};
+    }
+
+    // After the span: stop sampling, let the snapshot go, join the helpers.
+    void wind_down() {
+        sampler_->stop();
+        if (snapshot_) snapshot_->writers_done();
+        helpers_.join();
+    }
+
+    // The writers' phase, split where the snapshot ended, and what the
+    // snapshot and the populating report.
+    void report(const Phase& phase) {
+        Result& result = result_;
+        put_thread_counters(result, "writer", phase.totals.all);
+        result.effective["writer_cpus"] = phase.totals.cpus;
+        put_phase(result, phase.start, phase.end, "");
+        if (snapshot_) {
+            const Mark& at = end_.get();
+            const Mark& split = at.time <= phase.start.time ? phase.start : at.time >= phase.end.time ? phase.end : at;
+            put_phase(result, phase.start, split, "_during_snapshot");
+            put_phase(result, split, phase.end, "_after_snapshot");
+            put_thread_counters(result, "writer", phase.totals.during_snapshot, "_during_snapshot");
+            put_thread_counters(result, "writer", phase.totals.all - phase.totals.during_snapshot, "_after_snapshot");
+            result.values["snapshot_end_s"] = seconds_between(phase.start.time, at.time);
+            snapshot_->report(result);
+        }
+        if (p_.populate == "write-after-exit" || p_.populate == "write-after-release") populate_.report(result);
+    }
+
+private:
+    void wait_for_end() {
+        const Mark mark = snapshot_->end();
+        writers_.snapshot_ended();
+        end_.set(mark);
+    }
+
+    const Params& p_;
+    Region& array_;
+    Snapshot* snapshot_;
+    Result& result_;
+    const bool writers_wait_;
+    Writers writers_;
+    Populate populate_;
+    EndMark end_;
+    Helpers helpers_;
+    std::optional<SharingSampler> sampler_;
+};
+
+// One point: reference costs, the array, the snapshot's preparations, the
+// timed span, then what it all measured.
 void measure_point(const Params& p, Result& result) {
-    auto& v = result.values;
-    // Reference costs, before the array exists.
-    v["process_mappings"] = double(mapping_count());
-    v["fork_empty_s"] = fork_empty_seconds();
-    if (p.memcpy_mib > 0) v["memcpy_gbps"] = memcpy_gbps(std::size_t(p.memcpy_mib) * mib);
-    const bool query_copies = delay_accounting_on();
-    v["delayacct_effective"] = query_copies;
+    const Method method = method_of(p.method);
+    const Backing backing = backing_of(p.backing);
+    const bool query_copies = measure_references(p, result);
 
     OwnedRegion array, dest;
-    prepare_array(p, array, result);
-    v["batches"] = double(batch_count(p, array.region));
+    prepare_array(p, backing, array, result);
+    result.values["batches"] = double(batch_count(p, array.region));
+    const auto snapshot = make_snapshot(method, {p, array.region, dest.region, query_copies, backing});
     // dest=zeroed, as in the seed: the destination exists, zeroed, before
     // the snapshot; dest=fresh: the method allocates it when it copies.
-    if (p.method != "none" && p.dest == "zeroed") dest.region = allocate_destination(p, array.region, true);
-
-    const auto snapshot = make_snapshot(p, {p, array.region, dest.region, query_copies});
+    if (snapshot && p.dest == "zeroed") dest.region = allocate_destination(p, array.region, true);
     if (snapshot) snapshot->prepare();
-    Writers writers(array.region, p, query_copies);
-    if (std::string error = writers.placement_error(); !error.empty()) throw NotApplied(error);
 
-    // The moment the snapshot ended (fork: the parent saw the child exit;
-    // uffd: the last batch was copied; stop: the copy was done).
-    std::optional<Mark> ended;
-    std::mutex ended_mutex;
-    std::condition_variable ended_signal;
-    auto wait_for_end = [&] {
-        const Mark mark = snapshot->end();
-        writers.snapshot_ended();
-        std::lock_guard<std::mutex> lock(ended_mutex);
-        ended = mark;
-        ended_signal.notify_all();
-    };
-    auto wait_until_ended = [&] {
-        std::unique_lock<std::mutex> lock(ended_mutex);
-        ended_signal.wait(lock, [&] { return ended.has_value(); });
-    };
-    Populate populate(array.region);
-    const std::size_t bytes = array.region.bytes, batch = std::size_t(p.batch_kib) * 1024;
-    const bool writers_wait = snapshot && (p.start == "after_child" || p.method == "stop");
-    Helpers helpers;
-    if (snapshot && !writers_wait) helpers.add(wait_for_end);
-    if (snapshot && p.populate == "write-after-release")
-        helpers.add([&, fd = snapshot->release_fd()] {
-            std::uint64_t index;
-            while (read(fd, &index, sizeof index) == sizeof index)
-                populate(index * batch, std::min(batch, bytes - index * batch));
-        });
-    if (snapshot && p.populate == "write-after-exit" && !writers_wait)
-        helpers.add([&] {
-            wait_until_ended();
-            populate(0, bytes);
-        });
-    SharingSampler sampler(array.region, p.method == "fork" ? p.sharing_interval_ms : 0, result);
-
-    // ---- the timed span
-    const Mark start = mark_start();
-    if (snapshot) snapshot->begin();
-    v["snapshot_pause_s"] = seconds_between(start.time, clock::now());
-    helpers.start();  // they wait for the snapshot begun above
-    sampler.start(start.time);
-    if (writers_wait) {
-        // The writers start once the snapshot ended; populating the array
-        // then is part of their phase.
-        wait_for_end();
-        if (p.populate == "write-after-exit") populate(0, bytes);
-    }
-    writers.start();
-    const Writers::Totals totals = writers.finish();
-    Mark end = mark_now();
-    end.time = totals.last_end;
-    // ---- end of the timed span
-
-    sampler.stop();
-    if (snapshot) snapshot->writers_done();
-    helpers.join();
-
-    put_thread_counters(result, "writer", totals.all);
-    result.effective["writer_cpus"] = totals.cpus;
-    put_phase(result, start, end, "");
-    if (snapshot) {
-        const Mark& at = *ended;
-        // Split the writers' phase where the snapshot ended.
-        const Mark& split = at.time <= start.time ? start : at.time >= end.time ? end : at;
-        put_phase(result, start, split, "_during_snapshot");
-        put_phase(result, split, end, "_after_snapshot");
-        put_thread_counters(result, "writer", totals.during_snapshot, "_during_snapshot");
-        put_thread_counters(result, "writer", totals.all - totals.during_snapshot, "_after_snapshot");
-        v["snapshot_end_s"] = seconds_between(start.time, at.time);
-        snapshot->report(result);
-    }
-    if (p.populate == "write-after-exit" || p.populate == "write-after-release") populate.report(result);
+    PointRun run(p, array.region, snapshot.get(), query_copies, result);
+    const Phase phase = run.timed_span();
+    run.wind_down();
+    run.report(phase);
 }
 
 }  // namespace

@@ -261,7 +261,24 @@ public:
     // For populate=write-after-release: batch indices as the snapshot
     // releases them, -1 where it releases none.
     virtual int release_fd() const { return -1; }
+    // The writers start only once the snapshot ended (then populating the
+    // array is part of their phase); else they start as it begins.
+    virtual bool writers_wait() const { return false; }
+    // Pages still shared with the snapshot can be sampled while the writers
+    // run (sharing_interval_ms).
+    virtual bool samples_sharing() const { return false; }
 };
+
+// ---- methods.cpp: a point's method and backing, parsed once from their
+// names; the one place that maps a method's name to its Snapshot.
+enum class Method { none, fork, uffd, stop };
+struct Backing {
+    enum Kind { base_pages, thp, hugetlb, mthp } kind = base_pages;
+    long mthp_kib = 0;  // mthp: the folio size
+};
+// std::invalid_argument naming the field when a name is not known.
+Method method_of(const std::string& name);
+Backing backing_of(const std::string& name);
 
 // The array, its destination (allocated and zeroed before the snapshot when
 // dest=zeroed; empty when dest=fresh) and the point, for every method.
@@ -270,10 +287,13 @@ struct SnapshotContext {
     Region& array;
     Region& dest;
     bool query_copies;
+    Backing backing;
 };
 std::unique_ptr<Snapshot> fork_snapshot(SnapshotContext context);
 std::unique_ptr<Snapshot> uffd_snapshot(SnapshotContext context);
 std::unique_ptr<Snapshot> stop_snapshot(SnapshotContext context);
+// The method's snapshot; nullptr for none (the baseline takes none).
+std::unique_ptr<Snapshot> make_snapshot(Method method, SnapshotContext context);
 
 // Allocates a destination for the array as `params.alloc` and `backing` ask.
 Region allocate_destination(const Params& params, const Region& array, bool zeroed);

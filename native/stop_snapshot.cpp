@@ -36,6 +36,9 @@ public:
 
     Mark end() override { return done_; }
 
+    // They wait by design: begin() copies the whole array.
+    bool writers_wait() const override { return true; }
+
     void report(Result& result) override {
         auto& v = result.values;
         v["snapshot_ok"] = copy_is_consistent(c_.dest.data, c_.array.elements(), c_.params.copiers);

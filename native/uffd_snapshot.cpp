@@ -67,7 +67,7 @@ public:
         uffdio_api api{};
         api.api = UFFD_API;
         api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-        if (c_.params.backing.rfind("hugetlb-", 0) == 0) api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+        if (c_.backing.kind == Backing::hugetlb) api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
         if (ioctl(fd_, UFFDIO_API, &api) != 0) not_available("UFFDIO_API with write-protect");
         if (pipe2(stop_, O_CLOEXEC) != 0) not_available("pipe");
         handler_ = std::thread([this] { handle_faults(); });  // polls; no fault comes before begin()
@@ -102,6 +102,8 @@ public:
         handler_.join();
         return done;
     }
+
+    bool writers_wait() const override { return c_.params.start == "after_child"; }
 
     void report(Result& result) override {
         auto& v = result.values;
