@@ -3,6 +3,7 @@
     cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
     cowsnap run method=watch watch_command='my-server --port 7000' snapshot_command=... [--out record.json]
     cowsnap compare results-a results-b [--out DIR] [--pool]
+    cowsnap rerun-failed [RESULTS]
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--out DIR]
     cowsnap watch [--interval 1] [--sharing] [--out DIR] -- COMMAND [ARGS...]
     cowsnap watch --pid PID [--for SECONDS] [--interval 1] [--sharing] [--out DIR]
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("b", type=Path, help="results folder B")
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where compare.csv/.md/.png go")
     compare.add_argument("--pool", action="store_true", help="allow a side to hold runs from several machines")
+    rerun_failed = commands.add_parser(
+        "rerun-failed", help="remove a results folder's failed records: the next snakemake measures them again"
+    )
+    rerun_failed.add_argument("results", type=Path, nargs="?", default=Path("results"), help="results folder")
     commands.add_parser("calibrate", help="the harness against a plain C program doing the same work", add_help=False)
     commands.add_parser(
         "watch", help="is a running program copying? copies, faults, CPU time per interval", add_help=False
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         args.settings += extra
     if args.command == "compare":
         return compare_command(args)
+    if args.command == "rerun-failed":
+        return rerun_failed_command(args)
     try:
         point = config.validate_point(parse_settings(args.settings))
         grid.check_applies([point], "point")
@@ -137,6 +144,20 @@ def compare_command(args) -> int:
     for note in notes:
         print(f"cowsnap: {note}", file=sys.stderr)
     print(args.out / "compare.md")
+    return 0
+
+
+def rerun_failed_command(args) -> int:
+    from cowsnap import rerun
+
+    if not args.results.is_dir():
+        print(f"cowsnap: {args.results}: no such results folder", file=sys.stderr)
+        return 2
+    removed = rerun.remove_failed(args.results)
+    for path in removed:
+        print(path)
+    failed = sum(path.suffix == ".json" for path in removed)  # the rest: timelines, VM boots' folders
+    print(f"cowsnap: {failed} failed record(s) removed; snakemake measures them again", file=sys.stderr)
     return 0
 
 

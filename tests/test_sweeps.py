@@ -27,7 +27,9 @@ def planned(cwd, *args) -> dict[str, int]:
         words = line.split()
         if words[:2] == ["job", "count"]:
             in_stats = True
-        elif in_stats and len(words) == 2 and words[1].isdigit() and words[0] != "total":
+        elif in_stats and words[:1] == ["total"]:
+            break  # the table ends; what follows (the jobs, with reasons) is not counted
+        elif in_stats and len(words) == 2 and words[1].isdigit():
             counts[words[0]] = int(words[1])
     return counts
 
@@ -138,3 +140,64 @@ def test_paper_config_in_smoke_mode_runs_to_its_figures_and_summary(tmp_path):
     for caption in (smoke / "figures").glob("*.caption.txt"):
         assert caption.with_name(caption.name.replace(".caption.txt", ".png")).exists()
     assert len(list((smoke / "figures").glob("*.png"))) >= 20
+
+
+def swept(cwd, *args):
+    done = sweep(cwd, *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every record and table of a results folder, by path, with its time and
+    content (the figures, made
+    again whenever their tables are, are counted in the plan)."""
+    found = sorted(p for p in folder.glob("*/**/*") if p.suffix in {".json", ".csv"} and p.parts[-2] != "figures")
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in found}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+
+
+def test_a_deleted_record_is_run_again_with_what_depends_on_it(sweep_folder):
+    two = f"experiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n  b:\n    base: {TRIVIAL}\n"
+    (sweep_folder / "config" / "config.yaml").write_text(two)
+    swept(sweep_folder)
+    results = sweep_folder / "results"
+    before = files(results)
+    (deleted,) = results.glob("a/p*/1.json")
+    deleted.unlink()
+    figures = len(list((results / "figures").glob("a-*.png")))
+    assert planned(sweep_folder) == {"run_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
+    assert f"output: {deleted.relative_to(sweep_folder)}" in sweep(sweep_folder, "--dry-run").stdout
+    swept(sweep_folder)
+    remade = {f"a/{table}.csv" for table in ("runs", "points", "ratios", "sharing")}
+    assert changed(before, files(results)) == {str(deleted.relative_to(results)), *remade}
+    assert planned(sweep_folder) == {}  # done: nothing is run twice
+
+
+def test_rerun_failed_removes_failed_records_and_the_sweep_runs_them_again(sweep_folder):
+    failing = "{method: watch, watch_command: 'sleep 600', setup_command: \"sh -c 'exit 5'\"}"
+    config = f"experiments:\n  e:\n    base: {TRIVIAL}\n  w:\n    base: {failing}\n"
+    (sweep_folder / "config" / "config.yaml").write_text(config)
+    swept(sweep_folder)
+    results = sweep_folder / "results"
+    (failed,) = results.glob("w/p*/0.json")
+    assert json.loads(failed.read_text())["status"] == "failed"
+    first = json.loads(failed.read_text())["started_at"]
+    before = files(results)
+    done = subprocess.run(
+        [sys.executable, "-m", "cowsnap.cli", "rerun-failed"], cwd=sweep_folder, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    timeline = failed.with_suffix(".timeline.csv")  # what the failed watch had read
+    assert done.stdout.split() == [str(p.relative_to(sweep_folder)) for p in (timeline, failed)]
+    assert "1 failed record(s) removed" in done.stderr
+    figures = len(list((results / "figures").glob("w-*.png")))
+    assert planned(sweep_folder) == {"watch_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
+    swept(sweep_folder)
+    assert json.loads(failed.read_text())["started_at"] != first  # measured again
+    remade = {f"w/{table}.csv" for table in ("runs", "points", "ratios", "sharing")}
+    assert changed(before, files(results)) == {str(p.relative_to(results)) for p in (failed, timeline)} | remade
+    assert planned(sweep_folder) == {}

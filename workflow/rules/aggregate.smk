@@ -1,6 +1,7 @@
 rule aggregate:
     input:
-        get_records,
+        records=get_records,
+        missing=get_missing_note,
     output:
         runs=f"{RESULTS}/{{experiment}}/runs.csv",
         points=f"{RESULTS}/{{experiment}}/points.csv",

@@ -7,6 +7,7 @@ from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import grid
 from cowsnap.measure import jobs, knobs, native
 from cowsnap.analyse import plots
+from cowsnap import rerun
 
 try:
     for path in workflow.configfiles:
@@ -19,6 +20,21 @@ RESULTS = CONFIG["results"]
 EXPERIMENTS = list(CONFIG["experiments"])
 BUILD_KEY = native.build_key(CONFIG["cxxflags"])
 CONFIG_HASH = hashlib.sha256(json.dumps(CONFIG, sort_keys=True).encode()).hexdigest()[:12]
+
+# A run whose record is missing (deleted, or removed by `cowsnap
+# rerun-failed`) is run again, with its experiment's tables and figures and
+# the summary: Snakemake alone would not remake a missing record whose
+# tables are up to date. Its experiment's missing.txt, written here when the
+# tables exist, is an input of the tables newer than them (cowsnap.rerun).
+# Only the main process notes them: a job's own process (on a cluster)
+# parses this file too.
+if workflow.is_main_process:
+    for _experiment, _missing in rerun.note_missing(RESULTS, RUNS.values()).items():
+        print(
+            f"cowsnap: {_experiment}: {len(_missing)} run(s) without a record "
+            f"({rerun.missing_path(RESULTS, _experiment)}): measured again, then its tables",
+            file=sys.stderr,
+        )
 
 
 wildcard_constraints:
@@ -58,8 +74,7 @@ def get_priority(wildcards):
 
 def vm_boot_of(run):
     """The boot a run is measured in ('' on this machine): one per vm_kernel and vm_nodes."""
-    point = run.point
-    return "" if point["vm_kernel"] == "host" else f"{point['vm_kernel']}-{point['vm_nodes']}nodes"
+    return rerun.vm_boot(run.point)
 
 
 VM_BOOTS = {}  # boot -> its runs, in schedule order
@@ -89,6 +104,13 @@ def get_boot_runs(wildcards):
 
 def get_records(wildcards):
     return [f"{RESULTS}/{run.run_id}.json" for run in RUNS.values() if run.experiment == wildcards.experiment]
+
+
+def get_missing_note(wildcards):
+    """The experiment's missing.txt when one was written: newer than the
+    tables after records went missing, it has them made again."""
+    path = rerun.missing_path(RESULTS, wildcards.experiment)
+    return [str(path)] if path.exists() else []
 
 
 def get_figures(experiment):
