@@ -30,6 +30,7 @@ localrules:
     all,
     build,
     aggregate,
+    more_runs,
     plot,
     summary,
 

@@ -168,7 +168,8 @@ def floor(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
         spare = max(0.0, processors - row["writers"]) * baseline_s
         copy_s.append(seconds)
         idle_cores.append(bool(processors >= row["writers"] + row["copiers"]))
-        floor_s.append(baseline_s + max(0.0, seconds - spare) / processors)
+        # No memcpy bandwidth measured (memcpy_mib=0): no floor, not the baseline alone.
+        floor_s.append(baseline_s + max(0.0, seconds - spare) / processors if not np.isnan(seconds) else np.nan)
     out["copy_floor_s"] = copy_s
     out["copy_on_idle_cores"] = idle_cores
     out["floor_s"] = floor_s

@@ -204,10 +204,19 @@ def validate(config: dict) -> dict:
     done["experiments"] = {
         name: _fill(experiment_defaults, experiment) for name, experiment in config["experiments"].items()
     }
-    for experiment in done["experiments"].values():
+    for name, experiment in done["experiments"].items():
         experiment["base"] = _fill(point_defaults(), experiment["base"])
         if done["smoke_mib"]:
             experiment["repetitions"] = 1
+            experiment.pop("precision", None)  # smoke mode runs each point once
+        if "precision" in experiment:
+            precision = experiment["precision"] = dict(experiment["precision"])
+            if precision["max_repetitions"] < experiment["repetitions"]:
+                raise ConfigError(
+                    f"config.experiments.{name}.precision.max_repetitions: {precision['max_repetitions']} is below "
+                    f"repetitions ({experiment['repetitions']}); allowed: at least repetitions"
+                )
+            precision.setdefault("step", experiment["repetitions"])
     return done
 
 

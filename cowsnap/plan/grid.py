@@ -332,3 +332,31 @@ def expand(config: dict) -> list[Run]:
         shuffle(this_round)
         rounds.extend(this_round)
     return [dataclasses.replace(run, position=i) for i, run in enumerate(rounds)]
+
+
+def precision_rounds(experiment: dict) -> int:
+    """How many rounds of more runs an experiment's precision may ask for."""
+    precision = experiment.get("precision")
+    if not precision:
+        return 0
+    return max(0, math.ceil((precision["max_repetitions"] - experiment["repetitions"]) / precision["step"]))
+
+
+def round_runs(config: dict, name: str, point_ids: list[str], round_index: int) -> list[Run]:
+    """The runs of one round of more runs (cowsnap.analyse.precision chose
+    the points): `step` more repetitions of each, below max_repetitions, in
+    sub-rounds of one repetition each, shuffled, so pairs stay neighbours."""
+    experiment = config["experiments"][name]
+    precision, smoke_mib = experiment["precision"], config.get("smoke_mib", 0)
+    points = {point_id(point): point for point in experiment_points(name, experiment, smoke_mib)}
+    first = experiment["repetitions"] + round_index * precision["step"]
+    shuffle = random.Random(f"{config['seed']}/{name}/{round_index}").shuffle
+    runs = []
+    for repetition in range(first, min(first + precision["step"], precision["max_repetitions"])):
+        this_round = []
+        for pid in point_ids:
+            baseline = baseline_of(points[pid], experiment, smoke_mib)
+            this_round.append(Run(name, pid, repetition, points[pid], point_id(baseline) if baseline else ""))
+        shuffle(this_round)
+        runs.extend(this_round)
+    return runs

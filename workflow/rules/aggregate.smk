@@ -13,3 +13,21 @@ rule aggregate:
         "../../envs/cowsnap.yaml"
     script:
         "../scripts/aggregate.py"
+
+
+checkpoint more_runs:
+    # Enough runs to answer (an experiment's precision): after the planned
+    # runs and each round of more, the points whose comparison is still
+    # open get `step` more runs, with their baselines (cowsnap.analyse.precision).
+    input:
+        get_round_records,
+    output:
+        f"{RESULTS}/{{experiment}}/more/{{round}}.json",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/more-{{round}}.log",
+    conda:
+        "../../envs/cowsnap.yaml"
+    params:
+        precision=lambda wildcards: CONFIG["experiments"][wildcards.experiment]["precision"],
+    script:
+        "../scripts/more_runs.py"

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import grid
@@ -41,12 +42,23 @@ wildcard_constraints:
     experiment=r"[a-z][a-z0-9_]*",
     point=r"p[0-9a-f]{10}",
     repetition=r"\d+",
+    round=r"\d+",
     figure="|".join(plots.FIGURES),
     boot=r"[0-9A-Za-z.+_-]+-[0-9]+nodes",
 
 
+# A run of each point, for the runs a round of more runs adds (precision).
+POINT_RUNS = {(run.experiment, run.point_id): run for run in RUNS.values()}
+
+
 def get_run(wildcards):
-    return RUNS[f"{wildcards.experiment}/{wildcards.point}/{wildcards.repetition}"]
+    run_id = f"{wildcards.experiment}/{wildcards.point}/{wildcards.repetition}"
+    if run_id in RUNS:
+        return RUNS[run_id]
+    known = POINT_RUNS[(wildcards.experiment, wildcards.point)]  # a round of more runs: after every planned run
+    return grid.Run(
+        known.experiment, known.point_id, int(wildcards.repetition), known.point, known.baseline_id, len(RUNS)
+    )
 
 
 def get_point(wildcards):
@@ -102,8 +114,35 @@ def get_boot_runs(wildcards):
     ]
 
 
+def planned_records(experiment):
+    return [f"{RESULTS}/{run.run_id}.json" for run in RUNS.values() if run.experiment == experiment]
+
+
+def more_records(experiment, rounds):
+    """The records the first `rounds` rounds of more runs asked for (each
+    round's checkpoint chose its points from the records before it)."""
+    out = []
+    for round_index in range(rounds):
+        chosen = json.loads(
+            Path(checkpoints.more_runs.get(experiment=experiment, round=round_index).output[0]).read_text()
+        )
+        if not chosen:
+            break
+        out += [f"{RESULTS}/{run.run_id}.json" for run in grid.round_runs(CONFIG, experiment, chosen, round_index)]
+    return out
+
+
 def get_records(wildcards):
-    return [f"{RESULTS}/{run.run_id}.json" for run in RUNS.values() if run.experiment == wildcards.experiment]
+    """Every record of an experiment: the planned runs, then the rounds of
+    more runs its precision asks for."""
+    experiment = wildcards.experiment
+    rounds = grid.precision_rounds(CONFIG["experiments"][experiment])
+    return planned_records(experiment) + more_records(experiment, rounds)
+
+
+def get_round_records(wildcards):
+    """The records a round of more runs decides from: those before it."""
+    return planned_records(wildcards.experiment) + more_records(wildcards.experiment, int(wildcards.round))
 
 
 def get_missing_note(wildcards):
