@@ -1,3 +1,8 @@
+import os
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 
 from cowsnap.measure import native, runner
@@ -54,3 +59,48 @@ def sweep_folder(tmp_path, build):
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--cores", "1", "--touch"]
     subprocess.run([*command, str(library.relative_to(tmp_path))], cwd=tmp_path, capture_output=True, check=True)
     return tmp_path
+
+
+# What CI promises (.ci/run): the tests run as root, with Debian's Redis; a
+# promise not kept fails the session before any test runs.
+REQUIRED = {
+    "COWSNAP_REQUIRE_ROOT": ("the tests do not run as root", lambda: os.geteuid() == 0),
+    "COWSNAP_REQUIRE_REDIS": (
+        "redis-server, redis-cli or redis-benchmark is not installed",
+        lambda: all(shutil.which(tool) for tool in ("redis-server", "redis-cli", "redis-benchmark")),
+    ),
+}
+
+
+def pytest_sessionstart(session):
+    broken = [
+        f"{name}=1 but {why}" for name, (why, kept) in REQUIRED.items() if os.environ.get(name) == "1" and not kept()
+    ]
+    if broken:
+        pytest.exit("; ".join(broken), returncode=1)
+
+
+SKIPS = []  # (test, reason) of every skipped test of the session
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        SKIPS.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With COWSNAP_SKIP_ALLOWLIST naming a file of patterns (CI), a skip
+    whose reason matches none of them fails the session."""
+    allowlist = os.environ.get("COWSNAP_SKIP_ALLOWLIST")
+    if not allowlist:
+        return
+    lines = Path(allowlist).read_text().splitlines()
+    patterns = [re.compile(line) for line in lines if line.strip() and not line.startswith("#")]
+    unexpected = [(test, reason) for test, reason in SKIPS if not any(p.search(reason) for p in patterns)]
+    if unexpected:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"{len(unexpected)} skip(s) not in {allowlist}:", red=True)
+        for test, reason in unexpected:
+            reporter.write_line(f"  {test}: {reason}", red=True)

@@ -4,6 +4,8 @@ Copies are exact per writer thread (delay accounting); vmstat counters are
 system-wide, so relations on them leave a margin for the rest of the machine.
 """
 
+import statistics
+
 import pytest
 
 SIZE = {"size_mib": 32, "batch_kib": 512, "pattern": "blocked"}
@@ -24,13 +26,16 @@ def test_after_child_exit_writes_are_reuses_not_copies(run_point):
 
 
 def test_writes_while_the_child_holds_the_snapshot_are_copies(run_point):
-    record = run_point(method="fork", hold="writers", release="none", start="with_child", **SIZE)
+    records = [run_point(method="fork", hold="writers", release="none", start="with_child", **SIZE) for _ in range(3)]
+    record = records[0]
     pages = record["pages"]
     assert record["snapshot_ok"] is True
     # One copy per page, by the writer threads' own counts (a few more are
     # their first writes to stack and heap pages shared since fork).
     assert pages <= record["writer_wpcopy_count_during_snapshot"] <= 1.01 * pages
-    assert record["pgreuse"] <= 0.02 * pages
+    # Next to no reuse: pgreuse is system-wide, so the median of 3 runs (a
+    # burst of faults elsewhere on the machine during one run does not count).
+    assert statistics.median(r["pgreuse"] for r in records) <= 0.02 * pages
     # The child exited only after the writers were done.
     assert record["snapshot_end_s"] >= record["writers_s"]
     assert record["writers_s_after_snapshot"] == 0

@@ -47,6 +47,25 @@ def holder(gate: Path, name: str, *journal_knob: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", HOLDER, str(gate), name, *journal_knob])
 
 
+# F_GETLK: the process holding a POSIX write lock on a file that would stop
+# the asking process taking it, or 0. Asked from a process of its own, since
+# a process never conflicts with its own locks.
+GETLK = """
+import fcntl, os, struct, sys
+layout = "hhqqi4x"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+fd = os.open(sys.argv[1], os.O_RDWR)
+asked = struct.pack(layout, fcntl.F_WRLCK, 0, 0, 0, 0)  # a write lock on the whole file
+kind, _, _, _, pid = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
+print(0 if kind == fcntl.F_UNLCK else pid)
+"""
+
+
+def lock_holder(path: Path) -> int:
+    """The process holding the lock on path (0: none), seen from another process."""
+    done = subprocess.run([sys.executable, "-c", GETLK, str(path)], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
 def wait_for(path: Path, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + 60
     while not path.exists():
@@ -61,7 +80,7 @@ def test_concurrent_runs_serialize_on_the_lock(journal, tmp_path):
     wait_for(tmp_path / "a.in", first)
     second = holder(tmp_path, "b")
     try:
-        time.sleep(0.5)  # long enough for b to get in, were there no lock
+        assert lock_holder(knobs.LOCK) == first.pid  # a holds the lock: b cannot get in
         assert not (tmp_path / "b.in").exists()
         (tmp_path / "a.go").touch()
         (tmp_path / "b.go").touch()
@@ -94,7 +113,10 @@ def test_threads_of_one_process_serialize_on_the_lock(journal):
     threads[0].start()
     assert inside.wait(60)
     threads[1].start()
-    time.sleep(0.5)  # long enough for b to get in, were there no lock
+    # a holds both locks: the process's, which keeps b's thread out, and the
+    # file's (seen from another process), which keeps other runs out.
+    assert knobs._THREADS.locked()
+    assert lock_holder(knobs.LOCK) == os.getpid()
     assert order == ["a in"]
     leave.set()
     for thread in threads:

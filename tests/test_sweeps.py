@@ -35,6 +35,10 @@ def planned(cwd, *args) -> dict[str, int]:
 
 
 def test_configfile_replaces_the_default_experiments(tmp_path):
+    (tmp_path / "config").mkdir()  # a default config, with an experiment of its own
+    (tmp_path / "config" / "config.yaml").write_text(
+        f"experiments:\n  default:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    )
     (tmp_path / "mine.yaml").write_text(f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n")
     jobs = planned(tmp_path, "--configfile", "mine.yaml")
     assert jobs["run_point"] == 3
