@@ -323,7 +323,10 @@ def test_smoke_mode_scales_arrays_and_keeps_threads():
     smoke = grid.expand(config.validate({**raw, "smoke_mib": 16}))
     assert config.validate({**raw, "smoke_mib": 16})["results"] == "results/paper/smoke"
     assert {r.repetition for r in smoke} == {0}
-    assert len(smoke) == len({(r.experiment, r.point_id) for r in full})  # every point, once
+    # Every point once; points that differ only in a size above smoke_mib
+    # (fork_scaling's sizes) become one.
+    scaled = {(r.experiment, grid.point_id(grid.scale(r.point, 16))) for r in full}
+    assert len(smoke) == len(scaled) and {(r.experiment, r.point_id) for r in smoke} == scaled
     assert max(r.point["writers"] for r in smoke) == max(r.point["writers"] for r in full)
     for run in smoke:
         page_mib = grid.PAGE_KIB.get(run.point["backing"], 4) // 1024 or 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cowsnap.analyse import aggregate, compare, glossary, plots, stats, summary
+from cowsnap.analyse import aggregate, compare, glossary, plots, stats, summary, verdict
 from cowsnap.plan import config
 
 DATA = Path(__file__).parent / "data" / "results"
@@ -406,3 +406,50 @@ def test_a_lever_near_the_floor_is_said_to_have_little_left():
         runs, pd.DataFrame([fork_point(**{**point.to_dict(), "writers_over_floor": 3.0})]), pd.DataFrame([ratio])
     )
     assert "little left to gain" not in far
+
+
+# ---- how fork scales
+
+
+def scaling_runs(fork_ms) -> pd.DataFrame:
+    """Fork runs over four sizes, two per size, fork_s given by fork_ms(GiB)."""
+    rows = []
+    for size in (64, 128, 256, 512):
+        for repetition in range(2):
+            rows.append(
+                {"experiment": "s", "point_id": f"p{size}", "node_type": "n", "status": "ok", "method": "fork",
+                 "backing": "4k", "size_mib": size, "repetition": repetition,
+                 "fork_s": fork_ms(size / 1024) / 1e3, "writers_s_after_snapshot": size / 1024 * 0.3}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fork_scaling_fits_a_line_in_ms_per_gib_and_says_when_it_is_not_one():
+    fits = stats.scaling_table(scaling_runs(lambda gib: 12.0 * gib + 0.5)).set_index("metric")
+    fork = fits.loc["fork_s"]
+    assert fork["slope_ms_per_gib"] == pytest.approx(12.0) and fork["intercept_ms"] == pytest.approx(0.5)
+    assert fork["r2"] == pytest.approx(1.0) and fork["good_fit"] and fork["max_residual_ms"] < 1e-9
+    assert (fork["min_mib"], fork["max_mib"], fork["n"]) == (64, 512, 8)
+    assert fits.loc["writers_s_after_snapshot", "slope_ms_per_gib"] == pytest.approx(300.0)
+    # A curve is not a line: R^2 under the threshold, and the summary says so.
+    curved = stats.scaling_table(scaling_runs(lambda gib: 100.0 * (gib - 0.25) ** 2 + (5 if gib > 0.4 else 0)))
+    bent = curved.set_index("metric").loc["fork_s"]
+    assert bent["r2"] < 0.98 and not bent["good_fit"]
+    text = summary.how_fork_scales(curved)
+    fork_row = next(line for line in text if "| fork() call |" in line)
+    assert f"(under {verdict.GOOD_FIT}: not a line)" in fork_row
+    # Fewer than three sizes: no line at all.
+    assert stats.scaling_table(scaling_runs(lambda gib: gib)[lambda t: t["size_mib"] <= 128]).empty
+
+
+def test_fork_scaling_figure_draws_the_runs_the_fit_and_the_published_marks():
+    runs = scaling_runs(lambda gib: 12.0 * gib + 0.5)
+    tables = {"points": pd.DataFrame([{"n": 2}]), "runs": runs, "scaling": stats.scaling_table(runs)}
+    figure, ax, empty = plots.render(
+        "fork_scaling", {"ratios": pd.DataFrame(), "sharing": pd.DataFrame(), **tables}, "s"
+    )
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert empty == "" and any(label.startswith("4k: 12 ms/GiB") for label in labels)
+    assert any("Redis latency docs, bare metal" in label for label in labels)
+    assert "fork_scaling" in plots.figures_for({"fork"}, False, sizes=3)
+    assert "fork_scaling" not in plots.figures_for({"fork"}, False, sizes=2)

@@ -135,7 +135,8 @@ def sharing_table(rows: list[dict]) -> pd.DataFrame:
 def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     """The one statistics pass: runs.csv (one row per run), points.csv (per
     point: settings, label, medians with their intervals, the floor),
-    ratios.csv (each point against its baseline), sharing.csv."""
+    ratios.csv (each point against its baseline), scaling.csv (fits against
+    the array size), sharing.csv."""
     from cowsnap.analyse import stats
 
     rows = [records.read(path) for path in paths]
@@ -146,5 +147,6 @@ def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
         points = stats.floor(table, points)
     points.to_csv(outputs["points"], index=False)
     stats.ratio_table(table, points).to_csv(outputs["ratios"], index=False)
+    stats.scaling_table(table).to_csv(outputs["scaling"], index=False)
     sharing_table(rows).to_csv(outputs["sharing"], index=False)
     return table

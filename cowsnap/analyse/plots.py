@@ -84,61 +84,68 @@ def _bars(ax, points: pd.DataFrame, columns: list[str], scale: pd.Series | None 
     return drawn
 
 
-def writers_time(points, ratios, runs, sharing, ax) -> str:
+def writers_time(tables: dict, ax) -> str:
     """Writers' time, from the start mark to the last writer's end."""
+    points = tables["points"]
     if not _bars(ax, points, ["writers_s"]):
         return "no timed run"
     ax.set_ylabel(glossary.lookup("writers_s").label)
     return ""
 
 
-def writer_faults(points, ratios, runs, sharing, ax) -> str:
+def writer_faults(tables: dict, ax) -> str:
     """The writers' faults per array page: exact COW copies, the estimate
     where there is no exact count, reuses (system-wide pgreuse) and huge
     page splits."""
+    points = tables["points"]
     if not _bars(ax, points, list(FAULT_KINDS), scale=1 / _points_in_order(points)["pages"]):
         return "no fault counted"
     ax.set_ylabel("per page of the array's backing")
     return ""
 
 
-def kernel_time(points, ratios, runs, sharing, ax) -> str:
+def kernel_time(tables: dict, ax) -> str:
     """The writers' kernel time, the time in the COW-copy fault path (delay
     accounting: allocation, accounting, TLB flush and the copy), and the
     copying itself at this machine's memcpy speed."""
+    points = tables["points"]
     if not _bars(ax, points, list(KERNEL_TIME)):
         return "no kernel time measured"
     ax.set_ylabel("seconds, summed over the writer threads")
     return ""
 
 
-def phase_faults(points, ratios, runs, sharing, ax) -> str:
+def phase_faults(tables: dict, ax) -> str:
     """Copies against reuses, per phase: the writers' exact COW copies
     (delay accounting) and the system's reuses (pgreuse, whole machine)
     while the snapshot lived and after it ended, and the child's own copies.
     For a watch point the writers are the program's threads and the child
     its children."""
+    points = tables["points"]
     if not _bars(ax, points, list(PHASE_FAULTS)):
         return "no copy or reuse counted"
     ax.set_ylabel("pages")
     return ""
 
 
-def phase_kernel_time(points, ratios, runs, sharing, ax) -> str:
+def phase_kernel_time(tables: dict, ax) -> str:
     """Where the kernel time went, per phase: the writers' time in the
     COW-copy fault path (delay accounting) against their whole kernel time,
     while the snapshot lived and after it ended, and the child's time in
     the copy fault path."""
+    points = tables["points"]
     if not _bars(ax, points, list(PHASE_KERNEL_TIME)):
         return "no kernel time measured"
     ax.set_ylabel("seconds, summed over the threads")
     return ""
 
 
-def ratios_figure(points, ratios, runs, sharing, ax) -> str:
+def ratios_figure(tables: dict, ax) -> str:
     """Each point's writers' time over its no-snapshot baseline's (with the
     interval) and over the floor (the baseline plus the copy at memcpy speed
     when no core is idle for it)."""
+    points = tables["points"]
+    ratios = tables["ratios"]
     table = ratios[ratios["metric"] == "writers_s"] if not ratios.empty else ratios
     if table.empty:
         return "no point has a measured baseline"
@@ -167,9 +174,12 @@ def ratios_figure(points, ratios, runs, sharing, ax) -> str:
     return ""
 
 
-def sharing_timeline(points, ratios, runs, sharing, ax) -> str:
+def sharing_timeline(tables: dict, ax) -> str:
     """Share of the array still shared with the child while the writers run
     (pagemap samples; runs that sample are not timed)."""
+    points = tables["points"]
+    runs = tables["runs"]
+    sharing = tables["sharing"]
     ok = runs[runs["status"] == "ok"]
     labels = points.set_index("point_id")["label"]
     timeline = sharing.merge(ok[["run_id", "point_id", "pages"]], on="run_id")
@@ -183,8 +193,9 @@ def sharing_timeline(points, ratios, runs, sharing, ax) -> str:
     return ""
 
 
-def copy_bandwidth(points, ratios, runs, sharing, ax) -> str:
+def copy_bandwidth(tables: dict, ax) -> str:
     """The child's copy bandwidth against this machine's memcpy bandwidth."""
+    points = tables["points"]
     if not _bars(ax, points, ["child_copy_gbps"]):
         return "no child copied"
     if "memcpy_gbps" in points and points["memcpy_gbps"].notna().any():
@@ -192,6 +203,53 @@ def copy_bandwidth(points, ratios, runs, sharing, ax) -> str:
         ax.axhline(memcpy, color="black", linestyle="--", linewidth=1, label=f"memcpy, one thread ({memcpy:.1f})")
         ax.legend(fontsize="small")
     ax.set_ylabel(glossary.lookup("child_copy_gbps").label)
+    return ""
+
+
+# Published fork() costs, drawn as reference marks: per-GB slopes (a band
+# from low to high, in ms per 10^9 bytes) and single measurements (GiB, ms).
+FORK_SLOPES = (
+    ("Redis latency docs, bare metal: 9-13 ms/GB", 9.0, 13.0),
+    ("Redis latency docs, KVM: 23 ms/GB", 23.0, 23.0),
+)
+FORK_POINTS = (
+    ("'mm/memory: optimize fork() with PTE-mapped THP' (Linux 6.8 era): 14.3 ms, 1 GiB of 4 KiB pages", 1.0, 14.3),
+)
+GB_PER_GIB = 2**30 / 1e9
+
+
+def fork_scaling(tables: dict, ax) -> str:
+    """The fork() call against the array size, per page backing: every run,
+    and the least-squares line of scaling.csv drawn over the sizes measured
+    only (its slope in ms per GiB and R^2 in the legend); published costs as
+    reference marks, labelled with their source and machine."""
+    runs, scaling = tables["runs"], tables.get("scaling", pd.DataFrame())
+    fits = scaling[scaling["metric"] == "fork_s"] if not scaling.empty else scaling
+    if fits.empty:
+        return "no fit: fewer than 3 array sizes of fork runs"
+    ok = runs[(runs["status"] == "ok") & (runs["method"] == "fork")].dropna(subset=["fork_s"])
+    for i, (_, fit) in enumerate(fits.iterrows()):
+        mine = ok[(ok["backing"] == fit["backing"]) & (ok["node_type"] == fit["node_type"])]
+        color = f"C{i}"
+        ax.plot(mine["size_mib"] / 1024, mine["fork_s"] * 1e3, "o", color=color, alpha=0.5)
+        gib = np.array([fit["min_mib"], fit["max_mib"]]) / 1024
+        label = (
+            f"{fit['backing']}: {fit['slope_ms_per_gib']:.3g} ms/GiB + {fit['intercept_ms']:.2g} ms, R² {fit['r2']:.3f}"
+        )
+        ax.plot(gib, fit["slope_ms_per_gib"] * gib + fit["intercept_ms"], "-", color=color, label=label)
+    top = fits["max_mib"].max() / 1024
+    for j, (label, low, high) in enumerate(FORK_SLOPES):
+        x = np.array([0, top])
+        style = {"color": f"C{7 + j}", "linewidth": 0.8}
+        if low == high:
+            ax.plot(x, low * GB_PER_GIB * x, "--", label=label, **style)
+        else:
+            ax.fill_between(x, low * GB_PER_GIB * x, high * GB_PER_GIB * x, alpha=0.15, label=label, **style)
+    for label, gib, ms in FORK_POINTS:
+        ax.plot([gib], [ms], "k*", markersize=9, label=label)
+    ax.set_xlabel("array size (GiB)")
+    ax.set_ylabel(glossary.lookup("fork_s").label.replace("(s)", "(ms)"))
+    ax.legend(fontsize="x-small")
     return ""
 
 
@@ -204,14 +262,16 @@ FIGURES = {
     "copy_bandwidth": copy_bandwidth,
     "phase_faults": phase_faults,
     "phase_kernel_time": phase_kernel_time,
+    "fork_scaling": fork_scaling,
 }
 # The statistic a figure's caption takes its interval level from.
 LEVEL_OF = {"phase_faults": "copies_during_snapshot", "phase_kernel_time": "copy_delay_s_during_snapshot"}
 
 
-def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False) -> list[str]:
+def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False, sizes: int = 1) -> list[str]:
     """The figures that say something for an experiment (a watch point has
-    no writers' time or array: its figures are the phase ones)."""
+    no writers' time or array: its figures are the phase ones; fork runs
+    over several array sizes get the scaling figure)."""
     names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
     if "watch" in methods:
         names += ["phase_faults", "phase_kernel_time"]
@@ -221,6 +281,8 @@ def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = F
         names.append("copy_bandwidth")
     if samples_sharing:
         names.append("sharing_timeline")
+    if "fork" in methods and sizes >= 3:
+        names.append("fork_scaling")
     return names
 
 
@@ -232,7 +294,7 @@ def render(name: str, tables: dict[str, pd.DataFrame], title: str):
     ax.set_title(title)
     empty = "no point ran" if points.empty else ""
     if not empty:
-        empty = FIGURES[name](points, tables["ratios"], tables["runs"], tables["sharing"], ax)
+        empty = FIGURES[name](tables, ax)
     if empty:
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"nothing to draw: {empty}", ha="center", va="center", transform=ax.transAxes)

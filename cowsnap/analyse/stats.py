@@ -19,7 +19,7 @@ import pandas as pd
 
 from cowsnap.analyse import glossary
 from cowsnap.analyse.labels import POINT, point_labels, settings_of
-from cowsnap.analyse.verdict import CPU_WAIT_SHARE, NOISE_CV, OUTLIER_Z
+from cowsnap.analyse.verdict import CPU_WAIT_SHARE, GOOD_FIT, NOISE_CV, OUTLIER_Z
 
 CONFIDENCE = 0.95
 # A ratio to the baseline is paired run by run (the point's n-th run over
@@ -217,6 +217,55 @@ def ratio_table(runs: pd.DataFrame, points: pd.DataFrame, metrics=("writers_s", 
                     "resolved": bool(ratio["ci_low"] > 1 or ratio["ci_high"] < 1),
                     "n": len(group),
                     "n_baseline": len(baseline),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# What scales with the array: the fork call, and the writers' fault cost
+# after the child exited (every page still write-protected).
+SCALING_METRICS = ("fork_s", "writers_s_after_snapshot")
+MIN_SIZES = 3  # distinct array sizes a fit needs
+
+
+def scaling_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per page backing and node type of the fork runs whose array size
+    varies over at least MIN_SIZES sizes: a least-squares line of each
+    SCALING_METRICS against the size, in ms per GiB, fitted to every run
+    (slope, intercept, R^2, the largest residual and the median residual
+    per size), and the sizes it holds for (never extrapolated)."""
+    ok = runs[(runs["status"] == "ok") & (runs.get("method") == "fork")] if "method" in runs else runs.iloc[0:0]
+    rows = []
+    if ok.empty or "size_mib" not in ok:
+        return pd.DataFrame(rows)
+    for (experiment, backing, node_type), group in ok.groupby(["experiment", "backing", "node_type"], sort=False):
+        if group["size_mib"].nunique() < MIN_SIZES:
+            continue
+        for metric in SCALING_METRICS:
+            data = group[["size_mib", metric]].dropna() if metric in group else pd.DataFrame()
+            if data["size_mib"].nunique() < MIN_SIZES if not data.empty else True:
+                continue
+            gib, ms = data["size_mib"].to_numpy() / 1024, data[metric].to_numpy() * 1e3
+            slope, intercept = np.polyfit(gib, ms, 1)
+            residual = ms - (slope * gib + intercept)
+            total = float(((ms - ms.mean()) ** 2).sum())
+            r2 = 1 - float((residual**2).sum()) / total if total > 0 else np.nan
+            by_size = pd.Series(residual).groupby(data["size_mib"].to_numpy()).median()
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "backing": backing,
+                    "node_type": node_type,
+                    "metric": metric,
+                    "slope_ms_per_gib": float(slope),
+                    "intercept_ms": float(intercept),
+                    "r2": r2,
+                    "good_fit": bool(r2 >= GOOD_FIT),
+                    "max_residual_ms": float(np.abs(residual).max()),
+                    "residual_ms_by_mib": ";".join(f"{int(size)}:{value:.3g}" for size, value in by_size.items()),
+                    "min_mib": int(data["size_mib"].min()),
+                    "max_mib": int(data["size_mib"].max()),
+                    "n": len(data),
                 }
             )
     return pd.DataFrame(rows)

@@ -422,7 +422,7 @@ def phase_words(row: pd.Series, phase: str) -> str:
     return copying_words(row.get(f"copies{phase}"), faults, row.get("copies_source", "no source"))
 
 
-def the_answer(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
+def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
     """The answer in a few lines, each computed from the tables below it."""
     lines = ["## The answer", ""]
     during, after = (most_like_the_seed(rows) for rows in fork_phases(points))
@@ -453,6 +453,14 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
                 "resolved" if resolved else "not resolved, the intervals overlap"
             )
         lines.append(text + ".")
+    forks = scaling[(scaling["metric"] == "fork_s")] if scaling is not None and not scaling.empty else None
+    if forks is not None and not forks.empty:
+        parts = [
+            f"{fit['backing']} {fmt(fit['slope_ms_per_gib'])} ms/GiB (R² {fit['r2']:.3f}, "
+            f"{fmt_count(fit['min_mib'])}-{fmt_count(fit['max_mib'])} MiB)"
+            for _, fit in forks.iterrows()
+        ]
+        lines.append(f"- **The fork() call** grows by {'; '.join(parts)} (see How fork scales).")
     if "writers_s_cv" in points:
         timed = points.dropna(subset=["writers_s_cv"])
         unstable = int(timed["unstable"].astype(str).eq("True").sum())
@@ -554,7 +562,43 @@ def by_kernel(points: pd.DataFrame) -> list[str]:
     return lines
 
 
-def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str:
+# Published fork() costs the summary sets a fit against.
+PUBLISHED = "Redis's latency docs: 9-13 ms per GB on bare metal, 23 ms per GB under KVM"
+
+
+def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
+    """The fork call and the writers' after-exit fault cost against the
+    array size, per page backing: the fitted line, its R^2 and residuals,
+    over the sizes measured only."""
+    if scaling is None or scaling.empty:
+        return []
+    lines = ["## How fork scales", ""]
+    lines.append(
+        "Least-squares lines over every run (scaling.csv), valid over the sizes measured only, never beyond; "
+        f"for comparison, {PUBLISHED}."
+    )
+    lines.append("")
+    words = {"fork_s": "fork() call", "writers_s_after_snapshot": "writers after the child exited"}
+    rows = []
+    for _, fit in scaling.iterrows():
+        good = verdict.GOOD_FIT
+        quality = f"{fit['r2']:.3f}" + ("" if fit["r2"] >= good else f" (under {good}: not a line)")
+        rows.append(
+            [
+                fit["experiment"],
+                fit["backing"],
+                words.get(fit["metric"], fit["metric"]),
+                f"{fmt(fit['slope_ms_per_gib'])} ms/GiB + {fmt(fit['intercept_ms'])} ms",
+                quality,
+                f"{fmt(fit['max_residual_ms'])} ms (by size in MiB: {fit['residual_ms_by_mib']})",
+                f"{fmt_count(fit['min_mib'])}-{fmt_count(fit['max_mib'])} MiB, {fmt_count(fit['n'])} runs",
+            ]
+        )
+    lines += table(["experiment", "backing", "what", "line", "R²", "largest residual", "measured"], rows)
+    return lines + [""]
+
+
+def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame | None = None) -> str:
     lines = ["# What the sweep found", ""]
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
@@ -563,7 +607,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
     runs["virtualized"] = virtualized(runs)
     ran = runs[runs["status"] == "ok"] if "status" in runs else runs
     if not points.empty:
-        lines += the_answer(points, ratios)
+        lines += the_answer(points, ratios, scaling)
     lines += ["## Machine", ""]
     for _, machine in ran.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
         lines.append(
@@ -582,6 +626,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame) -> str
         lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
+        lines += how_fork_scales(scaling)
         lines += noise(points)
         lines += the_floor(points)
     lines += ["## Points not measured", ""]

@@ -35,6 +35,9 @@ DISAGREE_SHARE = 0.1
 NOISE_CV = 0.10
 OUTLIER_Z = 3.5
 CPU_WAIT_SHARE = 0.10
+# A line fitted to runs over array sizes describes them when its R^2 is at
+# least GOOD_FIT.
+GOOD_FIT = 0.98
 THRESHOLDS = {
     "not_copying": NOT_COPYING,
     "mostly": MOSTLY,

@@ -6,6 +6,7 @@ rule aggregate:
         runs=f"{RESULTS}/{{experiment}}/runs.csv",
         points=f"{RESULTS}/{{experiment}}/points.csv",
         ratios=f"{RESULTS}/{{experiment}}/ratios.csv",
+        scaling=f"{RESULTS}/{{experiment}}/scaling.csv",
         sharing=f"{RESULTS}/{{experiment}}/sharing.csv",
     log:
         f"{RESULTS}/logs/{{experiment}}/aggregate.log",

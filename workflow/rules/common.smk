@@ -156,7 +156,8 @@ def get_figures(experiment):
     points = [run.point for run in RUNS.values() if run.experiment == experiment]
     methods = {point["method"] for point in points}
     samples_sharing = any(point["sharing_interval_ms"] > 0 for point in points)
-    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing)
+    sizes = len({point.get("size_mib") for point in points if point["method"] == "fork"})
+    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing, sizes)
 
 
 def get_description(wildcards):

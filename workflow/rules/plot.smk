@@ -2,6 +2,7 @@ rule plot:
     input:
         points=rules.aggregate.output.points,
         ratios=rules.aggregate.output.ratios,
+        scaling=rules.aggregate.output.scaling,
         runs=rules.aggregate.output.runs,
         sharing=rules.aggregate.output.sharing,
     output:
@@ -31,6 +32,7 @@ rule summary:
         runs=expand(rules.aggregate.output.runs, experiment=EXPERIMENTS),
         points=expand(rules.aggregate.output.points, experiment=EXPERIMENTS),
         ratios=expand(rules.aggregate.output.ratios, experiment=EXPERIMENTS),
+        scaling=expand(rules.aggregate.output.scaling, experiment=EXPERIMENTS),
     output:
         report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:

@@ -9,6 +9,7 @@ with jobs.logged(snakemake.log[0]):
 
     tables = {
         key: pd.concat([aggregate.read_table(path) for path in snakemake.input[key]], ignore_index=True)
-        for key in ("runs", "points", "ratios")
+        for key in ("runs", "points", "ratios", "scaling")
     }
-    Path(snakemake.output[0]).write_text(summary.build(tables["runs"], tables["points"], tables["ratios"]))
+    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"])
+    Path(snakemake.output[0]).write_text(text)
