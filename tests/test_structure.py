@@ -3,6 +3,7 @@ asking the method's Snapshot, never its name."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -16,3 +17,72 @@ def test_harness_names_no_method():
     methods = [m for m in config.point_schema()["method"]["enum"] if m != "watch"]
     named = [m for m in methods if re.search(rf'"{re.escape(m)}"|Method::{re.escape(m)}\b', harness)]
     assert not named, f"native/harness.cpp names the methods {named}: ask the Snapshot instead"
+
+
+# The stages, lowest first: each may import the stages below it, never one
+# above. The modules of cowsnap/ outside them (cli.py, watch_cli.py) are the
+# command layer above all, and may import any stage.
+STAGES = ("plan", "measure", "analyse")
+COMMAND_LAYER = len(STAGES)
+
+
+def modules() -> dict[str, Path]:
+    root = REPO / "cowsnap"
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
+    """The cowsnap modules a file imports, at its top or inside a function."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                out.add(name if name in known else node.module)
+    return {name for name in out if name in known and known[name].name != "__init__.py"}
+
+
+def stage_of(module: str) -> int:
+    parts = module.split(".")
+    return STAGES.index(parts[1]) if len(parts) > 2 and parts[1] in STAGES else COMMAND_LAYER
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports_of(path, known) - {name} for name, path in known.items()}
+
+
+def test_no_stage_imports_a_stage_above_it():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if stage_of(target) > stage_of(module)
+    ]
+    assert not upward, f"imports from a lower stage to a higher one ({' < '.join(STAGES)}): {upward}"
+
+
+def test_no_import_circle():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                circles.append(" -> ".join(path[path.index(target) :] + [module, target]))
+            elif target not in state:
+                visit(target, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+    assert not circles, f"import circles: {circles}"

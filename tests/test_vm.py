@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap.measure import runner, vm
+from cowsnap.measure import runner, vm, wire
 from cowsnap.plan import config, grid, kernels
 from cowsnap.plan import point as plan_point
 
@@ -44,15 +44,15 @@ def test_params_text_is_what_the_bench_reads(build):
     """The host writes the Params as wire.cpp reads them: the bench runs the point."""
     done = subprocess.run(
         [str(build.bench)],
-        input=vm.params_text(point(method="none"), build),
+        input=wire.params_text(point(method="none"), build),
         capture_output=True,
         text=True,
         timeout=120,
     )
-    result = vm.parse_result(done.stdout, build)
+    result = wire.parse_result(done.stdout, build)
     assert result["status"] == "ok", result["reason"]
     assert result["pages"] == SIZE_MIB * 256
-    assert vm.parse_result(done.stdout.replace("end\n", ""), build)["status"] == "failed"  # cut short
+    assert wire.parse_result(done.stdout.replace("end\n", ""), build)["status"] == "failed"  # cut short
 
 
 def test_a_kernel_not_installed_is_skipped_with_the_install_command(build):

@@ -9,6 +9,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from cowsnap.plan.point import parse_list
+
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 HUGETLB_DIR = Path("/sys/kernel/mm/hugepages")
 NODE_DIR = Path("/sys/devices/system/node")
@@ -40,26 +42,6 @@ def meminfo_kib(field: str) -> int:
         if name == field:
             return int(rest.split()[0])
     return 0
-
-
-def parse_list(text: str, limit: int | None = None) -> list[int]:
-    """A kernel list such as '0,2-3' -> [0, 2, 3] ('' -> []): the one parser
-    of node and CPU lists. ValueError on a malformed list ('-', '0-', '3-1',
-    '0,,1') or a number above limit."""
-    numbers: list[int] = []
-    text = text.strip()
-    for part in text.split(",") if text else []:
-        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
-        if not match:
-            raise ValueError(f"{part!r} in {text!r} is not a number or a range n-m")
-        first = int(match.group(1))
-        last = int(match.group(2)) if match.group(2) is not None else first
-        if last < first:
-            raise ValueError(f"range {part!r} in {text!r} ends before it starts")
-        if limit is not None and last > limit:
-            raise ValueError(f"{last} in {text!r} is above {limit}")
-        numbers.extend(range(first, last + 1))
-    return numbers
 
 
 def numa_nodes() -> list[int]:

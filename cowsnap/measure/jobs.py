@@ -1,7 +1,8 @@
-"""What the workflow's jobs share: their log, the run schedule, one timed
-run, report text.
+"""What the workflow's jobs share: their log, the run schedule, the steps
+of a timed job, report text.
 
-Kept free of heavy imports: the workflow imports it before any job runs.
+Kept free of heavy imports (cppyy loads only when a run measures): the
+workflow imports it before any job runs.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import contextlib
 import json
 import re
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from cowsnap.measure import native, records, runner, vm
+
 SCHEDULE = "schedule.json"
+RUN_SUMMARY = ("run_id", "status", "reason", "kernel", "writers_s")  # a run's line in its job's log
 # Test hook, read by the benchmark executable (native/bench_main.cpp): when
 # set to a folder, each benchmark process writes <pid>.waiting there and waits,
 # its settings in place and nothing measured yet, until the folder holds
@@ -35,40 +41,65 @@ def logged(path, capture_stderr: bool = True):
             raise
 
 
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a timed job: where its record goes, its ids, and the record
+    path of the results folder whose schedule places it (its own, unless the
+    record is written elsewhere first, as a VM boot's are)."""
+
+    out: Path
+    ids: dict
+    scheduled_as: Path | None = None
+
+
+def timed_job(
+    log_path,
+    runs: list[JobRun],
+    measure: Callable[[native.Build, list[dict]], list[dict]],
+    build: tuple,
+    summary_keys: tuple[str, ...],
+    capture_stderr: bool = True,
+) -> None:
+    """The steps of every timed job, in order: its log; each run's ids with
+    its place in the schedule; room for its records; the build the build
+    rule made (library, cxxflags, build log), loaded, never built here;
+    measure(build, ids of each run) -> a record per run; each record written
+    atomically, and a line of it in the log."""
+    with logged(log_path, capture_stderr) as log:
+        ids = [{**run.ids, **schedule_ids(run.scheduled_as or run.out, run.ids["run_id"])} for run in runs]
+        for folder in {Path(run.out).parent for run in runs}:
+            records.check_space(folder)
+        # The build rule owns building: a timed job only loads what it made.
+        loaded = native.built(*build)
+        for run, record in zip(runs, measure(loaded, ids), strict=True):
+            records.write(Path(run.out), record)
+            print(json.dumps({k: record.get(k) for k in summary_keys}), file=log)
+
+
 def run_point(record_path, log_path, point: dict, ids: dict, library, cxxflags: str, build_log: str, boot=None):
     """One timed run measured here, or the record of a run measured in a VM
     boot (run_vm_boot) copied from the boot's folder; written atomically.
     The run_point rule calls it inside Snakemake's own process, so cppyy and
     the build are loaded once per sweep, not once per run."""
-    with logged(log_path, capture_stderr=False) as log:
-        from cowsnap.measure import native, records, runner, vm
-
-        out = Path(record_path)
-        if boot:
+    if boot:
+        with logged(log_path, capture_stderr=False) as log:
             record = json.loads((Path(boot) / vm.record_name(ids["run_id"])).read_text())
-        else:
-            ids = {**ids, **schedule_ids(out, ids["run_id"])}
-            records.check_space(out.parent)
-            # The build rule owns building: a timed job only loads what it made.
-            record = runner.run(point, native.built(library, cxxflags, build_log), ids)
-        records.write(out, record)
-        print(json.dumps({k: record.get(k) for k in ("run_id", "status", "reason", "kernel", "writers_s")}), file=log)
-
-
-def die_with_parent() -> None:
-    """A subprocess's preexec_fn: the kernel kills the process when the one
-    that started it dies, so a killed job leaves nothing it started running."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            records.write(Path(record_path), record)
+            print(json.dumps({k: record.get(k) for k in RUN_SUMMARY}), file=log)
+        return
+    timed_job(
+        log_path,
+        [JobRun(Path(record_path), ids)],
+        lambda build, ids: [runner.run(point, build, ids[0])],
+        (library, cxxflags, build_log),
+        RUN_SUMMARY,
+        capture_stderr=False,
+    )
 
 
 def write_schedule(results: Path, seed: int, runs) -> None:
     """The shuffled order of every run of the config, read by each timed job
     (it is not a parameter of the rule, so a new order reruns nothing)."""
-    from cowsnap.measure import records
-
     positions = {run.run_id: run.position for run in runs}
     records.write(Path(results) / SCHEDULE, {"seed": seed, "positions": positions})
 

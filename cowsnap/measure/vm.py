@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, jobs, native
-from cowsnap.plan import grid, kernels
+from cowsnap.measure import checks, environment, knobs, native, spawn, wire
+from cowsnap.plan import kernels
+from cowsnap.plan import point as plan_point
 
 BOOT_DIR = Path("/boot")
 MODULES_DIR = Path("/lib/modules")
@@ -95,24 +96,6 @@ def accelerator() -> str:
     flags = environment.read_text(Path("/proc/cpuinfo"))
     has_flag = any(f" {flag}" in flags for flag in ("vmx", "svm"))
     return "kvm" if has_flag and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
-
-
-# --- the wire: native/wire.cpp's text, through the loaded build ---
-
-
-def params_text(point: dict, build: native.Build) -> str:
-    """The Params of a point as cowsnap-bench reads them on stdin."""
-    from cowsnap.measure import runner
-
-    cowsnap = native.load(build.library)
-    return str(cowsnap.params_text(runner.params_of(cowsnap, point)))
-
-
-def parse_result(text: str, build: native.Build) -> dict:
-    """cowsnap-bench's output -> the measured keys (runner.measure's form)."""
-    from cowsnap.measure import runner
-
-    return runner.result_keys(native.load(build.library).result_from_output(text))
 
 
 # --- the guest ---
@@ -200,6 +183,10 @@ restore() {
   rm -f "$B/knobs.restore"
 }
 need() { [ -z "$reason" ] && ! eval "$1" && reason="$2"; true; }
+mthp_offered() {
+  o=$(ls $THP 2>/dev/null | sed -n 's/^hugepages-\([0-9]*\)kB$/mthp-\1k/p' | tr '\n' ' ')
+  echo "${o:-none}"
+}
 env_of() {
   printf 'kernel\t%s\n' "$(uname -r)"
   printf 'cpu_model\t%s\n' "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
@@ -218,65 +205,19 @@ NODE=/sys/devices/system/node
 """
 
 
-def _checks(point: dict) -> list[tuple[str, str]]:
-    """(shell test, reason when it fails): what the guest must offer."""
-    from cowsnap.measure import runner
-
-    checks = []
-    for node in sorted(runner.numa_nodes_named(point)):
-        checks.append(
-            (f"[ -e $NODE/node{node} ]", f"NUMA node {node} does not exist here (nodes: $(cat $NODE/online))")
-        )
-    for key in ("numa_writers", "numa_copiers"):
-        if point[key] != "any":
-            node = point[key].removeprefix("node:")
-            checks.append(
-                (
-                    f'[ -n "$(cat $NODE/node{node}/cpulist 2>/dev/null)" ]',
-                    f"{key}={point[key]}: node {node} has no CPUs",
-                )
-            )
-    backing = point["backing"]
-    if backing == "thp" or point["thp_mode"] != "keep":
-        checks.append(("[ -d $THP ]", f"backing={backing}: this kernel has no transparent huge pages"))
-    if backing.startswith("mthp-"):
-        size = runner.size_name(backing)
-        checks.append(
-            (f"[ -e $THP/hugepages-{size}/enabled ]", f"backing={backing}: this kernel offers no {size} THP size")
-        )
-    if backing in grid.PAGE_KIB:
-        size = runner.size_name(backing)
-        checks.append(
-            (
-                f"[ -d /sys/kernel/mm/hugepages/hugepages-{size} ]",
-                f"backing={backing}: this kernel has no {size} huge pages",
-            )
-        )
-    if point["delayacct"]:
-        checks.append(
-            (
-                "[ -e /proc/sys/kernel/task_delayacct ]",
-                "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)",
-            )
-        )
-    return checks
+def check_line(check: checks.Check) -> str:
+    """A check as the guest's script runs it: the reason kept when it fails."""
+    test = f'[ -n "$(cat {check.path} 2>/dev/null)" ]' if check.nonempty else f"[ -e {check.path} ]"
+    reason = check.reason.format(nodes="$(cat $NODE/online)", offered="$(mthp_offered)")
+    return f'need {shlex.quote(test)} "{reason}"'
 
 
-def _knobs(point: dict) -> list[tuple[str, str]]:
-    from cowsnap.measure import runner
-
-    wanted = []
-    if point["thp_mode"] != "keep":
-        wanted.append(("$THP/enabled", point["thp_mode"]))
-    if point["backing"].startswith("mthp-"):
-        wanted.append((f"$THP/hugepages-{runner.size_name(point['backing'])}/enabled", "always"))
-    if point["backing"] in grid.PAGE_KIB:
-        size = runner.size_name(point["backing"])
-        wanted.append(
-            (f"/sys/kernel/mm/hugepages/hugepages-{size}/nr_hugepages", str(runner.hugetlb_pages_needed(point)))
-        )
-    wanted.append(("/proc/sys/kernel/task_delayacct", "1" if point["delayacct"] else "0"))
-    return wanted
+def knob_line(knob: checks.Knob) -> str:
+    """A knob as the guest's script sets it; KnobError for one off the allow-list."""
+    if not knobs.allowed(knob.path, knob.value):
+        raise knobs.KnobError(f"cowsnap does not change {knob.path} (or not to {knob.value!r})")
+    line = f"setk {knob.path} {shlex.quote(knob.value)}"
+    return f"[ -e {knob.path} ] && {line}" if knob.if_present else line
 
 
 def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: int) -> str:
@@ -284,13 +225,9 @@ def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: 
     lines = ["#!/bin/sh", f"B={shlex.quote(str(batch))}", KNOB_FUNCTIONS]
     for index, point in enumerate(points):
         lines.append(f"# point {index}\nreason=''")
-        for test, reason in _checks(point):
-            lines.append(f'need {shlex.quote(test)} "{reason}"')
-        knob_lines = [f"setk {path} {shlex.quote(value)}" for path, value in _knobs(point)]
-        knob_lines = [
-            line if "task_delayacct" not in line else f"[ -e /proc/sys/kernel/task_delayacct ] && {line}"
-            for line in knob_lines
-        ]
+        lines += [check_line(check) for check in checks.checks_of(point)]
+        # A guest boots with no huge pages reserved: its pool is empty.
+        knob_lines = [knob_line(knob) for knob in checks.knobs_of(point, {})]
         lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
         lines.append(f"env_of > $B/{index}.env")
         lines.append(
@@ -325,21 +262,10 @@ def qemu_command(
     return command
 
 
-def shape(points: list[dict]) -> tuple[int, int]:
-    """vCPUs and memory (MiB) for a batch: every point's threads, its arrays."""
-    from cowsnap.measure import runner
-
-    nodes = points[0]["vm_nodes"]
-    threads = max(max(p["writers"], p["copiers"]) for p in points)
-    cpus = max(nodes, -(-threads // nodes) * nodes)
-    memory = max(1024, max(runner.memory_needed_mib(p) for p in points) + 512)
-    return cpus, -(-memory // (2 * nodes)) * 2 * nodes
-
-
 def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: float = 0) -> list[dict]:
     """Boots one VM (the release the points' vm_kernel names, with their
     vm_nodes) and runs every point in it; the measured keys of each point
-    (runner.measure's form plus the guest's environment), 'failed' where the
+    (wire.measure's form plus the guest's environment), 'failed' where the
     VM gave no result."""
     installed, nodes = installed_kernels(), points[0]["vm_nodes"]
     release = kernels.resolve(points[0]["vm_kernel"], installed)
@@ -353,11 +279,11 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     batch.mkdir(parents=True)
     per_point = max(120, max(int(2 * p["timeout_s"]) for p in points))
     for index, point in enumerate(points):
-        (batch / f"{index}.params").write_text(params_text(point, build))
+        (batch / f"{index}.params").write_text(wire.params_text(point, build))
     (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
     initrd = initramfs(release, batch, folder / "initramfs.cpio.gz")
     accel = accelerator()
-    cpus, memory = shape(points)
+    cpus, memory = plan_point.vm_shape(points)
     command = qemu_command(release, nodes, cpus, memory, batch, initrd, accel)
     timeout = timeout_s or 120 + per_point * len(points)
     started = time.monotonic()
@@ -373,7 +299,7 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     timeout=timeout,
-                    preexec_fn=jobs.die_with_parent,  # a killed job leaves no VM running
+                    preexec_fn=spawn.die_with_parent,  # a killed job leaves no VM running
                 )
             trouble = "" if done.returncode == 0 else f"qemu exited with {done.returncode}"
         except subprocess.TimeoutExpired:
@@ -411,7 +337,7 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
                 "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip(),
             }
         else:
-            measured = parse_result(result_path.read_text(), build)
+            measured = wire.parse_result(result_path.read_text(), build)
         results.append({**guest, **measured})
     return results
 

@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, jobs, knobs, native, runner
+from cowsnap.measure import environment, knobs, native, runner, spawn
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
@@ -111,7 +111,7 @@ class Started:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=jobs.die_with_parent,
+                    preexec_fn=spawn.die_with_parent,
                 )
             except OSError as error:
                 raise StepFailed(f"{key}: cannot run {words[0]!r}: {error.strerror}") from None

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
-from cowsnap.plan.point import COMMAND_KEYS, WATCH_KEYS
+from cowsnap.plan.point import COMMAND_KEYS, PAGE_KIB, WATCH_KEYS, parse_list
 
-PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
 
@@ -168,13 +167,11 @@ def scale(point: dict, smoke_mib: int) -> dict:
 
 
 def check_numa(point: dict, where: str) -> None:
-    """Node lists parsed as the run parses them (environment.parse_list)."""
-    from cowsnap.measure import environment
-
+    """Node lists parsed as the run parses them (point.parse_list)."""
     kind, _, spec = point["numa_mem"].partition(":")
     if spec and spec != "all":
         try:
-            nodes = environment.parse_list(spec, MAX_NODE)
+            nodes = parse_list(spec, MAX_NODE)
         except ValueError as error:
             allowed = cowsnap_config.point_schema()["numa_mem"]["description"]
             raise ConfigError(

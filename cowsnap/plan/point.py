@@ -1,7 +1,12 @@
 """Facts about a point that every stage may ask: which of its keys the
-native benchmark takes, and which Python applies itself."""
+native benchmark takes and which Python applies itself, its page sizes, the
+memory and huge pages it needs, the NUMA nodes it names, and what a VM
+running it needs. Pure functions of the point: nothing here reads the
+machine."""
 
 from __future__ import annotations
+
+import re
 
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
@@ -15,7 +20,75 @@ WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
 # Every other point key is a field of the native Params (native/params.def).
 
+PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}  # hugetlb backing -> page size in KiB
+VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
+
 
 def native_params(point: dict) -> dict:
     """The point's keys that are fields of the native Params."""
     return {key: value for key, value in point.items() if key not in PYTHON_KEYS}
+
+
+def parse_list(text: str, limit: int | None = None) -> list[int]:
+    """A kernel list such as '0,2-3' -> [0, 2, 3] ('' -> []): the one parser
+    of node and CPU lists. ValueError on a malformed list ('-', '0-', '3-1',
+    '0,,1') or a number above limit."""
+    numbers: list[int] = []
+    text = text.strip()
+    for part in text.split(",") if text else []:
+        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
+        if not match:
+            raise ValueError(f"{part!r} in {text!r} is not a number or a range n-m")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError(f"range {part!r} in {text!r} ends before it starts")
+        if limit is not None and last > limit:
+            raise ValueError(f"{last} in {text!r} is above {limit}")
+        numbers.extend(range(first, last + 1))
+    return numbers
+
+
+def size_name(backing: str) -> str:
+    """The kernel's name for the page size of a hugetlb or mTHP backing: '2048kB'."""
+    kib = PAGE_KIB[backing] if backing in PAGE_KIB else int(backing.removeprefix("mthp-").removesuffix("k"))
+    return f"{kib}kB"
+
+
+def arrays_needed(point: dict) -> int:
+    """Array-sized regions at worst: the array, the destination, and a
+    private copy of each that both processes write (fork)."""
+    return {"none": 1, "stop": 2, "uffd": 2, "fork": 4 if point["dest"] == "zeroed" else 3}[point["method"]]
+
+
+def memory_needed_mib(point: dict) -> int:
+    return point["size_mib"] * arrays_needed(point) + 2 * point["memcpy_mib"]
+
+
+def hugetlb_pages_needed(point: dict) -> int:
+    if point["hugetlb_pool"] != "auto":
+        return point["hugetlb_pool"]
+    return point["size_mib"] * 1024 * arrays_needed(point) // PAGE_KIB[point["backing"]]
+
+
+def numa_nodes_named(point: dict) -> set[int]:
+    spec = point["numa_mem"].partition(":")[2]
+    nodes = set(parse_list(spec)) if spec != "all" else set()
+    for key in ("numa_writers", "numa_copiers"):
+        if point[key].startswith("node:"):
+            nodes.add(int(point[key].removeprefix("node:")))
+    return nodes
+
+
+def is_vm(point: dict) -> bool:
+    return point.get("vm_kernel", "host") != "host"
+
+
+def vm_shape(points: list[dict]) -> tuple[int, int]:
+    """vCPUs and memory (MiB) for a VM running these points: every point's
+    threads, its arrays."""
+    nodes = points[0]["vm_nodes"]
+    threads = max(max(p["writers"], p["copiers"]) for p in points)
+    cpus = max(nodes, -(-threads // nodes) * nodes)
+    memory = max(1024, max(memory_needed_mib(p) for p in points) + VM_MEMORY_SPARE_MIB)
+    return cpus, -(-memory // (2 * nodes)) * 2 * nodes

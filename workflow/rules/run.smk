@@ -48,6 +48,7 @@ rule run_vm_boot:
         bench_slot=1,
     params:
         cxxflags=CONFIG["cxxflags"],
+        build_log=rules.build.log[0],
         runs=get_boot_runs,
     script:
         "../scripts/run_vm_boot.py"

@@ -1,20 +1,21 @@
-# One VM boot measuring every run of one (vm_kernel, vm_nodes); a record per run.
-import json
+# One VM boot measuring every run of one (vm_kernel, vm_nodes); a record per
+# run in the boot's folder, which run_point copies.
 from pathlib import Path
 
-from cowsnap.measure import jobs
+from cowsnap.measure import jobs, runner, vm
 
-with jobs.logged(snakemake.log[0]) as log:
-    from cowsnap.measure import native, records, runner, vm
-
-    out = Path(snakemake.output[0])
-    out.mkdir(parents=True, exist_ok=True)
-    build = native.ensure_built(Path(snakemake.input.library).parent.parent, snakemake.params.cxxflags)
-    runs = []
-    for run in snakemake.params.runs:
-        ids = dict(run["ids"])
-        record_path = ids.pop("record")
-        runs.append((run["point"], {**ids, **jobs.schedule_ids(Path(record_path), ids["run_id"])}))
-    for record in runner.run_vm(runs, build, out.parent):
-        records.write(out / vm.record_name(record["run_id"]), record)
-        print(json.dumps({k: record.get(k) for k in ("run_id", "status", "reason", "kernel", "vm_boot_s")}), file=log)
+out = Path(snakemake.output[0])
+out.mkdir(parents=True, exist_ok=True)
+runs = []
+for run in snakemake.params.runs:
+    ids = dict(run["ids"])
+    record = Path(ids.pop("record"))  # where run_point copies it: its place in the schedule
+    runs.append(jobs.JobRun(out / vm.record_name(ids["run_id"]), ids, scheduled_as=record))
+points = [run["point"] for run in snakemake.params.runs]
+jobs.timed_job(
+    snakemake.log[0],
+    runs,
+    lambda build, ids: runner.run_vm(list(zip(points, ids, strict=True)), build, out.parent),
+    (snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log),
+    ("run_id", "status", "reason", "kernel", "vm_boot_s"),
+)

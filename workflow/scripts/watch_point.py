@@ -2,21 +2,15 @@
 # taken under its load (cowsnap.measure.watch_point); the record written
 # atomically; a run that fails or is stopped leaves its timeline so far
 # beside the record (<repetition>.timeline.csv).
-import json
 from pathlib import Path
 
-from cowsnap.measure import jobs
+from cowsnap.measure import jobs, watch_point
 
-with jobs.logged(snakemake.log[0]) as log:
-    from cowsnap.measure import native, records, watch_point
-
-    out = Path(snakemake.output[0])
-    run_id = snakemake.params.ids["run_id"]
-    ids = {**snakemake.params.ids, **jobs.schedule_ids(out, run_id)}
-    records.check_space(out.parent)
-    # The build rule owns building: a watch point only loads what it made.
-    build = native.built(snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log)
-    record = watch_point.run(snakemake.params.point, build, ids, out.with_suffix(".timeline.csv"))
-    records.write(out, record)
-    keys = ("run_id", "status", "reason", "writer_wpcopy_count_during_snapshot", "snapshot_end_s")
-    print(json.dumps({k: record.get(k) for k in keys}), file=log)
+out = Path(snakemake.output[0])
+jobs.timed_job(
+    snakemake.log[0],
+    [jobs.JobRun(out, snakemake.params.ids)],
+    lambda build, ids: [watch_point.run(snakemake.params.point, build, ids[0], out.with_suffix(".timeline.csv"))],
+    (snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log),
+    ("run_id", "status", "reason", "writer_wpcopy_count_during_snapshot", "snapshot_end_s"),
+)
