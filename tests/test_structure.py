@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from cowsnap.plan import config
@@ -86,3 +88,19 @@ def test_no_import_circle():
         if module not in state:
             visit(module, [])
     assert not circles, f"import circles: {circles}"
+
+
+def test_figure_names_are_the_figures_plots_draws():
+    from cowsnap.analyse import figures, plots
+
+    assert tuple(plots.FIGURES) == figures.NAMES
+
+
+def test_the_workflow_loads_no_plotting_library_to_plan():
+    # What workflow/rules/common.smk imports, as a dry run imports it.
+    lines = (REPO / "workflow" / "rules" / "common.smk").read_text().splitlines()
+    imports = [line for line in lines if line.startswith(("import ", "from "))]
+    code = "\n".join([*imports, "import sys", "print(sorted({'matplotlib', 'seaborn', 'cppyy'} & set(sys.modules)))"])
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"common.smk's imports load {done.stdout.strip()}"

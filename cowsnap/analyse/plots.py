@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from cowsnap.analyse import glossary, verdict  # noqa: E402
+from cowsnap.analyse.figures import figures_for  # noqa: E402, F401 (which figures an experiment draws)
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
 KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")
@@ -266,24 +267,6 @@ FIGURES = {
 }
 # The statistic a figure's caption takes its interval level from.
 LEVEL_OF = {"phase_faults": "copies_during_snapshot", "phase_kernel_time": "copy_delay_s_during_snapshot"}
-
-
-def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False, sizes: int = 1) -> list[str]:
-    """The figures that say something for an experiment (a watch point has
-    no writers' time or array: its figures are the phase ones; fork runs
-    over several array sizes get the scaling figure)."""
-    names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
-    if "watch" in methods:
-        names += ["phase_faults", "phase_kernel_time"]
-    if has_baseline:
-        names.append("ratios")
-    if "fork" in methods:
-        names.append("copy_bandwidth")
-    if samples_sharing:
-        names.append("sharing_timeline")
-    if "fork" in methods and sizes >= 3:
-        names.append("fork_scaling")
-    return names
 
 
 def render(name: str, tables: dict[str, pd.DataFrame], title: str):

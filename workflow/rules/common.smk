@@ -7,7 +7,7 @@ from pathlib import Path
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import grid
 from cowsnap.measure import jobs, knobs, native
-from cowsnap.analyse import plots
+from cowsnap.analyse import figures
 from cowsnap import rerun
 
 try:
@@ -43,7 +43,7 @@ wildcard_constraints:
     point=r"p[0-9a-f]{10}",
     repetition=r"\d+",
     round=r"\d+",
-    figure="|".join(plots.FIGURES),
+    figure="|".join(figures.NAMES),
     boot=r"[0-9A-Za-z.+_-]+-[0-9]+nodes",
 
 
@@ -157,7 +157,7 @@ def get_figures(experiment):
     methods = {point["method"] for point in points}
     samples_sharing = any(point["sharing_interval_ms"] > 0 for point in points)
     sizes = len({point.get("size_mib") for point in points if point["method"] == "fork"})
-    return plots.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing, sizes)
+    return figures.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing, sizes)
 
 
 def get_description(wildcards):
