@@ -106,7 +106,9 @@ def assert_copies_then_reuses(record: dict) -> None:
 
 def test_benchmark_points_keep_the_ids_they_had_before_watch_points():
     # Ids computed before the watch keys existed: no benchmark result is measured again.
-    before = {"p596d22a7d7": {}, "p36339ca43e": {"method": "none", "size_mib": 8}}
+    # (The thread counts were the defaults then; they are `auto` now.)
+    threads = {"writers": 2, "copiers": 2}
+    before = {"p596d22a7d7": threads, "p36339ca43e": {"method": "none", "size_mib": 8, **threads}}
     for point_id, settings in before.items():
         point = grid.normalise({**config.point_defaults(), **settings})
         assert not set(grid.WATCH_KEYS) & set(point)
@@ -290,5 +292,5 @@ def test_a_sweep_puts_a_program_next_to_the_benchmark(sweep_folder, cowpoint):
     after = line.split("After it ended")[1]
     assert "not copying: 0 copies for " in after and "reuses (pgreuse_after_snapshot" in after
     assert f"{MISSING} --serve: skipped: watch_command: {MISSING} is not installed here" in summary
-    assert "- mixed: method=fork, while the child lived: copying" in summary
+    assert "| mixed | method=fork | while the child lived | copying: " in summary
     assert not running(str(cowpoint))
