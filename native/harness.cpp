@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -20,6 +21,19 @@ namespace cowsnap::detail {
 namespace {
 
 constexpr std::size_t mib = 1024 * 1024;
+
+// The process's page-table memory (VmPTE of /proc/self/status) in KiB, -1
+// when it cannot be read: what a fork() copies besides the mappings.
+long page_table_kib() {
+    std::FILE* status = std::fopen("/proc/self/status", "r");
+    if (!status) return -1;
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, status))
+        if (std::sscanf(line, "VmPTE: %ld kB", &kib) == 1) break;
+    std::fclose(status);
+    return kib;
+}
 
 // Samples the pages of the array still shared with the snapshot (for a
 // method whose samples_sharing() says so): once the snapshot began, before
@@ -335,6 +349,8 @@ void measure_point(const Params& p, Result& result) {
     // the snapshot; dest=fresh: the method allocates it when it copies.
     if (snapshot && p.dest == "zeroed") dest.region = allocate_destination(p, array.region, true);
     if (snapshot) snapshot->prepare();
+    // Page tables just before the timed span, for every method (absent when unreadable).
+    if (const long kib = page_table_kib(); kib >= 0) result.values["vm_pte_kib"] = double(kib);
 
     PointRun run(p, array.region, snapshot.get(), query_copies, result);
     const Phase phase = run.timed_span();

@@ -80,6 +80,9 @@ def test_every_method_is_timed_from_the_same_instant(run_point, method):
     assert record["writers_s_during_snapshot"] + record["writers_s_after_snapshot"] == pytest.approx(
         record["writers_s"]
     )
+    # Page tables before the snapshot, for every method: at least one 8-byte
+    # entry per 4 KiB page of the array (a 4 KiB page of PTEs maps 2 MiB).
+    assert record["vm_pte_kib"] >= record["pages"] * 8 / 1024
 
 
 def test_sharing_falls_to_zero_once_the_child_released_everything(run_point):

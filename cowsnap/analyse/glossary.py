@@ -57,6 +57,9 @@ KEYS: dict[str, Key] = {
         "snapshot end after the start mark (s)", "steady clock; watch: from the trigger to its children's exit", "lower"
     ),
     "fork_s": Key("fork() call (s)", "steady clock around fork()", "lower"),
+    "vm_pte_kib": Key(
+        "page-table memory just before the snapshot (KiB)", "VmPTE of /proc/self/status, every method", "lower"
+    ),
     "fork_empty_s": Key("fork() of the bare benchmark process (s)", "steady clock, best of 3", "lower"),
     "fork_net_s": Key("fork() call less the bare process's (s)", "fork_s - fork_empty_s", "lower"),
     "fill_s": Key("array fill (s)", "steady clock"),
@@ -244,6 +247,7 @@ METRICS = [
     "snapshot_pause_s",
     "snapshot_end_s",
     "fork_s",
+    "vm_pte_kib",
     "child_copy_s",
     "child_copy_gbps",
     "child_wpcopy_count",
