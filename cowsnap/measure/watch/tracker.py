@@ -351,8 +351,9 @@ class Watch:
         for thread in process.threads.values():
             if thread.verified or tick not in thread.minflt_at:
                 continue
-            earlier = [t for t in thread.minflt_at if t < tick]
-            before = thread.minflt_at[max(earlier)] if earlier else thread.base.get("minflt", 0.0)
+            # The reading before this one (usually the tick before: a long watch stays linear).
+            earlier = (thread.minflt_at[t] for t in range(tick - 1, -1, -1) if t in thread.minflt_at)
+            before = next(earlier, thread.base.get("minflt", 0.0))
             total += thread.minflt_at[tick] - before
         return total
 
