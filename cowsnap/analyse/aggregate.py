@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cowsnap.measure import records
+from cowsnap.plan.point import PHASE_SUFFIXES
 
 TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 
@@ -15,7 +16,7 @@ TIMELINE_KEYS = ("sharing_s", "sharing_pages")
 # The writers' whole phase, the part while the snapshot lived (fork: until
 # the parent saw the child exit; uffd and stop: until the copy was done),
 # and the part after.
-PHASES = ("", "_during_snapshot", "_after_snapshot")
+PHASES = ("", *PHASE_SUFFIXES)
 HUGETLB_NOT_COUNTED = "not counted: hugetlb_wp() counts reuses of huge pages as wpcopy too"
 
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# The writers' phase splits where the snapshot ended: fork, when the parent
-# saw the child exit; uffd and stop, when the copy was done.
-PHASES = {
-    "": "",
-    "_during_snapshot": " while the snapshot lived",
-    "_after_snapshot": " after the snapshot ended",
-}
+from cowsnap.plan.point import PHASE_SUFFIXES
+
+# The writers' whole phase, and its parts (cowsnap.plan.point.SNAPSHOT_PHASES) in words.
+PHASES = dict(zip(("", *PHASE_SUFFIXES), ("", " while the snapshot lived", " after the snapshot ended"), strict=True))
 
 
 @dataclass(frozen=True)

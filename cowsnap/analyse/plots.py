@@ -21,10 +21,11 @@ import seaborn as sns  # noqa: E402
 
 from cowsnap.analyse import glossary, verdict  # noqa: E402
 from cowsnap.analyse.figures import figures_for  # noqa: E402, F401 (which figures an experiment draws)
+from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
 KERNEL_TIME = ("writer_stime_s", "copy_delay_s", "memory_copy_s")
-SNAPSHOT_PHASES = ("_during_snapshot", "_after_snapshot")
+SNAPSHOT_PHASES = PHASE_SUFFIXES
 PHASE_FAULTS = (
     *(f"{key}{phase}" for key in ("copies", "reuses") for phase in SNAPSHOT_PHASES),
     "child_wpcopy_count",

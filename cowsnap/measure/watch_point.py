@@ -46,6 +46,7 @@ from cowsnap.measure import environment, knobs, native, runner, spawn
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
+from cowsnap.plan.point import PHASE_SUFFIXES
 
 READY_POLL_S = 0.05  # between two runs of ready_command
 POLL_S = 0.05  # between two readings of the watched processes while waiting
@@ -53,7 +54,7 @@ STOP_GRACE_S = 5.0  # from SIGTERM to SIGKILL when a process group is stopped
 EXIT_NOTICE_S = 1.0  # for the exit notification of a program that exited by itself
 TAIL_CHARS = 300  # of a command's output, in a reason
 # The record's phases and the watch's readings that close them.
-PHASES = ("_during_snapshot", "_after_snapshot")
+PHASES = PHASE_SUFFIXES
 # The children's counters in the record (child_<counter>, both phases summed).
 CHILD_COUNTERS = ("wpcopy_count", "wpcopy_delay_s", "minflt", "majflt", "utime_s", "stime_s", "private_dirty_pages")
 

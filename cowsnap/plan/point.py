@@ -20,6 +20,12 @@ WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
 # Every other point key is a field of the native Params (native/params.def).
 
+# The writers' phases: while the snapshot lived, and after it ended (fork:
+# when the parent saw the child exit; uffd and stop: when the copy was done).
+# A phased record key ends in _<phase> (PHASE_SUFFIXES).
+SNAPSHOT_PHASES = ("during_snapshot", "after_snapshot")
+PHASE_SUFFIXES = tuple(f"_{phase}" for phase in SNAPSHOT_PHASES)
+
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}  # hugetlb backing -> page size in KiB
 VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
 

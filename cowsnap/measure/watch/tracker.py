@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from cowsnap.measure import knobs
 from cowsnap.measure.watch import proc
+from cowsnap.plan.point import SNAPSHOT_PHASES
 
 # Per-process counters (the record's key stems): name -> where it comes from.
 COUNTERS = {
@@ -40,7 +41,7 @@ COUNTERS = {
 }
 TASKSTATS_COUNTERS = ("wpcopy_count", "wpcopy_delay_s", "cpu_delay_s", "unaccounted_minflt")
 USAGE = ("minflt", "majflt", "utime_s", "stime_s")
-PHASES = ("before_snapshot", "during_snapshot", "after_snapshot")
+PHASES = ("before_snapshot", *SNAPSHOT_PHASES)
 PHASE_WORDS = {
     "before_snapshot": "before any child",
     "during_snapshot": "while a child lived",
