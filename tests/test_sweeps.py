@@ -72,7 +72,9 @@ def test_paper_config_in_smoke_mode_plans_every_point(tmp_path):
     from cowsnap.plan import config, grid
 
     paper = REPO / "config" / "paper.yaml"
-    points = {(r.experiment, r.point_id) for r in grid.expand(config.load(paper))}
+    # Every point once; points that differ only in a size above smoke_mib
+    # (fork_scaling's sizes) become one.
+    points = {(r.experiment, grid.point_id(grid.scale(r.point, 16))) for r in grid.expand(config.load(paper))}
     jobs = planned(tmp_path, "--configfile", str(paper), "--config", "smoke_mib=16")
     assert jobs["run_point"] == len(points)
     assert jobs["aggregate"] == len(config.load(paper)["experiments"])
@@ -176,7 +178,7 @@ def test_a_deleted_record_is_run_again_with_what_depends_on_it(sweep_folder):
     assert planned(sweep_folder) == {"run_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
     assert f"output: {deleted.relative_to(sweep_folder)}" in sweep(sweep_folder, "--dry-run").stdout
     swept(sweep_folder)
-    remade = {f"a/{table}.csv" for table in ("runs", "points", "ratios", "sharing")}
+    remade = {f"a/{table}.csv" for table in ("runs", "points", "ratios", "scaling", "sharing")}
     assert changed(before, files(results)) == {str(deleted.relative_to(results)), *remade}
     assert planned(sweep_folder) == {}  # done: nothing is run twice
 
@@ -202,6 +204,6 @@ def test_rerun_failed_removes_failed_records_and_the_sweep_runs_them_again(sweep
     assert planned(sweep_folder) == {"watch_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
     swept(sweep_folder)
     assert json.loads(failed.read_text())["started_at"] != first  # measured again
-    remade = {f"w/{table}.csv" for table in ("runs", "points", "ratios", "sharing")}
+    remade = {f"w/{table}.csv" for table in ("runs", "points", "ratios", "scaling", "sharing")}
     assert changed(before, files(results)) == {str(p.relative_to(results)) for p in (failed, timeline)} | remade
     assert planned(sweep_folder) == {}
