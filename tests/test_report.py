@@ -453,3 +453,19 @@ def test_fork_scaling_figure_draws_the_runs_the_fit_and_the_published_marks():
     assert any("Redis latency docs, bare metal" in label for label in labels)
     assert "fork_scaling" in plots.figures_for({"fork"}, False, sizes=3)
     assert "fork_scaling" not in plots.figures_for({"fork"}, False, sizes=2)
+
+
+def test_no_point_of_the_recorded_default_sweep_lies_below_its_floor():
+    # The runs of one README sweep on the development machine (2 CPUs,
+    # writers and copiers sized to them), recomputed by the code under test.
+    runs = pd.concat(
+        [aggregate.read_table(path) for path in sorted((DATA / "default-sweep").glob("*-runs.csv"))], ignore_index=True
+    )
+    checked = 0
+    for _, group in runs.groupby("experiment"):
+        points = stats.floor(group, stats.point_table(group))
+        snapshots = points[(points["method"] != "none") & points["floor_s"].notna()]
+        below = snapshots[snapshots["writers_s_ci_high"] < snapshots["floor_s"]]
+        assert below.empty, below[["experiment", "label", "writers_s_ci_high", "floor_s"]]
+        checked += len(snapshots)
+    assert checked >= 10
