@@ -33,3 +33,15 @@ def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = F
     if "fork" in methods and sizes >= 3:
         names.append("fork_scaling")
     return names
+
+
+# Published fork() costs, drawn as reference marks on fork_scaling and
+# quoted by the summary: per-GB slopes (a band from low to high, in ms per
+# 10^9 bytes) and single measurements (GiB, ms).
+FORK_SLOPES = (
+    ("Redis latency docs, bare metal: 9-13 ms/GB", 9.0, 13.0),
+    ("Redis latency docs, KVM: 23 ms/GB", 23.0, 23.0),
+)
+FORK_POINTS = (
+    ("'mm/memory: optimize fork() with PTE-mapped THP' (Linux 6.8 era): 14.3 ms, 1 GiB of 4 KiB pages", 1.0, 14.3),
+)

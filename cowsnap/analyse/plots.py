@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from cowsnap.analyse import glossary, verdict  # noqa: E402
-from cowsnap.analyse.figures import figures_for  # noqa: E402, F401 (which figures an experiment draws)
+from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES, figures_for  # noqa: E402, F401 (figures_for: which figures an experiment draws)
 from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
@@ -208,15 +208,6 @@ def copy_bandwidth(tables: dict, ax) -> str:
     return ""
 
 
-# Published fork() costs, drawn as reference marks: per-GB slopes (a band
-# from low to high, in ms per 10^9 bytes) and single measurements (GiB, ms).
-FORK_SLOPES = (
-    ("Redis latency docs, bare metal: 9-13 ms/GB", 9.0, 13.0),
-    ("Redis latency docs, KVM: 23 ms/GB", 23.0, 23.0),
-)
-FORK_POINTS = (
-    ("'mm/memory: optimize fork() with PTE-mapped THP' (Linux 6.8 era): 14.3 ms, 1 GiB of 4 KiB pages", 1.0, 14.3),
-)
 GB_PER_GIB = 2**30 / 1e9
 
 

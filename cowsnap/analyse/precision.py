@@ -16,30 +16,26 @@ from __future__ import annotations
 import pandas as pd
 
 from cowsnap.analyse import stats
+from cowsnap.analyse.ranking import rankings
 
 
 def unresolved(points: pd.DataFrame, ratios: pd.DataFrame, half_width: float | None = None) -> set[str]:
     """The point ids whose ranking step is not resolved, or whose ratio's
     interval is wider than half_width (relative) on either side."""
-    if ratios.empty or "metric" not in ratios:
-        return set()
-    chosen = ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
-    merged = chosen.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
-    if "start" in merged:
-        merged = merged[merged["start"] == "with_child"]
+    ranked = rankings(points, ratios)
     wanting: set[str] = set()
-    for _, group in merged.groupby(["backing", "node_type"], sort=False):
-        group = group.sort_values("ratio").reset_index(drop=True)
+    for group in ranked.values():
         for i in range(len(group) - 1):
             a, b = group.iloc[i], group.iloc[i + 1]
             if not a["ci_high"] < b["ci_low"]:
                 wanting.update((a["point_id"], b["point_id"]))
     if half_width:
-        wide = merged[
-            ((merged["ci_high"] - merged["ratio"]) > half_width * merged["ratio"])
-            | ((merged["ratio"] - merged["ci_low"]) > half_width * merged["ratio"])
-        ]
-        wanting.update(wide["point_id"])
+        for group in ranked.values():
+            wide = group[
+                ((group["ci_high"] - group["ratio"]) > half_width * group["ratio"])
+                | ((group["ratio"] - group["ci_low"]) > half_width * group["ratio"])
+            ]
+            wanting.update(wide["point_id"])
     return wanting
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 
 from cowsnap.analyse import labels, verdict
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
+from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES
+from cowsnap.analyse.ranking import rankings
 
 # Writers' time within this factor of the floor: "near the floor".
 NEAR_FLOOR = 1.25
@@ -287,22 +289,6 @@ PLAIN = {"method": "fork", "populate": "none", "dest": "zeroed", "dontfork": Fal
          "exit": "early", "alloc": "mmap"}  # fmt: skip
 
 
-def rankings(points: pd.DataFrame, ratios: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    """Per (backing, node type): the snapshots taken while the writers ran,
-    by their writers' time over the no-snapshot baseline, best first."""
-    if ratios.empty or "metric" not in ratios:
-        return {}
-    chosen = ratios[(ratios["metric"] == "writers_s") & (ratios["baseline_method"] == "none")]
-    if chosen.empty:
-        return {}
-    merged = chosen.merge(points, on=["experiment", "point_id", "node_type"], suffixes=("", "_point"))
-    merged = merged[merged["start"] == "with_child"]
-    return {
-        key: group.sort_values("ratio").reset_index(drop=True)
-        for key, group in merged.groupby(["backing", "node_type"], sort=False)
-    }
-
-
 def is_plain(row: pd.Series) -> bool:
     return all(row.get(key, value) == value for key, value in PLAIN.items())
 
@@ -562,8 +548,8 @@ def by_kernel(points: pd.DataFrame) -> list[str]:
     return lines
 
 
-# Published fork() costs the summary sets a fit against.
-PUBLISHED = "Redis's latency docs: 9-13 ms per GB on bare metal, 23 ms per GB under KVM"
+# Published fork() costs the summary sets a fit against (the figure's marks).
+PUBLISHED = "; ".join(label for label, *_ in (*FORK_SLOPES, *FORK_POINTS))
 
 
 def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
