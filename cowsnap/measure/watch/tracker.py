@@ -259,18 +259,22 @@ class Watch:
         now_boot = boot_clock()
         for tid in proc.threads_of(process.pid):
             counts = self.native.task_counts(tid, False)
-            if counts.error:
-                continue
-            values = {**_counts_dict(counts), **_usage_dict(counts)}
-            thread = process.threads.get(tid)
-            if thread is None:
-                start = now_boot - counts.elapsed_s
-                thread = process.threads[tid] = Thread(str(counts.comm), start, start > self.delayacct_since)
-                new = process.start_s is not None or start > self.boot_offset + self.t0
-                thread.base = {k: 0.0 for k in values} if new else dict(values)
-            thread.verified = thread.verified or counts.accounted_events > 0
-            thread.total = values
-            thread.minflt_at[self.ticks] = counts.minflt
+            if not counts.error:
+                self._read_thread(process, tid, counts, now_boot - counts.elapsed_s)
+
+    def _read_thread(self, process: Process, tid: int, counts, start_boot_s: float) -> None:
+        """Takes a thread's counts (a reading, or its exit's final ones); a
+        thread seen first here gets its start and base."""
+        values = {**_counts_dict(counts), **_usage_dict(counts)}
+        thread = process.threads.get(tid)
+        if thread is None:
+            verified = start_boot_s > self.delayacct_since
+            thread = process.threads[tid] = Thread(str(counts.comm), start_boot_s, verified)
+            new = process.start_s is not None or start_boot_s > self.boot_offset + self.t0
+            thread.base = {k: 0.0 for k in values} if new else dict(values)
+        thread.verified = thread.verified or counts.accounted_events > 0
+        thread.total = values
+        thread.minflt_at[self.ticks] = counts.minflt
 
     def uncounted(self, key: str) -> str:
         """Why a counter is not counted in this watch ('' when it is)."""
@@ -310,16 +314,7 @@ class Watch:
                 process.raise_to(_counts_dict(counts))
             self.end(process, at)
             return True
-        values = {**_counts_dict(counts), **_usage_dict(counts)}
-        thread = process.threads.get(counts.pid)
-        if thread is None:
-            start = boot_clock() - (self.now() - at) - counts.elapsed_s
-            new = process.start_s is not None or start > self.boot_offset + self.t0
-            thread = process.threads[counts.pid] = Thread(str(counts.comm), start, start > self.delayacct_since)
-            thread.base = {k: 0.0 for k in values} if new else dict(values)
-        thread.verified = thread.verified or counts.accounted_events > 0
-        thread.total = values
-        thread.minflt_at[self.ticks] = counts.minflt
+        self._read_thread(process, counts.pid, counts, boot_clock() - (self.now() - at) - counts.elapsed_s)
         summed = [*USAGE, *([] if self.uncounted("wpcopy_count") else _counts_dict(counts))]
         process.raise_to({k: sum(t.total.get(k, 0.0) for t in process.threads.values()) for k in summed})
         if counts.pid == tgid:
