@@ -38,6 +38,12 @@ struct Result {
     // seconds since the writers' start mark, and the shared page count then.
     std::vector<double> sharing_s;
     std::vector<double> sharing_pages;
+    // How long the writers' timed writes took (write_latency_kib): one entry
+    // per non-empty histogram bucket, by phase (all | during_snapshot |
+    // after_snapshot), the bucket's lower end in ns, and its writes.
+    std::vector<std::string> latency_phase;
+    std::vector<double> latency_ns;
+    std::vector<double> latency_writes;
 };
 
 // Runs one point in a fresh benchmark process (`executable`, the

@@ -217,6 +217,20 @@ void put_phase(Result& result, const Mark& from, const Mark& to, const std::stri
     result.values["writers_s" + suffix] = seconds_between(from.time, to.time);
 }
 
+// The writers' write latencies: the whole phase, and with a snapshot the
+// phase each write started in; the longest first write (it waited for the
+// snapshot to begin).
+void put_write_latency(Result& result, const Writers::Totals& totals, bool phased) {
+    LatencyHistogram all = totals.latency_during;
+    all += totals.latency_after;
+    put_latency(result, all, "");
+    if (phased) {
+        put_latency(result, totals.latency_during, "_during_snapshot");
+        put_latency(result, totals.latency_after, "_after_snapshot");
+    }
+    if (totals.first_write_ns) result.values["write_first_s"] = double(totals.first_write_ns) * 1e-9;
+}
+
 // The moment the snapshot ended (what the method's Snapshot::end() returned),
 // set by the thread that waited for it.
 class EndMark {
@@ -281,7 +295,7 @@ public:
             wait_for_end();
             if (p_.populate == "write-after-exit") populate_(0, array_.bytes);
         }
-        writers_.start();
+        writers_.start(start.time);
         const Writers::Totals totals = writers_.finish();
         Mark end = mark_now();
         end.time = totals.last_end;
@@ -302,6 +316,7 @@ public:
         put_thread_counters(result, "writer", phase.totals.all);
         result.effective["writer_cpus"] = phase.totals.cpus;
         put_phase(result, phase.start, phase.end, "");
+        if (p_.write_latency_kib > 0) put_write_latency(result, phase.totals, snapshot_ != nullptr);
         if (snapshot_) {
             const Mark& at = end_.get();
             const Mark& split = at.time <= phase.start.time ? phase.start : at.time >= phase.end.time ? phase.end : at;

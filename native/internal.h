@@ -201,6 +201,28 @@ int current_node();
 // Pins the calling thread to a node's CPUs ('' when done or any, else why not).
 std::string place_thread(const std::string& placement);
 
+// ---- latency.cpp: how long each timed write took, per writer and phase
+struct LatencyHistogram {
+    static constexpr int sub_bits = 5;  // 32 buckets per power of two
+    static constexpr std::uint64_t max_trackable_ns = (std::uint64_t(1) << 44) - 1;  // 4.9 hours
+    static constexpr std::size_t buckets = std::size_t(44 - sub_bits + 1) << sub_bits;
+    std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(buckets);  // zeroed: touched before timing
+    std::uint64_t total = 0, max_ns = 0;
+    void record(std::uint64_t ns) {
+        ++counts[bucket_of(ns)];
+        ++total;
+        if (ns > max_ns) max_ns = ns;
+    }
+    static std::size_t bucket_of(std::uint64_t ns);
+    static std::uint64_t lower_bound(std::size_t bucket);
+    static std::uint64_t upper_bound(std::size_t bucket);
+    LatencyHistogram& operator+=(const LatencyHistogram& other);
+    std::uint64_t quantile_ns(double q) const;
+};
+// writes_timed, write_p50_s, _p99_s, _p999_s, _max_s (suffix appended) and
+// the histogram's non-empty buckets under the phase (suffix, or "all").
+void put_latency(Result& result, const LatencyHistogram& histogram, const std::string& suffix);
+
 // ---- writers.cpp: the parent's writer threads
 class Writers {
 public:
@@ -209,12 +231,16 @@ public:
     Writers(Region& array, const Params& params, bool query_copies);
     ~Writers();
     std::string placement_error() const;
-    void start();           // opens the gate
+    void start(clock::time_point span_start);  // opens the gate; first writes count from span_start
     void snapshot_ended();  // from now on, their counters count as after the snapshot
     struct Totals {
         ThreadCounters all, during_snapshot;  // summed over the threads
         clock::time_point last_end;           // when the last one finished
         std::string cpus;                     // the CPU each finished on: "1,1"
+        // write_latency_kib > 0: write latencies merged over the threads, by
+        // the phase a write started in, and the longest first write
+        LatencyHistogram latency_during, latency_after;
+        std::uint64_t first_write_ns = 0;
     };
     Totals finish();  // joins them
 

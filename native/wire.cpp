@@ -83,6 +83,9 @@ std::string result_to_text(const Result& result) {
     for (const auto& [key, value] : result.effective) text += "effective\t" + key + "\t" + one_line(value) + "\n";
     for (std::size_t i = 0; i < result.sharing_s.size(); ++i)
         text += "sharing\t" + number(result.sharing_s[i]) + "\t" + number(result.sharing_pages[i]) + "\n";
+    for (std::size_t i = 0; i < result.latency_ns.size(); ++i)
+        text += "latency\t" + result.latency_phase[i] + "\t" + number(result.latency_ns[i]) + "\t" +
+                number(result.latency_writes[i]) + "\n";
     return text + "end\n";  // a result cut short has no end line
 }
 
@@ -102,6 +105,10 @@ Result result_from_text(const std::string& text) {
         else if (f[0] == "sharing" && f.size() == 3) {
             result.sharing_s.push_back(std::stod(f[1]));
             result.sharing_pages.push_back(std::stod(f[2]));
+        } else if (f[0] == "latency" && f.size() == 4) {
+            result.latency_phase.push_back(f[1]);
+            result.latency_ns.push_back(std::stod(f[2]));
+            result.latency_writes.push_back(std::stod(f[3]));
         }
     }
     if (!complete) {

@@ -34,6 +34,9 @@ def result_keys(result) -> dict:
         **{str(key): str(value) for key, value in result.effective},
         "sharing_s": list(result.sharing_s),
         "sharing_pages": list(result.sharing_pages),
+        "latency_phase": [str(phase) for phase in result.latency_phase],
+        "latency_ns": list(result.latency_ns),
+        "latency_writes": list(result.latency_writes),
     }
 
 

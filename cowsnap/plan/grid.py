@@ -61,7 +61,8 @@ APPLIES: dict = {
     "vm_nodes": (BENCHMARK, {"vm_kernel": Other(("host",))}),
     # Last, so a value that applies to a few methods is refused naming them.
     **{key: (BENCHMARK, {}) for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
-                                         "numa_mem", "numa_writers", "memcpy_mib", "vm_kernel")},
+                                         "numa_mem", "numa_writers", "memcpy_mib", "vm_kernel",
+                                         "write_latency_kib")},
     **{key: (WATCH, {}) for key in WATCH_KEYS},
 }  # fmt: skip
 
