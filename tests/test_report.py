@@ -338,7 +338,8 @@ def test_summary_with_no_ok_run_still_writes():
 
 def copy_results(tmp_path, name, **changes):
     folder = tmp_path / name
-    shutil.copytree(DATA, folder)
+    # The tables of one machine as it booted that day (latency/ was recorded under a later kernel build).
+    shutil.copytree(DATA, folder, ignore=shutil.ignore_patterns("latency"))
     for path in folder.glob("*/runs.csv"):
         table = pd.read_csv(path)
         for key, value in changes.items():
@@ -469,3 +470,59 @@ def test_no_point_of_the_recorded_default_sweep_lies_below_its_floor():
         assert below.empty, below[["experiment", "label", "writers_s_ci_high", "floor_s"]]
         checked += len(snapshots)
     assert checked >= 10
+
+
+# ---- write latency (real runs of every method at 16 MiB, 3 each)
+
+
+def latency_tables() -> dict[str, pd.DataFrame]:
+    return {**tables_of("latency"), "latency": aggregate.read_table(DATA / "latency" / "latency.csv")}
+
+
+def test_the_latency_figure_is_each_points_ccdf_with_the_baseline_dashed():
+    tables = latency_tables()
+    assert "write_latency" in plots.figures_for({"none", "fork"}, True, times_writes=True)
+    assert "write_latency" not in plots.figures_for({"none", "fork"}, True)
+    _, ax, empty = plots.render("write_latency", tables, "latency")
+    assert empty == "" and ax.get_xscale() == ax.get_yscale() == "log"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    points, latency = tables["points"], tables["latency"]
+    assert len(lines) == len(points)
+    whole = latency[latency["latency_phase"] == "all"].merge(tables["runs"][["run_id", "point_id"]], on="run_id")
+    for _, point in points.iterrows():
+        (label,) = [name for name in lines if name.startswith(point["label"])]
+        line, mine = lines[label], whole[whole["point_id"] == point["point_id"]]
+        y = line.get_ydata()
+        assert y[0] == pytest.approx(1.0) and all(a >= b for a, b in zip(y, y[1:], strict=False))
+        top = mine[mine["latency_ns"] == mine["latency_ns"].max()]["latency_writes"].sum()
+        assert y[-1] == pytest.approx(top / mine["latency_writes"].sum())
+        assert max(line.get_xdata()) == pytest.approx(mine["latency_ns"].max() / 1e3)
+        assert (line.get_linestyle() == "--") == (point["method"] == "none")
+
+
+def test_the_summary_states_each_points_tail_and_the_longest_write():
+    tables = latency_tables()
+    points = tables["points"]
+    text = "\n".join(summary.what_a_writer_waits(points))
+    fork = points[points["method"] == "fork"].iloc[0]
+    baseline = points[points["method"] == "none"].iloc[0]
+    row = next(line for line in text.splitlines() if f"| {fork['label']} |" in line)
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[3] == verdict.duration(fork["write_p99_s_during_snapshot"])
+    assert cells[5].startswith(verdict.duration(fork["write_max_s"]))
+    assert cells[6] == verdict.duration(baseline["write_p99_s"])
+    answer = "\n".join(summary.the_answer(points, tables["ratios"]))
+    assert f"the longest a write waited: {verdict.duration(fork['write_max_s'])}" in answer
+    assert f"against {verdict.duration(baseline['write_p99_s'])} without one" in answer
+
+
+def test_latency_table_keeps_timed_runs_only():
+    rows = [
+        {"run_id": "e/p/0", "latency_phase": ["all"], "latency_ns": [1000.0], "latency_writes": [3.0]},
+        {"run_id": "e/p/1", "latency_phase": ["all"], "latency_ns": [2000.0], "latency_writes": [4.0]},
+    ]
+    runs = pd.DataFrame({"run_id": ["e/p/0", "e/p/1"], "timed": [True, False]})
+    table = aggregate.latency_table(rows, runs)
+    assert table.to_dict("records") == [
+        {"run_id": "e/p/0", "latency_phase": "all", "latency_ns": 1000.0, "latency_writes": 3.0}
+    ]

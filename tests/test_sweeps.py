@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 from run_workflow import snakemake
 
+from cowsnap.analyse import aggregate
+
 REPO = Path(__file__).resolve().parent.parent
 
 TRIVIAL = "{method: none, size_mib: 1, batch_kib: 64, memcpy_mib: 0, writers: 1}"
@@ -146,6 +148,16 @@ def test_paper_config_in_smoke_mode_runs_to_its_figures_and_summary(tmp_path):
     for caption in (smoke / "figures").glob("*.caption.txt"):
         assert caption.with_name(caption.name.replace(".caption.txt", ".png")).exists()
     assert len(list((smoke / "figures").glob("*.png"))) >= 20
+    # Write latency on every timed point of every method, with its figure;
+    # fork_scaling ran (its sizes fold into one point at the smoke size).
+    timed = runs[(runs["status"] == "ok") & runs["timed"]]
+    assert set(timed["method"]) == {"none", "fork", "uffd", "stop"}
+    assert timed["write_p99_s"].notna().all() and timed["write_max_s"].notna().all()
+    snapshots = timed[timed["method"] != "none"]
+    assert snapshots["write_p99_s_during_snapshot"].notna().all()
+    assert (smoke / "figures" / "write_latency-write_latency.png").exists()
+    assert (runs.loc[runs["experiment"] == "fork_scaling", "status"] == "ok").any()
+    assert "## What a writer waits" in summary
 
 
 def swept(cwd, *args):
@@ -178,7 +190,7 @@ def test_a_deleted_record_is_run_again_with_what_depends_on_it(sweep_folder):
     assert planned(sweep_folder) == {"run_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
     assert f"output: {deleted.relative_to(sweep_folder)}" in sweep(sweep_folder, "--dry-run").stdout
     swept(sweep_folder)
-    remade = {f"a/{table}.csv" for table in ("runs", "points", "ratios", "scaling", "sharing")}
+    remade = {f"a/{table}.csv" for table in aggregate.TABLES}
     assert changed(before, files(results)) == {str(deleted.relative_to(results)), *remade}
     assert planned(sweep_folder) == {}  # done: nothing is run twice
 
@@ -204,6 +216,6 @@ def test_rerun_failed_removes_failed_records_and_the_sweep_runs_them_again(sweep
     assert planned(sweep_folder) == {"watch_point": 1, "aggregate": 1, "plot": figures, "summary": 1, "all": 1}
     swept(sweep_folder)
     assert json.loads(failed.read_text())["started_at"] != first  # measured again
-    remade = {f"w/{table}.csv" for table in ("runs", "points", "ratios", "scaling", "sharing")}
+    remade = {f"w/{table}.csv" for table in aggregate.TABLES}
     assert changed(before, files(results)) == {str(p.relative_to(results)) for p in (failed, timeline)} | remade
     assert planned(sweep_folder) == {}

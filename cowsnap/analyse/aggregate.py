@@ -10,8 +10,14 @@ import pandas as pd
 from cowsnap.measure import records
 from cowsnap.plan.point import PHASE_SUFFIXES
 
-TIMELINE_KEYS = ("sharing_s", "sharing_pages")
+# Record keys that are lists, each kept in a long table of its own.
+SHARING_KEYS = ("sharing_s", "sharing_pages")
+LATENCY_KEYS = ("latency_phase", "latency_ns", "latency_writes")
+TIMELINE_KEYS = (*SHARING_KEYS, *LATENCY_KEYS)
 
+
+# The tables an experiment's records make (write's outputs, by name).
+TABLES = ("runs", "points", "ratios", "scaling", "sharing", "latency")
 
 # The writers' whole phase, the part while the snapshot lived (fork: until
 # the parent saw the child exit; uffd and stop: until the copy was done),
@@ -133,11 +139,25 @@ def sharing_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timeline, columns=["run_id", "sharing_s", "sharing_pages"])
 
 
+def latency_table(rows: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """The write latency histograms, long form: run_id, latency_phase,
+    latency_ns (a bucket's lower end), latency_writes. Runs whose times are
+    not used (runs' timed false) are left out, as their times are everywhere."""
+    timed = set(runs.loc[runs["timed"], "run_id"]) if "timed" in runs else set()
+    buckets = [
+        {"run_id": row["run_id"], "latency_phase": phase, "latency_ns": ns, "latency_writes": writes}
+        for row in rows
+        if row.get("run_id") in timed
+        for phase, ns, writes in zip(*(row.get(key, []) for key in LATENCY_KEYS), strict=True)
+    ]
+    return pd.DataFrame(buckets, columns=["run_id", *LATENCY_KEYS])
+
+
 def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     """The one statistics pass: runs.csv (one row per run), points.csv (per
     point: settings, label, medians with their intervals, the floor),
     ratios.csv (each point against its baseline), scaling.csv (fits against
-    the array size), sharing.csv."""
+    the array size), sharing.csv, latency.csv."""
     from cowsnap.analyse import stats
 
     rows = [records.read(path) for path in paths]
@@ -150,4 +170,5 @@ def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     stats.ratio_table(table, points).to_csv(outputs["ratios"], index=False)
     stats.scaling_table(table).to_csv(outputs["scaling"], index=False)
     sharing_table(rows).to_csv(outputs["sharing"], index=False)
+    latency_table(rows, table).to_csv(outputs["latency"], index=False)
     return table

@@ -14,13 +14,17 @@ NAMES = (
     "phase_faults",
     "phase_kernel_time",
     "fork_scaling",
+    "write_latency",
 )
 
 
-def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = False, sizes: int = 1) -> list[str]:
+def figures_for(
+    methods: set[str], has_baseline: bool, samples_sharing: bool = False, sizes: int = 1, times_writes: bool = False
+) -> list[str]:
     """The figures that say something for an experiment (a watch point has
     no writers' time or array: its figures are the phase ones; fork runs
-    over several array sizes get the scaling figure)."""
+    over several array sizes get the scaling figure; points whose writers
+    time their writes, the write latency figure)."""
     names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
     if "watch" in methods:
         names += ["phase_faults", "phase_kernel_time"]
@@ -32,6 +36,8 @@ def figures_for(methods: set[str], has_baseline: bool, samples_sharing: bool = F
         names.append("sharing_timeline")
     if "fork" in methods and sizes >= 3:
         names.append("fork_scaling")
+    if times_writes and methods - {"watch"}:
+        names.append("write_latency")
     return names
 
 

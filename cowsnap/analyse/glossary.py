@@ -37,6 +37,7 @@ def _usage(who: str, phased: bool, source: str) -> dict[str, Key]:
 THREADS = "getrusage(RUSAGE_THREAD) of each writer thread, summed; watch: the program's /proc/PID/stat"
 TASKSTATS = "taskstats (delay accounting), per thread, summed; watch: the program's threads"
 VMSTAT = "/proc/vmstat delta (system-wide)"
+LATENCY = "steady clock per span written, log-bucketed histogram (32 buckets per power of two), writers merged"
 CHILD = "wait4() of the snapshot child; watch: its children's /proc/PID/stat and exit notifications, summed"
 
 KEYS: dict[str, Key] = {
@@ -58,6 +59,21 @@ KEYS: dict[str, Key] = {
         "page-table memory just before the snapshot (KiB)", "VmPTE of /proc/self/status, every method", "lower"
     ),
     "fork_empty_s": Key("fork() of the bare benchmark process (s)", "steady clock, best of 3", "lower"),
+    # write latency (write_latency_kib > 0): each writer times its writes into
+    # every write_latency_kib span; a write's phase is the one it started in
+    "writes_timed": Key("timed writes (spans written)", LATENCY, "", True),
+    "write_p50_s": Key("median write latency (s)", LATENCY, "lower", True),
+    "write_p99_s": Key("p99 write latency (s)", LATENCY, "lower", True),
+    "write_p999_s": Key("p99.9 write latency (s)", LATENCY, "lower", True),
+    "write_max_s": Key("longest write (s)", "the writers' longest timed write, exact", "lower", True),
+    "write_first_s": Key(
+        "longest first write: it waited for the snapshot to begin (s)",
+        "steady clock: from just before the snapshot begins to a writer's first span written, longest writer",
+        "lower",
+    ),
+    "latency_phase": Key("phase of a write latency bucket: all, during_snapshot, after_snapshot", LATENCY),
+    "latency_ns": Key("write latency bucket's lower end (ns)", LATENCY),
+    "latency_writes": Key("writes in the bucket", LATENCY),
     "fork_net_s": Key("fork() call less the bare process's (s)", "fork_s - fork_empty_s", "lower"),
     "fill_s": Key("array fill (s)", "steady clock"),
     "populate_s": Key("MADV_POPULATE_WRITE calls (s)", "steady clock, summed", "lower"),
@@ -250,6 +266,8 @@ METRICS = [
     "child_wpcopy_count",
     "child_wpcopy_delay_s",
     *(f"watch_s{phase}" for phase in PHASES),
+    *(f"{key}{phase}" for key in ("write_p50_s", "write_p99_s", "write_p999_s", "write_max_s") for phase in PHASES),
+    "write_first_s",
     "anon_pages",
     "memcpy_gbps",
     "release_failed",

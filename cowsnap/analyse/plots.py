@@ -246,6 +246,40 @@ def fork_scaling(tables: dict, ax) -> str:
     return ""
 
 
+def write_latency(tables: dict, ax) -> str:
+    """How long the writers' writes took: the share of a point's timed
+    writes (every run of it, every writer) that took at least that long,
+    a CCDF on log axes, one line per point; the baseline (no snapshot)
+    dashed and black. A timed write is a writer's writes into one
+    write_latency_kib span; its first counts from just before the snapshot
+    begins, so the line's far end is what the snapshot's start (the fork
+    call, a stop) or its end held a writer up. Buckets are 1/32 of a power
+    of two wide."""
+    runs, latency = tables["runs"], tables.get("latency", pd.DataFrame())
+    if latency.empty:
+        return "no run timed its writes"
+    whole = latency[latency["latency_phase"] == "all"]
+    ok = runs[runs["status"] == "ok"][["run_id", "point_id", "method"]]
+    buckets = whole.merge(ok, on="run_id").groupby(["point_id", "method", "latency_ns"], as_index=False)
+    buckets = buckets["latency_writes"].sum()
+    labels = _labels(tables["points"].set_index("point_id", drop=False))
+    for i, ((point_id, method), rows) in enumerate(buckets.groupby(["point_id", "method"], sort=False)):
+        rows = rows.sort_values("latency_ns")
+        at_least = rows["latency_writes"][::-1].cumsum()[::-1] / rows["latency_writes"].sum()
+        style = {"color": "black", "linestyle": "--"} if method == "none" else {"color": f"C{i % 10}"}
+        label = labels.get(point_id, point_id) + (" (baseline)" if method == "none" else "")
+        ax.step(rows["latency_ns"] / 1e3, at_least, where="post", label=label, **style)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    spans = "/".join(
+        str(int(kib)) for kib in sorted(tables["points"].get("write_latency_kib", pd.Series()).dropna().unique())
+    )
+    ax.set_xlabel(f"write latency (µs): a writer's writes into one {spans} KiB span of the array")
+    ax.set_ylabel("share of writes at least this long")
+    ax.legend(fontsize="x-small")
+    return ""
+
+
 FIGURES = {
     "writers_time": writers_time,
     "writer_faults": writer_faults,
@@ -256,6 +290,7 @@ FIGURES = {
     "phase_faults": phase_faults,
     "phase_kernel_time": phase_kernel_time,
     "fork_scaling": fork_scaling,
+    "write_latency": write_latency,
 }
 # The statistic a figure's caption takes its interval level from.
 LEVEL_OF = {"phase_faults": "copies_during_snapshot", "phase_kernel_time": "copy_delay_s_during_snapshot"}

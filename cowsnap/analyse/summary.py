@@ -309,6 +309,7 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     several = len({node for _, node in ranked}) > 1
     for (backing, node_type), group in ranked.items():
         lines += [f"backing={backing}" + (f" on {node_type}" if several else "") + ":", ""]
+        plain = next((row for _, row in group.iterrows() if is_plain(row)), None)
         rows = []
         for i, row in group.iterrows():
             floor = row.get("writers_over_floor")
@@ -329,13 +330,85 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
                     row["experiment"],
                     f"{row['label']}: {fmt_ratio(row)} the baseline",
                     f"{fmt(floor)}x the floor" + _when_it_stops_paying(row),
+                    tail_cell(row, plain),
                     lever + flags(row),
                     step,
                 ]
             )
-        lines += table(["rank", "experiment", "point", "over the floor", "lever", "from the next"], rows)
+        header = ["rank", "experiment", "point", "over the floor", "the tail", "lever", "from the next"]
+        lines += table(header, rows)
         lines.append("")
     return lines
+
+
+def tail_words(points: pd.DataFrame, row: pd.Series) -> str:
+    """'the longest a write waited: X (cause); p99 while the snapshot lived:
+    Y against Z without one' for a point with a snapshot."""
+    baseline = _baseline_of(points, row)
+    without = "" if baseline is None else f" against {verdict.duration(baseline.get('write_p99_s'))} without one"
+    return (
+        f"the longest a write waited: {verdict.duration(row.get('write_max_s'))} "
+        f"({verdict.longest_write_cause(row)}); p99 while the snapshot lived: "
+        f"{verdict.duration(row.get('write_p99_s_during_snapshot'))}{without}"
+    )
+
+
+def what_a_writer_waits(points: pd.DataFrame) -> list[str]:
+    """Per point whose writers timed their writes: the tail of their write
+    latency while the snapshot lived, the longest write and what held it up,
+    against the same writes without a snapshot."""
+    if "write_p99_s" not in points:
+        return []
+    timed = points.dropna(subset=["write_p99_s"])
+    if timed.empty:
+        return []
+    lines = ["## What a writer waits", ""]
+    lines.append(
+        "A timed write is a writer's writes into one write_latency_kib span of the array; the first counts from "
+        "just before the snapshot begins. Percentiles are of every write of a run, writers merged (the upper end "
+        "of the histogram bucket, at most 3.1% wide), then the median over runs; the longest is exact. A write's "
+        "phase is the one it started in. The CCDF figures (write_latency) show every write."
+    )
+    lines.append("")
+    rows = []
+    for _, row in timed.iterrows():
+        snapshot = row["method"] != "none"
+        phase = "_during_snapshot" if snapshot else ""
+        baseline = _baseline_of(points, row) if snapshot else None
+        base_p99 = baseline.get("write_p99_s") if baseline is not None else float("nan")
+        p99 = row.get(f"write_p99_s{phase}")
+        rows.append(
+            [
+                row["experiment"],
+                row["label"] + ("" if snapshot else " (no snapshot)"),
+                *(verdict.duration(row.get(f"write_{q}_s{phase}")) for q in ("p50", "p99", "p999")),
+                f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
+                verdict.duration(base_p99),
+                "n/a" if pd.isna(base_p99) or pd.isna(p99) or base_p99 <= 0 else f"{fmt(p99 / base_p99)}x",
+            ]
+        )
+    header = ["experiment", "point", "p50", "p99", "p99.9", "longest write", "p99 without a snapshot", "p99 over it"]
+    lines += table(header, rows)
+    lines.append("")
+    lines.append("With a snapshot, p50 to p99.9 are of the writes that started while it lived.")
+    return lines + [""]
+
+
+def tail_cell(row: pd.Series, plain: pd.Series | None) -> str:
+    """A lever's tail: its p99 while the snapshot lived and its longest write,
+    each against the plain fork snapshot's of the same ranking."""
+    p99, longest = row.get("write_p99_s_during_snapshot"), row.get("write_max_s")
+    if pd.isna(p99):
+        return "not timed"
+    text = f"p99 {verdict.duration(p99)}, longest {verdict.duration(longest)}"
+    if plain is None or plain["point_id"] == row["point_id"]:
+        return text
+    against = [
+        f"{fmt(mine / theirs)}x"
+        for mine, theirs in ((p99, plain.get("write_p99_s_during_snapshot")), (longest, plain.get("write_max_s")))
+        if not pd.isna(theirs) and theirs > 0
+    ]
+    return text + (f" ({' and '.join(against)} the plain fork's)" if len(against) == 2 else "")
 
 
 def flags(row: pd.Series) -> str:
@@ -425,6 +498,8 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame
             f"{phase_words(row, '_after_snapshot')}, {fmt_count(row.get('reuses_after_snapshot'))} reuses (whole "
             "machine): the kernel time left is fault handling, which MADV_POPULATE_WRITE takes in one call."
         )
+    if not during.empty and not pd.isna(during.iloc[0].get("write_p99_s_during_snapshot")):
+        lines.append(f"- **What a writer waits** ({during.iloc[0]['label']}): {tail_words(points, during.iloc[0])}.")
     small = next((group for (backing, _), group in rankings(points, ratios).items() if backing == "4k"), None)
     if small is not None:
         best = small.iloc[0]
@@ -612,6 +687,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame, scalin
         lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
+        lines += what_a_writer_waits(points)
         lines += how_fork_scales(scaling)
         lines += noise(points)
         lines += the_floor(points)

@@ -38,6 +38,14 @@ CPU_WAIT_SHARE = 0.10
 # A line fitted to runs over array sizes describes them when its R^2 is at
 # least GOOD_FIT.
 GOOD_FIT = 0.98
+# The longest write was a writer's first when the first is at least
+# FIRST_WRITE_SHARE of it (medians over runs; the first write counts from just
+# before the snapshot begins), and the snapshot's start held it up when that
+# start took at least START_SHARE of the first write.
+FIRST_WRITE_SHARE = 0.9
+START_SHARE = 0.5
+# What a method's start is, for the writer it holds up.
+SNAPSHOT_START = {"fork": "the fork call", "uffd": "write-protecting the array", "stop": "the stop-the-world copy"}
 THRESHOLDS = {
     "not_copying": NOT_COPYING,
     "mostly": MOSTLY,
@@ -185,3 +193,39 @@ def memory_words(
         f"{copied_pages / anon_pages:.0%} of the {mib(anon_pages, page_bytes)} {of_what}: that much memory more "
         "while the snapshot lived"
     )
+
+
+def duration(seconds) -> str:
+    """'840 µs', '12.3 ms', '1.2 s' ('n/a' when missing): a latency in the unit that reads."""
+    if is_missing(seconds):
+        return "n/a"
+    for unit, scale in (("µs", 1e6), ("ms", 1e3)):
+        if seconds * scale < 1000:
+            return f"{seconds * scale:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def longest_write_cause(row) -> str:
+    """What held up a point's longest write (row: a points.csv row or a
+    record), from its numbers: a writer's first write (it waited for the
+    snapshot to begin, or, where the writers start after it, to end), or a
+    write while the snapshot lived or after it ended. '' when not timed."""
+    longest, first = row.get("write_max_s"), row.get("write_first_s")
+    if is_missing(longest) or is_missing(first):
+        return ""
+    method = row.get("method")
+    if first >= FIRST_WRITE_SHARE * longest and method in SNAPSHOT_START:
+        end, pause = row.get("snapshot_end_s"), row.get("snapshot_pause_s")
+        if method != "stop" and row.get("start") == "after_child":
+            return "the first write, waiting for the snapshot to end (the writers start after it)"
+        if method != "stop" and not is_missing(end) and first >= end:
+            return f"the first write: it ended only after the snapshot ended ({duration(end)})"
+        if not is_missing(pause) and pause >= START_SHARE * first:
+            return f"the first write, held up by {SNAPSHOT_START[method]} ({duration(pause)})"
+        return f"the first write, after {SNAPSHOT_START[method]} ({duration(pause)}) and the threads' wake-up"
+    if method not in SNAPSHOT_START:
+        return "a write (no snapshot)"
+    phases = {"while the snapshot lived": row.get("write_max_s_during_snapshot"),
+              "after the snapshot ended": row.get("write_max_s_after_snapshot")}  # fmt: skip
+    timed = {words: value for words, value in phases.items() if not is_missing(value)}
+    return f"a write {max(timed, key=timed.get)}" if timed else "a write"

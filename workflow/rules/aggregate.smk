@@ -8,6 +8,7 @@ rule aggregate:
         ratios=f"{RESULTS}/{{experiment}}/ratios.csv",
         scaling=f"{RESULTS}/{{experiment}}/scaling.csv",
         sharing=f"{RESULTS}/{{experiment}}/sharing.csv",
+        latency=f"{RESULTS}/{{experiment}}/latency.csv",
     log:
         f"{RESULTS}/logs/{{experiment}}/aggregate.log",
     conda:

@@ -157,7 +157,9 @@ def get_figures(experiment):
     methods = {point["method"] for point in points}
     samples_sharing = any(point["sharing_interval_ms"] > 0 for point in points)
     sizes = len({point.get("size_mib") for point in points if point["method"] == "fork"})
-    return figures.figures_for(methods, "baseline" in CONFIG["experiments"][experiment], samples_sharing, sizes)
+    times_writes = any(point.get("write_latency_kib", 0) > 0 for point in points)
+    has_baseline = "baseline" in CONFIG["experiments"][experiment]
+    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes)
 
 
 def get_description(wildcards):

@@ -5,6 +5,7 @@ rule plot:
         scaling=rules.aggregate.output.scaling,
         runs=rules.aggregate.output.runs,
         sharing=rules.aggregate.output.sharing,
+        latency=rules.aggregate.output.latency,
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
