@@ -105,16 +105,19 @@ def assert_copies_then_reuses(record: dict) -> None:
 
 
 def test_benchmark_points_keep_the_ids_they_had_before_watch_points():
-    # Ids computed before the watch keys existed: no benchmark result is measured again.
-    # (The thread counts were the defaults then; they are `auto` now.)
+    # Ids computed before the watch keys existed (and after write_latency_kib
+    # was added, which changed every benchmark point's measurement and id):
+    # no benchmark result is measured again. (The thread counts were the
+    # defaults then; they are `auto` now.)
     threads = {"writers": 2, "copiers": 2}
-    before = {"p596d22a7d7": threads, "p36339ca43e": {"method": "none", "size_mib": 8, **threads}}
+    before = {"p649264c18d": threads, "p4abd9c81c9": {"method": "none", "size_mib": 8, **threads}}
     for point_id, settings in before.items():
         point = grid.normalise({**config.point_defaults(), **settings})
         assert not set(grid.WATCH_KEYS) & set(point)
         assert grid.point_id(point) == point_id
+        assert grid.point_id({**point, "write_latency_kib": 0}) != point_id  # another measurement
     shipped = grid.expand(config.load(REPO / "config" / "config.yaml"))
-    assert {r.point_id for r in shipped if r.experiment == "seed"} == {"p473b220d5d", "pb04d03e037", "pd206bda692"}
+    assert {r.point_id for r in shipped if r.experiment == "seed"} == {"pe9dd5e0b3f", "pd3e1723f9b", "p7ee71b2f92"}
 
 
 def test_a_command_has_one_form_and_one_id():
