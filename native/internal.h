@@ -202,7 +202,9 @@ int current_node();
 std::string place_thread(const std::string& placement);
 
 // ---- latency.cpp: how long each timed write took, per writer and phase
-struct LatencyHistogram {
+// A cache line of its own: the writers' histograms sit side by side in one
+// array, and each writer updates its own on every timed write.
+struct alignas(64) LatencyHistogram {
     static constexpr int sub_bits = 5;  // 32 buckets per power of two
     static constexpr std::uint64_t max_trackable_ns = (std::uint64_t(1) << 44) - 1;  // 4.9 hours
     static constexpr std::size_t buckets = std::size_t(44 - sub_bits + 1) << sub_bits;

@@ -37,7 +37,9 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
     s.cpus.resize(writers, -1);
     s.first_write_ns.resize(writers, 0);
     const bool timed = params.write_latency_kib > 0;
-    if (timed) {  // allocated and zeroed here, so no writer faults on its histogram
+    // Allocated and zeroed here: a writer faults on its histograms only
+    // where a fork made them copy-on-write (their few pages, once).
+    if (timed) {
         s.latency_during.resize(writers);
         s.latency_after.resize(writers);
     }
