@@ -506,11 +506,21 @@ def test_the_summary_states_each_points_tail_and_the_longest_write():
     text = "\n".join(summary.what_a_writer_waits(points))
     fork = points[points["method"] == "fork"].iloc[0]
     baseline = points[points["method"] == "none"].iloc[0]
-    row = next(line for line in text.splitlines() if f"| {fork['label']} |" in line)
-    cells = [cell.strip() for cell in row.split("|")[1:-1]]
-    assert cells[3] == verdict.duration(fork["write_p99_s_during_snapshot"])
-    assert cells[5].startswith(verdict.duration(fork["write_max_s"]))
-    assert cells[6] == verdict.duration(baseline["write_p99_s"])
+
+    def cells(point: pd.Series) -> list[str]:
+        row = next(line for line in text.splitlines() if f"| {point['label']} |" in line)
+        return [cell.strip() for cell in row.split("|")[1:-1]]
+
+    assert cells(fork)[2:5] == ["while the snapshot lived", verdict.duration(fork["write_p50_s_during_snapshot"]),
+                                verdict.duration(fork["write_p99_s_during_snapshot"])]  # fmt: skip
+    assert cells(fork)[6].startswith(verdict.duration(fork["write_max_s"]))
+    assert cells(fork)[7] == verdict.duration(baseline["write_p99_s"])
+    # The stop's writers wait for its end: their tail is the writes after
+    # it, and the wait is the longest write.
+    stop = points[points["method"] == "stop"].iloc[0]
+    assert cells(stop)[2:5] == ["after the snapshot ended", verdict.duration(stop["write_p50_s_after_snapshot"]),
+                                verdict.duration(stop["write_p99_s_after_snapshot"])]  # fmt: skip
+    assert cells(stop)[6].startswith(f"{verdict.duration(stop['write_max_s'])}: the first write, held up by the stop")
     answer = "\n".join(summary.the_answer(points, tables["ratios"]))
     assert f"the longest a write waited: {verdict.duration(fork['write_max_s'])}" in answer
     assert f"against {verdict.duration(baseline['write_p99_s'])} without one" in answer

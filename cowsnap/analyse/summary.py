@@ -341,22 +341,42 @@ def how_to_avoid(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     return lines
 
 
+def tail_phase(row: pd.Series) -> tuple[str, str]:
+    """(key suffix, words) of the writes whose tail tells a point's story:
+    those that started while the snapshot lived; where the writers wait for
+    the snapshot to end (start=after_child, method stop) only their first
+    write did (it waited: the longest), so the writes after it ended; the
+    whole phase without a snapshot."""
+    if row.get("method") == "none":
+        return "", "without a snapshot"
+    if row.get("method") == "stop" or row.get("start") == "after_child":
+        return "_after_snapshot", "after the snapshot ended"
+    return "_during_snapshot", "while the snapshot lived"
+
+
+def times(ratio: float) -> str:
+    """'17.9x', '9,670x' ('n/a' when missing)."""
+    return "n/a" if pd.isna(ratio) else f"{ratio:,.0f}x" if ratio >= 1000 else f"{fmt(ratio)}x"
+
+
 def tail_words(points: pd.DataFrame, row: pd.Series) -> str:
     """'the longest a write waited: X (cause); p99 while the snapshot lived:
     Y against Z without one' for a point with a snapshot."""
+    suffix, words = tail_phase(row)
     baseline = _baseline_of(points, row)
     without = "" if baseline is None else f" against {verdict.duration(baseline.get('write_p99_s'))} without one"
     return (
         f"the longest a write waited: {verdict.duration(row.get('write_max_s'))} "
-        f"({verdict.longest_write_cause(row)}); p99 while the snapshot lived: "
-        f"{verdict.duration(row.get('write_p99_s_during_snapshot'))}{without}"
+        f"({verdict.longest_write_cause(row)}); p99 {words}: "
+        f"{verdict.duration(row.get(f'write_p99_s{suffix}'))}{without}"
     )
 
 
 def what_a_writer_waits(points: pd.DataFrame) -> list[str]:
     """Per point whose writers timed their writes: the tail of their write
-    latency while the snapshot lived, the longest write and what held it up,
-    against the same writes without a snapshot."""
+    latency while the snapshot lived (or, where they wait for it, after),
+    the longest write and what held it up, against the same writes without
+    a snapshot."""
     if "write_p99_s" not in points:
         return []
     timed = points.dropna(subset=["write_p99_s"])
@@ -367,45 +387,47 @@ def what_a_writer_waits(points: pd.DataFrame) -> list[str]:
         "A timed write is a writer's writes into one write_latency_kib span of the array; the first counts from "
         "just before the snapshot begins. Percentiles are of every write of a run, writers merged (the upper end "
         "of the histogram bucket, at most 3.1% wide), then the median over runs; the longest is exact. A write's "
-        "phase is the one it started in. The CCDF figures (write_latency) show every write."
+        "phase is the one it started in: where the writers wait for the snapshot to end (start=after_child, "
+        "method=stop), only their first write started while it lived, so the percentiles are of the writes after "
+        "it ended and the wait is the longest write. The CCDF figures (write_latency) show every write."
     )
     lines.append("")
     rows = []
     for _, row in timed.iterrows():
-        snapshot = row["method"] != "none"
-        phase = "_during_snapshot" if snapshot else ""
-        baseline = _baseline_of(points, row) if snapshot else None
+        suffix, words = tail_phase(row)
+        baseline = _baseline_of(points, row) if suffix else None
         base_p99 = baseline.get("write_p99_s") if baseline is not None else float("nan")
-        p99 = row.get(f"write_p99_s{phase}")
+        p99 = row.get(f"write_p99_s{suffix}")
         rows.append(
             [
                 row["experiment"],
-                row["label"] + ("" if snapshot else " (no snapshot)"),
-                *(verdict.duration(row.get(f"write_{q}_s{phase}")) for q in ("p50", "p99", "p999")),
+                row["label"],
+                words,
+                *(verdict.duration(row.get(f"write_{q}_s{suffix}")) for q in ("p50", "p99", "p999")),
                 f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
                 verdict.duration(base_p99),
-                "n/a" if pd.isna(base_p99) or pd.isna(p99) or base_p99 <= 0 else f"{fmt(p99 / base_p99)}x",
+                times(p99 / base_p99 if base_p99 and base_p99 > 0 else float("nan")),
             ]
         )
-    header = ["experiment", "point", "p50", "p99", "p99.9", "longest write", "p99 without a snapshot", "p99 over it"]
-    lines += table(header, rows)
-    lines.append("")
-    lines.append("With a snapshot, p50 to p99.9 are of the writes that started while it lived.")
+    header = ["experiment", "point", "writes", "p50", "p99", "p99.9", "longest write", "p99 without a snapshot"]
+    lines += table([*header, "p99 over it"], rows)
     return lines + [""]
 
 
 def tail_cell(row: pd.Series, plain: pd.Series | None) -> str:
-    """A lever's tail: its p99 while the snapshot lived and its longest write,
+    """A lever's tail: its p99 (tail_phase's writes) and its longest write,
     each against the plain fork snapshot's of the same ranking."""
-    p99, longest = row.get("write_p99_s_during_snapshot"), row.get("write_max_s")
+    suffix, words = tail_phase(row)
+    p99, longest = row.get(f"write_p99_s{suffix}"), row.get("write_max_s")
     if pd.isna(p99):
         return "not timed"
-    text = f"p99 {verdict.duration(p99)}, longest {verdict.duration(longest)}"
+    text = f"p99 {verdict.duration(p99)} ({words}), longest {verdict.duration(longest)}"
     if plain is None or plain["point_id"] == row["point_id"]:
         return text
+    plain_p99 = plain.get(f"write_p99_s{tail_phase(plain)[0]}")
     against = [
-        f"{fmt(mine / theirs)}x"
-        for mine, theirs in ((p99, plain.get("write_p99_s_during_snapshot")), (longest, plain.get("write_max_s")))
+        times(mine / theirs)
+        for mine, theirs in ((p99, plain_p99), (longest, plain.get("write_max_s")))
         if not pd.isna(theirs) and theirs > 0
     ]
     return text + (f" ({' and '.join(against)} the plain fork's)" if len(against) == 2 else "")
@@ -498,7 +520,7 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame
             f"{phase_words(row, '_after_snapshot')}, {fmt_count(row.get('reuses_after_snapshot'))} reuses (whole "
             "machine): the kernel time left is fault handling, which MADV_POPULATE_WRITE takes in one call."
         )
-    if not during.empty and not pd.isna(during.iloc[0].get("write_p99_s_during_snapshot")):
+    if not during.empty and not pd.isna(during.iloc[0].get("write_max_s")):
         lines.append(f"- **What a writer waits** ({during.iloc[0]['label']}): {tail_words(points, during.iloc[0])}.")
     small = next((group for (backing, _), group in rankings(points, ratios).items() if backing == "4k"), None)
     if small is not None:
