@@ -503,7 +503,7 @@ def test_the_latency_figure_is_each_points_ccdf_with_the_baseline_dashed():
 def test_the_summary_states_each_points_tail_and_the_longest_write():
     tables = latency_tables()
     points = tables["points"]
-    text = "\n".join(summary.what_a_writer_waits(points))
+    text = "\n".join(summary.what_a_writer_waits(points, tables["runs"]))
     fork = points[points["method"] == "fork"].iloc[0]
     baseline = points[points["method"] == "none"].iloc[0]
 
@@ -521,6 +521,11 @@ def test_the_summary_states_each_points_tail_and_the_longest_write():
     assert cells(stop)[2:5] == ["after the snapshot ended", verdict.duration(stop["write_p50_s_after_snapshot"]),
                                 verdict.duration(stop["write_p99_s_after_snapshot"])]  # fmt: skip
     assert cells(stop)[6].startswith(f"{verdict.duration(stop['write_max_s'])}: the first write, held up by the stop")
+    # Runs recorded before the clock source was: the cost of timing is not known, and said so.
+    assert "do not record their clock source" in text
+    runs = tables["runs"].copy()  # one block: adding a column to a fragmented frame warns
+    runs["clocksource"] = "acpi_pm"
+    assert "Clock source acpi_pm: not read in user space" in "\n".join(summary.what_a_writer_waits(points, runs))
     answer = "\n".join(summary.the_answer(points, tables["ratios"]))
     assert f"the longest a write waited: {verdict.duration(fork['write_max_s'])}" in answer
     assert f"against {verdict.duration(baseline['write_p99_s'])} without one" in answer

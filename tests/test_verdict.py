@@ -119,3 +119,11 @@ def test_latencies_read_in_their_unit():
     assert [verdict.duration(s) for s in (840e-9, 2.5e-6, 0.0121, 1.5, math.nan)] == [
         "0.84 µs", "2.5 µs", "12.1 ms", "1.5 s", "n/a"
     ]  # fmt: skip
+
+
+def test_the_clock_source_says_what_timing_a_write_costs():
+    assert verdict.clock_words(["tsc", "tsc"]).startswith("Clock source tsc: read in user space")
+    slow = verdict.clock_words(["tsc", "hpet"])
+    assert slow.startswith("Clock source hpet: not read in user space") and "bench_write_latency.py" in slow
+    unknown = verdict.clock_words([math.nan])
+    assert "do not record their clock source" in unknown and "not known" in unknown

@@ -231,6 +231,9 @@ KEYS: dict[str, Key] = {
     "uid": Key("user id of the run", "getuid"),
     "mem_total_mib": Key("memory (MiB)", "/proc/meminfo"),
     "thp_enabled": Key("THP mode during the run", "sysfs, read back"),
+    "clocksource": Key(
+        "the kernel's clock source: whether a clock read is a system call", "sysfs clocksource0/current_clocksource"
+    ),
     "thp_defrag": Key("THP defrag mode during the run", "sysfs"),
     "cxxflags": Key("compiler flags of the benchmark", "the config"),
     "compiler": Key("compiler version", "c++ --version"),

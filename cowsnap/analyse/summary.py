@@ -372,7 +372,7 @@ def tail_words(points: pd.DataFrame, row: pd.Series) -> str:
     )
 
 
-def what_a_writer_waits(points: pd.DataFrame) -> list[str]:
+def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
     """Per point whose writers timed their writes: the tail of their write
     latency while the snapshot lived (or, where they wait for it, after),
     the longest write and what held it up, against the same writes without
@@ -411,7 +411,9 @@ def what_a_writer_waits(points: pd.DataFrame) -> list[str]:
         )
     header = ["experiment", "point", "writes", "p50", "p99", "p99.9", "longest write", "p99 without a snapshot"]
     lines += table([*header, "p99 over it"], rows)
-    return lines + [""]
+    timing = runs[runs["write_p99_s"].notna()] if runs is not None and "write_p99_s" in runs else pd.DataFrame()
+    clocks = timing.get("clocksource", [])
+    return lines + ["", verdict.clock_words(clocks), ""]
 
 
 def tail_cell(row: pd.Series, plain: pd.Series | None) -> str:
@@ -709,7 +711,7 @@ def build(runs: pd.DataFrame, points: pd.DataFrame, ratios: pd.DataFrame, scalin
         lines += by_kernel(points)
         lines += the_seed(points, ratios)
         lines += how_to_avoid(points, ratios)
-        lines += what_a_writer_waits(points)
+        lines += what_a_writer_waits(points, ran)
         lines += how_fork_scales(scaling)
         lines += noise(points)
         lines += the_floor(points)

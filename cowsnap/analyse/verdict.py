@@ -46,6 +46,10 @@ FIRST_WRITE_SHARE = 0.9
 START_SHARE = 0.5
 # What a method's start is, for the writer it holds up.
 SNAPSHOT_START = {"fork": "the fork call", "uffd": "write-protecting the array", "stop": "the stop-the-world copy"}
+# Clock sources the vDSO reads in user space (no system call), so a timed
+# write pays one cheap clock read; on any other each read is a system call.
+VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "hyperv_clocksource_tsc_page", "arch_sys_counter", "timebase",
+                     "riscv_clocksource")  # fmt: skip
 THRESHOLDS = {
     "not_copying": NOT_COPYING,
     "mostly": MOSTLY,
@@ -229,3 +233,21 @@ def longest_write_cause(row) -> str:
               "after the snapshot ended": row.get("write_max_s_after_snapshot")}  # fmt: skip
     timed = {words: value for words, value in phases.items() if not is_missing(value)}
     return f"a write {max(timed, key=timed.get)}" if timed else "a write"
+
+
+def clock_words(clocksources) -> str:
+    """What the runs' clock sources say about the cost of timing each write."""
+    found = sorted({str(name) for name in clocksources if not is_missing(name)})
+    if not found:
+        return (
+            "The runs do not record their clock source, so what timing each write cost them is not known here: "
+            "`python tests/bench_write_latency.py` measures it."
+        )
+    slow = [name for name in found if name not in VDSO_CLOCKSOURCES]
+    if not slow:
+        return f"Clock source {', '.join(found)}: read in user space (vDSO), one cheap read per timed write."
+    return (
+        f"Clock source {', '.join(slow)}: not read in user space, so every timed write makes a system call and "
+        "the times carry its cost; `python tests/bench_write_latency.py` measures it, `write_latency_kib` larger "
+        "or 0 lowers it."
+    )

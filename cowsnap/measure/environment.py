@@ -14,6 +14,8 @@ from cowsnap.plan.point import parse_list
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 HUGETLB_DIR = Path("/sys/kernel/mm/hugepages")
 NODE_DIR = Path("/sys/devices/system/node")
+# The clock the steady clock reads: what one timed write's clock read costs.
+CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
 
 
 def read_text(path: Path, default: str = "") -> str:
@@ -109,6 +111,7 @@ def capture(repo: Path) -> dict:
         **machine_load(),
         "thp_enabled": selected(read_text(THP_DIR / "enabled", "unavailable")),
         "thp_defrag": selected(read_text(THP_DIR / "defrag", "unavailable")),
+        "clocksource": read_text(CLOCKSOURCE, "unavailable"),
         **hugetlb_pool(),
         "git_commit": git_commit(repo),
         "uid": os.geteuid(),
