@@ -64,9 +64,10 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
             };
             // The first write counts from the span's start: the snapshot's
             // begin (the fork call, a stop) holds it up. It started during
-            // the snapshot; every later write in the phase it started in.
+            // the snapshot; every later write in the phase it started in,
+            // after the snapshot once the look before it saw the end.
             clock::time_point previous = s.span_start;
-            bool started_after = false, first_write = true;
+            bool first_write = true;
             look();
             // Interleaved, the seed's loop: threads take every writers-th
             // element, so they all write every page and share every cache
@@ -79,6 +80,7 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
                 if (timed) {
                     const clock::time_point now = clock::now();
                     const auto ns = std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now - previous).count());
+                    const bool started_after = !first_write && at_end.has_value();
                     if (first_write) s.first_write_ns[tid] = std::max<std::uint64_t>(ns, 1);
                     first_write = false;
                     (started_after ? s.latency_after : s.latency_during)[tid].record(ns);
@@ -87,7 +89,6 @@ Writers::Writers(Region& array, const Params& params, bool query_copies) : share
                     look();
                     // Reading the counters at the snapshot's end is no write.
                     if (at_end && !ended_before) previous = clock::now();
-                    started_after = at_end.has_value();
                 } else {
                     look();
                 }
