@@ -133,6 +133,18 @@ def _baseline_of(points: pd.DataFrame, row: pd.Series) -> pd.Series | None:
     return match.iloc[0]
 
 
+def rows_with(points: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The points that have a value in column (none when the table lacks it)."""
+    return points.dropna(subset=[column]) if column in points else points.iloc[0:0]
+
+
+def noise_counts(timed: pd.DataFrame) -> tuple[int, int]:
+    """(unstable, cpu-bound) points among timed ones."""
+    unstable = int(timed["unstable"].astype(str).eq("True").sum())
+    bound = int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum())
+    return unstable, bound
+
+
 def cell(text) -> str:
     """A table cell: pipes escaped, one line."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -349,7 +361,7 @@ def tail_phase(row: pd.Series) -> tuple[str, str]:
     whole phase without a snapshot."""
     if row.get("method") == "none":
         return "", "without a snapshot"
-    if row.get("method") == "stop" or row.get("start") == "after_child":
+    if verdict.writers_wait(row):
         return "_after_snapshot", "after the snapshot ended"
     return "_during_snapshot", "while the snapshot lived"
 
@@ -372,14 +384,12 @@ def tail_words(points: pd.DataFrame, row: pd.Series) -> str:
     )
 
 
-def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
+def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """Per point whose writers timed their writes: the tail of their write
     latency while the snapshot lived (or, where they wait for it, after),
     the longest write and what held it up, against the same writes without
     a snapshot."""
-    if "write_p99_s" not in points:
-        return []
-    timed = points.dropna(subset=["write_p99_s"])
+    timed = rows_with(points, "write_p99_s")
     if timed.empty:
         return []
     lines = ["## What a writer waits", ""]
@@ -406,13 +416,12 @@ def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame | None = None) 
                 *(verdict.duration(row.get(f"write_{q}_s{suffix}")) for q in ("p50", "p99", "p999")),
                 f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
                 verdict.duration(base_p99),
-                times(p99 / base_p99 if base_p99 and base_p99 > 0 else float("nan")),
+                times(p99 / base_p99 if base_p99 > 0 else float("nan")),
             ]
         )
     header = ["experiment", "point", "writes", "p50", "p99", "p99.9", "longest write", "p99 without a snapshot"]
     lines += table([*header, "p99 over it"], rows)
-    timing = runs[runs["write_p99_s"].notna()] if runs is not None and "write_p99_s" in runs else pd.DataFrame()
-    clocks = timing.get("clocksource", [])
+    clocks = rows_with(runs, "write_p99_s").get("clocksource", [])
     return lines + ["", verdict.clock_words(clocks), ""]
 
 
@@ -451,16 +460,11 @@ def flags(row: pd.Series) -> str:
 
 def noise(points: pd.DataFrame) -> list[str]:
     """Per timed point: the spread of its runs and what else wanted the CPUs."""
-    if "writers_s_cv" not in points:
-        return []
-    timed = points.dropna(subset=["writers_s_cv"])
+    timed = rows_with(points, "writers_s_cv")
     if timed.empty:
         return []
     lines = ["## Noise", ""]
-    unstable, bound = (
-        int(timed["unstable"].astype(str).eq("True").sum()),
-        int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum()),
-    )
+    unstable, bound = noise_counts(timed)
     lines.append(
         f"{unstable} of {len(timed)} points are unstable (writers' time CV over {100 * verdict.NOISE_CV:g}%, pyperf's "
         f"rule); {bound} are cpu-bound (writers waited for a CPU over {100 * verdict.CPU_WAIT_SHARE:g}% of their "
@@ -547,9 +551,8 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame
         ]
         lines.append(f"- **The fork() call** grows by {'; '.join(parts)} (see How fork scales).")
     if "writers_s_cv" in points:
-        timed = points.dropna(subset=["writers_s_cv"])
-        unstable = int(timed["unstable"].astype(str).eq("True").sum())
-        bound = int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum())
+        timed = rows_with(points, "writers_s_cv")
+        unstable, bound = noise_counts(timed)
         lines.append(
             f"- **Noise**: {unstable} of {len(timed)} points unstable, {bound} cpu-bound"
             + (": read their times with care (see Noise)." if unstable or bound else ": the machine was quiet enough.")

@@ -209,6 +209,12 @@ def duration(seconds) -> str:
     return f"{seconds:.3g} s"
 
 
+def writers_wait(row) -> bool:
+    """The writers start only once the snapshot ended (native
+    Snapshot::writers_wait): a stop, or fork and uffd with start=after_child."""
+    return row.get("method") == "stop" or (row.get("method") in ("fork", "uffd") and row.get("start") == "after_child")
+
+
 def longest_write_cause(row) -> str:
     """What held up a point's longest write (row: a points.csv row or a
     record), from its numbers: a writer's first write (it waited for the
@@ -220,7 +226,7 @@ def longest_write_cause(row) -> str:
     method = row.get("method")
     if first >= FIRST_WRITE_SHARE * longest and method in SNAPSHOT_START:
         end, pause = row.get("snapshot_end_s"), row.get("snapshot_pause_s")
-        if method != "stop" and row.get("start") == "after_child":
+        if method != "stop" and writers_wait(row):
             return "the first write, waiting for the snapshot to end (the writers start after it)"
         if method != "stop" and not is_missing(end) and first >= end:
             return f"the first write: it ended only after the snapshot ended ({duration(end)})"
