@@ -157,7 +157,9 @@ public:
                 throw NotApplied(std::string("inject=wipe-on-fork: MADV_WIPEONFORK: ") + std::strerror(errno));
         }
         make_pipe(reports_);
-        if (p.hold == "writers") make_pipe(hold_);
+        // The child holds its snapshot until the writers are done with it:
+        // all their writes (hold=writers), or their share (touched_during).
+        if (p.hold == "writers" || p.touched_during != "free") make_pipe(hold_);
         if (p.populate == "write-after-release") make_pipe(release_);
         release_read_ = release_[0];
     }

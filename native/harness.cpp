@@ -269,6 +269,8 @@ public:
         if (std::string error = writers_.placement_error(); !error.empty()) throw NotApplied(error);
         const std::size_t bytes = array.bytes, batch = std::size_t(p.batch_kib) * 1024;
         if (snapshot && !writers_wait_) helpers_.add([this] { wait_for_end(); });
+        // touched_during: the snapshot may end once the writers wrote their share.
+        if (snapshot) writers_.on_share_written([snapshot] { snapshot->writers_done(); });
         if (snapshot && p.populate == "write-after-release")
             helpers_.add([this, bytes, batch, fd = snapshot->release_fd()] {
                 std::uint64_t index;
@@ -316,6 +318,10 @@ public:
         put_thread_counters(result, "writer", phase.totals.all);
         result.effective["writer_cpus"] = phase.totals.cpus;
         put_phase(result, phase.start, phase.end, "");
+        const Writers::Touched touched = writers_.pages_touched();
+        result.values["writes"] = phase.totals.writes;
+        result.values["pages_written"] = touched.all;
+        if (p_.touched_during != "free") result.values["writers_paused_s"] = phase.totals.paused_s;
         if (p_.write_latency_kib > 0) put_write_latency(result, phase.totals, snapshot_ != nullptr);
         if (snapshot_) {
             const Mark& at = end_.get();
@@ -324,6 +330,7 @@ public:
             put_phase(result, split, phase.end, "_after_snapshot");
             put_thread_counters(result, "writer", phase.totals.during_snapshot, "_during_snapshot");
             put_thread_counters(result, "writer", phase.totals.all - phase.totals.during_snapshot, "_after_snapshot");
+            result.values["pages_written_during_snapshot"] = touched.during_snapshot;
             result.values["snapshot_end_s"] = seconds_between(phase.start.time, at.time);
             snapshot_->report(result);
         }

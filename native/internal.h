@@ -235,6 +235,9 @@ public:
     std::string placement_error() const;
     void start(clock::time_point span_start);  // opens the gate; first writes count from span_start
     void snapshot_ended();  // from now on, their counters count as after the snapshot
+    // touched_during: called once every writer wrote its share while the
+    // snapshot lived (they then wait for snapshot_ended()).
+    void on_share_written(std::function<void()> call);
     struct Totals {
         ThreadCounters all, during_snapshot;  // summed over the threads
         clock::time_point last_end;           // when the last one finished
@@ -243,8 +246,16 @@ public:
         // the phase a write started in, and the longest first write
         LatencyHistogram latency_during, latency_after;
         std::uint64_t first_write_ns = 0;
+        double paused_s = 0;  // touched_during: the longest wait for the snapshot's end
+        double writes = 0;    // one-element writes, over the threads
     };
     Totals finish();  // joins them
+    // Distinct pages of the array the writers wrote, in all and before each
+    // saw the snapshot's end: the writes replayed after finish().
+    struct Touched {
+        double all = 0, during_snapshot = 0;
+    };
+    Touched pages_touched() const;
 
 private:
     struct Shared;
@@ -276,7 +287,8 @@ std::size_t batch_count(const Params& params, const Region& array);
 // ---- one file per snapshot method, behind one interface. The harness calls
 // prepare() before its timed span, begin() at the span's start (what it costs
 // holds the writers up), end() to wait for the snapshot to end (the moment it
-// did), writers_done() once the writers finished, then report().
+// did), writers_done() once the writers no longer need it to live (they
+// finished, or wrote their touched_during share), then report().
 class Snapshot {
 public:
     virtual ~Snapshot() = default;

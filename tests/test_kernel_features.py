@@ -4,6 +4,8 @@ test with the reason the run recorded."""
 
 import pytest
 
+from cowsnap.measure import environment, knobs, runner
+
 SMALL = {"size_mib": 32, "batch_kib": 2048, "pattern": "blocked"}
 
 
@@ -116,3 +118,30 @@ def test_populate_per_released_batch_covers_every_batch(run_point):
     record = run_point(method="fork", start="after_child", populate="write-after-release", size_mib=48, batch_kib=4)
     assert record["batches"] > 8192
     assert record["writer_minflt"] <= 0.02 * record["pages"]
+
+
+def large_folio_rule(record: dict) -> None:
+    """After the child exited, a write to a page of a large folio (here a
+    64 KiB mTHP) copies it on kernels before 6.15 (wp_can_reuse_anon_folio:
+    `if (folio_test_large(folio)) return false;`) and reuses it from 6.15
+    on (__wp_can_reuse_large_anon_folio, commit 1da190f4d0a6)."""
+    faults, copies = record["writer_minflt_after_snapshot"], record["writer_wpcopy_count_after_snapshot"]
+    assert faults >= record["pages"]
+    if runner.kernel_at_least(6, 15, record["kernel"]):
+        assert copies <= 0.01 * faults, record["kernel"]
+    else:
+        assert copies >= 0.95 * record["pages"], record["kernel"]
+
+
+def test_an_mthp_point_gets_its_folio_size_where_thp_mode_is_always(run_point):
+    before = knobs.current(environment.THP_DIR / "hugepages-2048kB" / "enabled")
+    record = run_point(method="none", backing="mthp-64k", thp_mode="always", **SMALL)
+    assert record["thp_enabled"] == "always"
+    assert record["huge_kib"] == 0  # no PMD huge page took the array
+    assert record["mthp_fault_alloc"] >= 0.9 * SMALL["size_mib"] * 1024 / 64
+    assert knobs.current(environment.THP_DIR / "hugepages-2048kB" / "enabled") == before  # put back
+
+
+def test_after_the_exit_large_folio_pages_follow_this_kernels_rule(run_point):
+    record = run_point(method="fork", backing="mthp-64k", start="after_child", release="none", **SMALL)
+    large_folio_rule(record)

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_kernel_features import large_folio_rule
 
 from cowsnap.measure import runner, vm, wire
 from cowsnap.plan import config, grid, kernels
@@ -184,6 +185,8 @@ def booted(build, tmp_path_factory):
     points["writers=node:5"] = point(**common, numa_writers="node:5")
     points["delayacct=false"] = point(**common, delayacct=False)
     points["release"] = point(**{**common, "vm_kernel": vm.release_of(series)})
+    # Debian's guest kernels boot with THP mode always: an mTHP point still gets its folio size.
+    points["mthp-after"] = point(**common, backing="mthp-64k", start="after_child", release="none", pattern="blocked")
     records = runner.run_vm([(p, {"run_id": name}) for name, p in points.items()], build, tmp_path_factory.mktemp("vm"))
     return {record["run_id"]: record for record in records}
 
@@ -307,28 +310,15 @@ def test_the_workflow_boots_once_per_kernel_and_topology(tmp_path):
     assert jobs["run_point"] == str(2 * 6 + 2)
 
 
-def test_summary_says_per_kernel_what_was_copied_and_reused():
-    import pandas as pd
+def test_an_mthp_point_gets_its_folio_size_in_a_guest_whose_thp_mode_is_always(booted):
+    record = ok(booted["mthp-after"])
+    assert record["thp_enabled"] == "always"
+    assert record["huge_kib"] == 0
+    assert record["mthp_fault_alloc"] >= 0.9 * SIZE_MIB * 1024 / 64
 
-    from cowsnap.analyse import summary
 
-    def row(vm_kernel, kernel, virtual, start, copies):
-        phase = "_after_snapshot" if start == "after_child" else "_during_snapshot"
-        return {
-            "experiment": "kernels", "method": "fork", "vm_kernel": vm_kernel, "backing": "4k", "start": start,
-            "node_type": f"cpu | 2 | 1 | {kernel} | {virtual}", "pages": 16384, f"copies{phase}": copies,
-            f"reuses{phase}": 16384 - (copies or 0), "copies_source": "taskstats",
-        }  # fmt: skip
-
-    points = pd.DataFrame(
-        [row("host", "6.18", "none", "after_child", 0), row("6.1", "6.1.0-9-amd64", "tcg", "after_child", None)]
-        + [row("6.1", "6.1.0-9-amd64", "tcg", "with_child", 16384)]
-    )
-    text = "\n".join(summary.by_kernel(points))
-    assert "- Linux 6.18 (this machine): 4k after the child exited: 0 copies, 16,384 reuses for 16,384 pages." in text
-    assert "- Linux 6.1.0-9-amd64 (a VM, tcg): 4k after the child exited: copies not counted (taskstats)" in text
-    assert "4k while the child held it: 16,384 copies, 0 reuses" in text
-    assert summary.by_kernel(points[points["vm_kernel"] == "host"]) == []
+def test_after_the_exit_large_folio_pages_follow_the_guest_kernels_rule(booted):
+    large_folio_rule(ok(booted["mthp-after"]))
 
 
 def test_the_paper_numa_experiment_plans_one_two_node_boot(tmp_path):

@@ -15,16 +15,23 @@ NAMES = (
     "phase_kernel_time",
     "fork_scaling",
     "write_latency",
+    "after_exit_copies",
 )
 
 
 def figures_for(
-    methods: set[str], has_baseline: bool, samples_sharing: bool = False, sizes: int = 1, times_writes: bool = False
+    methods: set[str],
+    has_baseline: bool,
+    samples_sharing: bool = False,
+    sizes: int = 1,
+    times_writes: bool = False,
+    kernels: int = 1,
 ) -> list[str]:
     """The figures that say something for an experiment (a watch point has
     no writers' time or array: its figures are the phase ones; fork runs
     over several array sizes get the scaling figure; points whose writers
-    time their writes, the write latency figure)."""
+    time their writes, the write latency figure; fork runs on several
+    kernels, the after-exit copies by kernel and backing)."""
     names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
     if "watch" in methods:
         names += ["phase_faults", "phase_kernel_time"]
@@ -38,6 +45,8 @@ def figures_for(
         names.append("fork_scaling")
     if times_writes and methods - {"watch"}:
         names.append("write_latency")
+    if "fork" in methods and kernels >= 2:
+        names.append("after_exit_copies")
     return names
 
 

@@ -179,6 +179,18 @@ KEYS: dict[str, Key] = {
     "page_bytes": Key("page size of the backing (bytes)", "the backing"),
     "pages": Key("pages the array spans", "the mapping"),
     "batches": Key("copy and release batches", "size_mib / batch_kib"),
+    "writes": Key("the writers' one-element writes", "counted by each writer, summed"),
+    "pages_written": Key(
+        "distinct pages the writers wrote (pages)",
+        "the writes replayed after the run (the random patterns' generator is stateless)",
+    ),
+    "pages_written_during_snapshot": Key(
+        "distinct pages the writers wrote while the snapshot lived (pages)",
+        "each writer's writes before it saw the snapshot's end, replayed after the run",
+    ),
+    "writers_paused_s": Key(
+        "touched_during: the longest a writer waited for the child's exit (s)", "steady clock", "lower"
+    ),
     "process_mappings": Key("mappings of the benchmark process (what fork copies)", "/proc/self/maps"),
     "sharing_s": Key("time of a sharing sample since the start mark (s)", "steady clock"),
     "sharing_pages": Key("pages still shared with the child", "pagemap bit 56 (exclusive) clear"),
@@ -276,6 +288,10 @@ METRICS = [
     "release_failed",
     "release_calls",
     "pages",
+    "writes",
+    "pages_written",
+    "pages_written_during_snapshot",
+    "writers_paused_s",
 ]
 
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cowsnap.analyse import glossary, verdict  # noqa: E402
+from cowsnap.analyse import after_exit, glossary, verdict  # noqa: E402
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES, figures_for  # noqa: E402, F401 (figures_for: which figures an experiment draws)
 from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
 
@@ -280,6 +280,36 @@ def write_latency(tables: dict, ax) -> str:
     return ""
 
 
+def after_exit_copies(tables: dict, ax) -> str:
+    """The seed's question per kernel and page backing: the share of the
+    writers' write faults after the child exited that copied a page (bars,
+    one per way the writers met the exit), and the share while the child
+    lived beside each (black marks); 0 is reuse, 1 is a copy per fault.
+    Counts from each point's records (writer_wpcopy_count and writer_minflt
+    per phase); a cell with no after-exit faults or uncounted copies has no
+    bar. Under software emulation these are counts, which emulation does
+    not change."""
+    cells = after_exit.cells(tables["points"])
+    cells = cells.dropna(subset=["copy_share_after"])
+    if cells.empty:
+        return "no fork point counted copies after the child exited"
+    groups = list(dict.fromkeys(zip(cells["kernel"], cells["backing"], strict=True)))
+    scenarios = list(dict.fromkeys(cells["scenario"]))
+    width = 0.8 / len(scenarios)
+    for i, scenario in enumerate(scenarios):
+        rows = cells[cells["scenario"] == scenario]
+        offset = (i - (len(scenarios) - 1) / 2) * width
+        x = [groups.index(cell) + offset for cell in zip(rows["kernel"], rows["backing"], strict=True)]
+        ax.bar(x, rows["copy_share_after"], width, label=f"after the exit: {scenario}", color=f"C{i % 10}")
+        during = rows["copies_during_snapshot"] / rows["writer_minflt_during_snapshot"]
+        ax.plot(x, during, "k_", markersize=12, markeredgewidth=2, label="while the child lived" if i == 0 else None)
+    ax.set_xticks(range(len(groups)), [f"{kernel}\n{backing}" for kernel, backing in groups], fontsize="x-small")
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("write faults that copied (share)")
+    ax.legend(fontsize="x-small")
+    return ""
+
+
 FIGURES = {
     "writers_time": writers_time,
     "writer_faults": writer_faults,
@@ -291,9 +321,14 @@ FIGURES = {
     "phase_kernel_time": phase_kernel_time,
     "fork_scaling": fork_scaling,
     "write_latency": write_latency,
+    "after_exit_copies": after_exit_copies,
 }
 # The statistic a figure's caption takes its interval level from.
-LEVEL_OF = {"phase_faults": "copies_during_snapshot", "phase_kernel_time": "copy_delay_s_during_snapshot"}
+LEVEL_OF = {
+    "phase_faults": "copies_during_snapshot",
+    "phase_kernel_time": "copy_delay_s_during_snapshot",
+    "after_exit_copies": "copies_after_snapshot",
+}
 
 
 def render(name: str, tables: dict[str, pd.DataFrame], title: str):

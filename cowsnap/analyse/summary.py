@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.analyse import labels, verdict
+from cowsnap.analyse import after_exit, labels, verdict
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES
 from cowsnap.analyse.ranking import rankings
@@ -512,20 +512,14 @@ def phase_words(row: pd.Series, phase: str) -> str:
 def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
     """The answer in a few lines, each computed from the tables below it."""
     lines = ["## The answer", ""]
-    during, after = (most_like_the_seed(rows) for rows in fork_phases(points))
+    during, _ = (most_like_the_seed(rows) for rows in fork_phases(points))
     if not during.empty:
         row = during.iloc[0]
         lines.append(
             f"- **While the child holds its snapshot** ({row['experiment']}: {row['label']}): "
             f"{phase_words(row, '_during_snapshot')}; the snapshot copied {copied_memory(row)}."
         )
-    if not after.empty:
-        row = after.iloc[0]
-        lines.append(
-            f"- **After the child exited** ({row['experiment']}: {row['label']}): "
-            f"{phase_words(row, '_after_snapshot')}, {fmt_count(row.get('reuses_after_snapshot'))} reuses (whole "
-            "machine): the kernel time left is fault handling, which MADV_POPULATE_WRITE takes in one call."
-        )
+    lines += after_exit_answer(after_exit.cells(points))
     if not during.empty and not pd.isna(during.iloc[0].get("write_max_s")):
         lines.append(f"- **What a writer waits** ({during.iloc[0]['label']}): {tail_words(points, during.iloc[0])}.")
     small = next((group for (backing, _), group in rankings(points, ratios).items() if backing == "4k"), None)
@@ -616,38 +610,71 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
-def _count(row: pd.Series, key: str) -> str:
-    value = row.get(key)
-    if key.startswith("copies") and (value is None or pd.isna(value)):
-        return f"copies not counted ({row.get('copies_source', 'no source')})"
-    return f"{fmt_count(value)} {key.split('_')[0]}"
+def cell_counts(cell: pd.Series) -> str:
+    """'1,024 of 1,030 after-exit write faults copied' for one cell."""
+    if pd.isna(cell["copies_after_snapshot"]):
+        return f"after-exit copies not counted ({cell['copies_source']})"
+    return (
+        f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])} "
+        "after-exit write faults copied"
+    )
+
+
+def after_exit_answer(cells: pd.DataFrame) -> list[str]:
+    """The answer's lines on the seed's question, one per kernel and
+    backing measured, each scenario with its own counts: never a sentence
+    for a kernel or backing that was not measured."""
+    if cells.empty:
+        return []
+    lines = ["- **After the child exited, by kernel and page backing** (each line holds for that kernel and "
+             "backing only; the faults left where nothing copies are fault handling):"]  # fmt: skip
+    for (kernel, where, backing), group in cells.groupby(["kernel", "where", "backing"], sort=False):
+        words = sorted(set(group["word"]))
+        parts = [f"{cell_counts(cell)} ({cell['scenario']})" for _, cell in group.iterrows()]
+        lines.append(f"  - Linux {kernel} ({where}), {backing}: {' / '.join(words)}: " + "; ".join(parts) + ".")
+    return lines
 
 
 def by_kernel(points: pd.DataFrame) -> list[str]:
-    """One sentence per kernel of each experiment that varies vm_kernel:
-    copies, reuses and splits after the child exited and while it held the
-    snapshot (counts only: a VM under TCG gives no times)."""
-    if "vm_kernel" not in points:
+    """The after-exit verdict per kernel x backing x scenario, with the
+    copies while the child lived beside it (counts only: a VM under TCG
+    gives no times), then the backings measured where it copies, ranked."""
+    cells = after_exit.cells(points)
+    if cells.empty:
         return []
-    lines = []
-    for experiment, group in points[points["method"] == "fork"].groupby("experiment", sort=False):
-        if group["vm_kernel"].nunique() < 2:
-            continue
-        lines += [f"## By kernel: {experiment}", ""]
-        for node_type, rows in group.groupby("node_type", sort=False):
-            *_, kernel, virtual = str(node_type).split(" | ")
-            where = "this machine" if virtual in ("none", "?") else f"a VM, {virtual}"
-            parts = []
-            for _, row in rows.sort_values(["start", "backing"]).iterrows():
-                phase = "_after_snapshot" if row["start"] == "after_child" else "_during_snapshot"
-                when = "after the child exited" if phase == "_after_snapshot" else "while the child held it"
-                counts = [_count(row, f"{key}{phase}") for key in ("copies", "reuses")]
-                if row["backing"] != "4k":
-                    counts.append(_count(row, f"splits{phase}"))
-                parts.append(f"{row['backing']} {when}: {', '.join(counts)} for {fmt_count(row['pages'])} pages")
-            lines.append(f"- Linux {kernel} ({where}): " + "; ".join(parts) + ".")
-        lines.append("")
-    return lines
+    lines = ["## After the exit, by kernel and page backing", ""]
+    lines.append(
+        "Copies: writer_wpcopy_count per phase (delay accounting); faults: writer_minflt; splits: thp_split_pmd; "
+        "reuses: pgreuse (whole machine); the verdict's thresholds are those of Is it copying?; figure "
+        "`<experiment>-after_exit_copies`. Why the kernels differ: docs/findings.md."
+    )
+    lines.append("")
+    rows = [
+        [
+            f"{cell['kernel']} ({cell['where']})",
+            cell["backing"],
+            cell["scenario"],
+            f"{fmt_count(cell['copies_during_snapshot'])} of {fmt_count(cell['writer_minflt_during_snapshot'])}",
+            f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])}",
+            fmt_count(cell["reuses_after_snapshot"]),
+            fmt_count(cell["splits_after_snapshot"]) if cell["backing"] != "4k" else "",
+            cell["word"],
+        ]
+        for _, cell in cells.iterrows()
+    ]
+    header = ["kernel", "backing", "writes", "copies while the child lived (of faults)",
+              "copies after the exit (of faults)", "reuses after", "splits after", "after the exit"]  # fmt: skip
+    lines += table(header, rows)
+    ranked = after_exit.levers(cells)
+    if ranked:
+        lines += ["", "Where the after-exit writes copy, the backings measured there, fewest copies first:", ""]
+    for kernel, where, scenario, order in ranked:
+        parts = []
+        for _, cell in order.iterrows():
+            timed = "" if "tcg" in where else f", writers after the exit {fmt(cell['writers_s_after_snapshot'])} s"
+            parts.append(f"{cell['backing']} ({cell_counts(cell)}{timed})")
+        lines.append(f"- Linux {kernel} ({where}), {scenario}: " + "; then ".join(parts) + ".")
+    return lines + [""]
 
 
 # Published fork() costs the summary sets a fit against (the figure's marks).

@@ -18,6 +18,9 @@ THP = str(environment.THP_DIR)
 HUGETLB = str(environment.HUGETLB_DIR)
 NODE = str(environment.NODE_DIR)
 DELAYACCT = str(knobs.TASK_DELAYACCT)
+# Every THP size a kernel may offer per size (hugepages-<size>/enabled): the
+# powers of two from 8 KiB to 16 GiB, so a guest's sizes need not be known.
+MTHP_SIZE_NAMES = tuple(f"{2**shift}kB" for shift in range(3, 25))
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,15 @@ def knobs_of(point: dict, hugetlb_pool: dict[str, int]) -> list[Knob]:
     wanted = mode_knobs(point)
     backing = point["backing"]
     if backing.startswith("mthp-"):
-        wanted.append(Knob(f"{THP}/hugepages-{plan_point.size_name(backing)}/enabled", "always"))
+        # Its size, and no other: the kernel takes the largest size enabled,
+        # so PMD THP (inherit, under THP mode always) would win otherwise.
+        size = plan_point.size_name(backing)
+        wanted.append(Knob(f"{THP}/hugepages-{size}/enabled", "always"))
+        wanted += [
+            Knob(f"{THP}/hugepages-{other}/enabled", "never", if_present=True)
+            for other in MTHP_SIZE_NAMES
+            if other != size
+        ]
     if backing in plan_point.PAGE_KIB:
         size = plan_point.size_name(backing)
         total, free = hugetlb_pool.get(f"hugetlb_{size}_total", 0), hugetlb_pool.get(f"hugetlb_{size}_free", 0)

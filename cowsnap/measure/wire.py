@@ -9,6 +9,7 @@ from cowsnap.measure import native
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 
+TEXT_OR_NUMBER = ("touched_during",)  # Params text fields whose config value may be a number
 FLAGS = ("snapshot_ok", "delayacct_effective")  # measured values that are booleans
 
 
@@ -17,7 +18,8 @@ def params_of(cowsnap, point: dict):
     its auto threads resolved for this machine."""
     params = cowsnap.Params()
     for key, value in plan_point.native_params(threads.resolve(point)).items():
-        setattr(params, key, value)
+        # A text field may take a number (touched_during: free or a fraction).
+        setattr(params, key, str(value) if key in TEXT_OR_NUMBER else value)
     return params
 
 

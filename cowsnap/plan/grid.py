@@ -48,6 +48,7 @@ APPLIES: dict = {
     "exit": (FORK, {}),
     "hold": (FORK, {}),
     "start": (("fork", "uffd"), {}),
+    "touched_during": (FORK, {"start": ("with_child",), "hold": ("copy",)}),
     ("populate", "write-after-exit"): (FORK, {}),
     ("populate", "write-after-release"): (FORK, {}),
     "dest": (COPYING, {}),
@@ -62,9 +63,14 @@ APPLIES: dict = {
     # Last, so a value that applies to a few methods is refused naming them.
     **{key: (BENCHMARK, {}) for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
                                          "numa_mem", "numa_writers", "memcpy_mib", "vm_kernel",
-                                         "write_latency_kib")},
+                                         "write_latency_kib", "passes", "write_s", "write_rate")},
     **{key: (WATCH, {}) for key in WATCH_KEYS},
 }  # fmt: skip
+
+
+# Point keys added after records existed, with the default that leaves a
+# point's id unchanged (so finished runs are not redone).
+LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ def point_id(point: dict) -> str:
     had before those keys existed)."""
     if point.get("vm_kernel", "host") == "host":
         point = {k: v for k, v in point.items() if k not in ("vm_kernel", "vm_nodes")}
+    # Keys a point did not have before they existed leave its id as it was at their default.
+    point = {k: v for k, v in point.items() if k not in LATER_KEYS or v != LATER_KEYS[k]}
     canonical = json.dumps(point, sort_keys=True, separators=(",", ":"))
     return "p" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
@@ -226,6 +234,11 @@ def check_point(point: dict, where: str) -> None:
         raise ConfigError(
             f"{where}: batch_kib={point['batch_kib']} is larger than the array "
             f"(size_mib={point['size_mib']}); allowed: batch_kib <= size_mib * 1024"
+        )
+    if point["write_s"] > 0 and point["passes"] != 1:
+        raise ConfigError(
+            f"{where}: write_s={point['write_s']} with passes={point['passes']}: the writers write either for a "
+            "time or for a number of passes; allowed: write_s 0 with any passes, or passes 1 with write_s above 0"
         )
     if point["method"] != "fork":
         return

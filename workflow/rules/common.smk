@@ -158,8 +158,9 @@ def get_figures(experiment):
     samples_sharing = any(point["sharing_interval_ms"] > 0 for point in points)
     sizes = len({point.get("size_mib") for point in points if point["method"] == "fork"})
     times_writes = any(point.get("write_latency_kib", 0) > 0 for point in points)
+    kernels = len({point.get("vm_kernel") for point in points if point["method"] == "fork"})
     has_baseline = "baseline" in CONFIG["experiments"][experiment]
-    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes)
+    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes, kernels)
 
 
 def get_description(wildcards):
