@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cowsnap.analyse import aggregate, compare, glossary, plots, stats, summary, verdict
+from cowsnap.analyse import after_exit, aggregate, compare, glossary, plots, stats, summary, verdict
 from cowsnap.plan import config
 
 DATA = Path(__file__).parent / "data" / "results"
@@ -541,3 +541,78 @@ def test_latency_table_keeps_timed_runs_only():
     assert table.to_dict("records") == [
         {"run_id": "e/p/0", "latency_phase": "all", "latency_ns": 1000.0, "latency_writes": 3.0}
     ]
+
+
+# ---- the after-exit answer, per kernel x backing x scenario
+
+
+def kernel_cell(kernel: str, virtual: str, backing: str, start: str, copies: float, faults: float, **more) -> dict:
+    return {
+        "experiment": "kernels", "point_id": f"{kernel}-{backing}-{start}-{more}", "method": "fork",
+        "vm_kernel": "host" if virtual == "none" else kernel[:4], "node_type": f"cpu | 2 | 1 | {kernel} | {virtual}",
+        "label": f"{kernel} {backing}", "backing": backing, "start": start, "pattern": "random", "hold": "copy",
+        "touched_during": "0.5" if start == "with_child" else "free", "pages": 4096.0, "n": 1,
+        "copies_source": "taskstats", "copies_during_snapshot": 1000.0, "writer_minflt_during_snapshot": 1010.0,
+        "copies_after_snapshot": copies, "writer_minflt_after_snapshot": faults,
+        "reuses_after_snapshot": faults - copies, "splits_after_snapshot": 0.0, "baseline_id": "", **more,
+    }  # fmt: skip
+
+
+KERNEL_CELLS = [
+    kernel_cell("6.18.1", "none", "4k", "after_child", 0.0, 4100.0),
+    kernel_cell("6.18.1", "none", "mthp-64k", "with_child", 3.0, 1900.0),
+    kernel_cell("6.12.9", "tcg", "mthp-64k", "after_child", 4090.0, 4100.0),
+    kernel_cell("6.12.9", "tcg", "mthp-64k", "with_child", 1880.0, 1900.0),
+    kernel_cell("6.12.9", "tcg", "4k", "with_child", 0.0, 1900.0),
+]
+
+
+def after_exit_lines(points: pd.DataFrame) -> list[str]:
+    return [line for line in summary.after_exit_answer(after_exit.cells(points)) if line.startswith("  - Linux")]
+
+
+def test_the_after_exit_answer_holds_each_cells_own_counts():
+    points = pd.DataFrame(KERNEL_CELLS)
+    lines = after_exit_lines(points)
+    # One line per kernel and backing measured, and no other.
+    assert [line.split(":")[0] for line in lines] == [
+        "  - Linux 6.18.1 (this machine), 4k",
+        "  - Linux 6.18.1 (this machine), mthp-64k",
+        "  - Linux 6.12.9 (a VM, tcg), 4k",
+        "  - Linux 6.12.9 (a VM, tcg), mthp-64k",
+    ]
+    for cell in KERNEL_CELLS:
+        kernel, backing = cell["node_type"].split(" | ")[3], cell["backing"]
+        (line,) = [line for line in lines if f"Linux {kernel} " in line and f", {backing}:" in line]
+        scenario = after_exit.scenario_of(pd.Series(cell))
+        word = verdict.copying_word(cell["copies_after_snapshot"], cell["writer_minflt_after_snapshot"])
+        counts = f"{cell['copies_after_snapshot']:,.0f} of {cell['writer_minflt_after_snapshot']:,.0f} faults copied"
+        assert f"{scenario}: {word} ({counts})" in line
+
+
+def test_a_kernel_or_backing_not_measured_gets_no_sentence():
+    points = pd.DataFrame(KERNEL_CELLS[:2])  # this machine only
+    text = "\n".join(summary.build(runs_of(points), points, pd.DataFrame()).splitlines()[:12])
+    assert "6.12" not in text
+    assert "copying (4,090" not in text
+
+
+def test_copies_not_counted_after_the_exit_are_said_so_never_zero():
+    points = pd.DataFrame([kernel_cell("6.1.0", "tcg", "thp", "after_child", float("nan"), 30.0)])
+    (line,) = after_exit_lines(points)
+    assert "after-exit copies not counted (taskstats)" in line and "0 of" not in line
+
+
+def test_where_the_after_exit_writes_copy_the_backings_measured_there_are_ranked():
+    text = "\n".join(summary.by_kernel(pd.DataFrame(KERNEL_CELLS)))
+    ranking = next(line for line in text.splitlines() if line.startswith("- Linux 6.12.9") and "random" in line)
+    assert ranking.index("4k (0 of 1,900") < ranking.index("then mthp-64k (1,880 of 1,900")
+    # Nothing copies after the exit on 6.18.1: no ranking there.
+    assert not [line for line in text.splitlines() if line.startswith("- Linux 6.18.1")]
+
+
+def runs_of(points: pd.DataFrame) -> pd.DataFrame:
+    runs = points[["experiment", "point_id", "node_type"]].assign(status="ok", reason="")
+    for key in aggregate.FINGERPRINT:
+        runs[key] = "x"
+    return runs

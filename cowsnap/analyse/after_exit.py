@@ -8,6 +8,8 @@ and the after_exit_copies figure both read it."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from cowsnap.analyse import verdict
@@ -36,8 +38,8 @@ def scenario_of(row: pd.Series) -> str:
     if row.get("start") == "after_child":
         return "written after the exit"
     share = row.get("touched_during", "free")
-    during = "" if str(share) == "free" else f", {100 * float(share):g}% of the first pass before it"
-    return f"{row.get('pattern')} writes across the exit{during}"
+    during = "across the exit" if str(share) == "free" else f"{100 * float(share):g}% of pass 1 before the exit"
+    return f"{row.get('pattern')}, {during}"
 
 
 def kernel_experiments(points: pd.DataFrame) -> list[str]:
@@ -78,7 +80,23 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
         )
         rows.append(cell)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    return table.drop_duplicates(["kernel", "where", "backing", "scenario"]).reset_index(drop=True)
+    table = table.drop_duplicates(["kernel", "where", "backing", "scenario"])
+    order = sorted(table.index, key=lambda i: _order(table.loc[i]))
+    return table.loc[order].reset_index(drop=True)
+
+
+PATTERNS = ("blocked", "interleaved", "random", "skewed")  # the order scenarios are listed in
+
+
+def _order(cell: pd.Series) -> tuple:
+    """This machine first, then kernels by version; backings from the
+    smallest page up; writes after the exit, then by pattern."""
+    version = tuple(int(n) for n in re.findall(r"\d+", cell["kernel"])[:3])
+    backing = str(cell["backing"])
+    size = 4 if backing == "4k" else 2048 if backing == "thp" else int(re.sub(r"\D", "", backing) or 0)
+    after = cell["scenario"] == scenario_of(pd.Series({"start": "after_child"}))
+    pattern = next((i for i, name in enumerate(PATTERNS) if cell["scenario"].startswith(name)), len(PATTERNS))
+    return (cell["where"] != "this machine", version, size, not after, pattern, cell["scenario"])
 
 
 def copying_cells(table: pd.DataFrame) -> pd.DataFrame:

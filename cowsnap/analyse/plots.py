@@ -287,8 +287,10 @@ def after_exit_copies(tables: dict, ax) -> str:
     lived beside each (black marks); 0 is reuse, 1 is a copy per fault.
     Counts from each point's records (writer_wpcopy_count and writer_minflt
     per phase); a cell with no after-exit faults or uncounted copies has no
-    bar. Under software emulation these are counts, which emulation does
-    not change."""
+    bar; the number over a bar is its after-exit faults, and a mark needs
+    at least verdict.COPYING_MIN_PAGES faults while the child lived. Under
+    software emulation these are counts, which emulation does not
+    change."""
     cells = after_exit.cells(tables["points"])
     cells = cells.dropna(subset=["copy_share_after"])
     if cells.empty:
@@ -300,8 +302,11 @@ def after_exit_copies(tables: dict, ax) -> str:
         rows = cells[cells["scenario"] == scenario]
         offset = (i - (len(scenarios) - 1) / 2) * width
         x = [groups.index(cell) + offset for cell in zip(rows["kernel"], rows["backing"], strict=True)]
-        ax.bar(x, rows["copy_share_after"], width, label=f"after the exit: {scenario}", color=f"C{i % 10}")
-        during = rows["copies_during_snapshot"] / rows["writer_minflt_during_snapshot"]
+        bars = ax.bar(x, rows["copy_share_after"], width, label=f"after the exit: {scenario}", color=f"C{i % 10}")
+        ax.bar_label(bars, [f"{n:,.0f}" for n in rows["writer_minflt_after_snapshot"]], fontsize="xx-small")
+        # A share of a handful of faults says nothing: marked only from COPYING_MIN_PAGES faults.
+        faults = rows["writer_minflt_during_snapshot"]
+        during = (rows["copies_during_snapshot"] / faults).where(faults >= verdict.COPYING_MIN_PAGES)
         ax.plot(x, during, "k_", markersize=12, markeredgewidth=2, label="while the child lived" if i == 0 else None)
     ax.set_xticks(range(len(groups)), [f"{kernel}\n{backing}" for kernel, backing in groups], fontsize="x-small")
     ax.set_ylim(0, 1.15)

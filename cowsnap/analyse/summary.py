@@ -610,13 +610,13 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
-def cell_counts(cell: pd.Series) -> str:
+def cell_counts(cell: pd.Series, faults: str = "after-exit write faults") -> str:
     """'1,024 of 1,030 after-exit write faults copied' for one cell."""
     if pd.isna(cell["copies_after_snapshot"]):
         return f"after-exit copies not counted ({cell['copies_source']})"
     return (
         f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])} "
-        "after-exit write faults copied"
+        f"{faults} copied"
     )
 
 
@@ -626,12 +626,12 @@ def after_exit_answer(cells: pd.DataFrame) -> list[str]:
     for a kernel or backing that was not measured."""
     if cells.empty:
         return []
-    lines = ["- **After the child exited, by kernel and page backing** (each line holds for that kernel and "
-             "backing only; the faults left where nothing copies are fault handling):"]  # fmt: skip
+    lines = ["- **After the child exited, by kernel and page backing** (the writers' write faults after the exit; "
+             "each line holds for that kernel and backing only; where nothing copies, the kernel time left is "
+             "fault handling):"]  # fmt: skip
     for (kernel, where, backing), group in cells.groupby(["kernel", "where", "backing"], sort=False):
-        words = sorted(set(group["word"]))
-        parts = [f"{cell_counts(cell)} ({cell['scenario']})" for _, cell in group.iterrows()]
-        lines.append(f"  - Linux {kernel} ({where}), {backing}: {' / '.join(words)}: " + "; ".join(parts) + ".")
+        parts = [f"{cell['scenario']}: {cell['word']} ({cell_counts(cell, 'faults')})" for _, cell in group.iterrows()]
+        lines.append(f"  - Linux {kernel} ({where}), {backing}: " + "; ".join(parts) + ".")
     return lines
 
 
