@@ -64,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one point and print its record")
     run.add_argument("settings", nargs="*", metavar="key=value")
-    run.add_argument("--out", type=Path, help="also write the record here")
-    run.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
+    run.add_argument("--out", type=config.output_path("--out"), help="also write the record here")
+    run.add_argument(
+        "--build-dir", type=config.output_path("--build-dir"), default=Path("results/build"), help="native build cache"
+    )
     run.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
     compare = commands.add_parser("compare", help="ratios B/A of the points two results folders both measured")
     compare.add_argument("a", type=Path, help="results folder A (the reference)")
     compare.add_argument("b", type=Path, help="results folder B")
-    compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where compare.csv/.md/.png go")
+    compare.add_argument(
+        "--out", type=config.output_path("--out"), default=Path("results/compare"), help="where compare.csv/.md/.png go"
+    )
     compare.add_argument("--pool", action="store_true", help="allow a side to hold runs from several machines")
     rerun_failed = commands.add_parser(
         "rerun-failed", help="remove a results folder's failed records: the next snakemake measures them again"

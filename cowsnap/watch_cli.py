@@ -104,7 +104,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between readings (default 1)"
     )
     parser.add_argument("--sharing", action="store_true", help="count anonymous pages still shared (pagemap)")
-    parser.add_argument("--out", type=Path, help="write timeline.csv, watch.json and timeline.png/.pdf here")
+    parser.add_argument(
+        "--out", type=config.output_path("--out"), help="write timeline.csv, watch.json and timeline.png/.pdf here"
+    )
     parser.add_argument(
         "--build-dir", type=Path, default=default_build_dir(), help="native build cache (default: %(default)s)"
     )

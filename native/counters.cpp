@@ -194,6 +194,36 @@ double memcpy_gbps(std::size_t buffer_bytes) {
     return buffer_bytes / best / 1e9;
 }
 
+FreshPageCost fresh_page_cost(std::size_t bytes) {
+    OwnedRegion probe;
+    probe.region = map_region("4k", bytes, false, nullptr);  // 4 KiB pages: one fault each
+    char* data = reinterpret_cast<char*>(probe.region.data);
+    const std::size_t pages = bytes / 4096;
+    auto touch_all = [&](char value) {
+        const auto t0 = clock::now();
+        for (std::size_t page = 0; page < pages; ++page) *static_cast<volatile char*>(data + page * 4096) = value;
+        return seconds_between(t0, clock::now()) / double(pages) * 1e6;
+    };
+    FreshPageCost cost;
+    cost.first_touch_us = touch_all(1);
+    cost.second_touch_us = touch_all(2);
+    return cost;
+}
+
+double warm_memory(std::size_t bytes) {
+    if (bytes == 0) return 0;
+    const auto t0 = clock::now();
+    OwnedRegion warm;
+    warm.region = map_region("4k", bytes, false, nullptr);
+    // One kernel loop where it can (5.14+), a write per page elsewhere.
+    if (madvise(warm.region.data, bytes, MADV_POPULATE_WRITE) != 0) {
+        char* data = reinterpret_cast<char*>(warm.region.data);
+        for (std::size_t at = 0; at < bytes; at += 4096) *static_cast<volatile char*>(data + at) = 1;
+    }
+    free_region(warm.region);
+    return seconds_between(t0, clock::now());
+}
+
 void fail(Result& result, const std::string& reason) {
     if (reason.empty() || result.status == "failed") return;
     result.status = "failed";

@@ -21,6 +21,8 @@ namespace cowsnap::detail {
 namespace {
 
 constexpr std::size_t mib = 1024 * 1024;
+// The fresh-page probe's mapping: 1,024 pages, about 1 ms of faults.
+constexpr std::size_t PROBE_BYTES = 4 * mib;
 
 // The process's page-table memory (VmPTE of /proc/self/status) in KiB, -1
 // when it cannot be read: what a fork() copies besides the mappings.
@@ -361,6 +363,12 @@ private:
 void measure_point(const Params& p, Result& result) {
     const Method method = method_of(p.method);
     const Backing backing = backing_of(p.backing);
+    // First, before anything is allocated: the memory the run will allocate,
+    // brought back from the host (warm_mib, 0: the machine as it is).
+    if (p.warm_mib > 0) {
+        result.values["warm_s"] = warm_memory(std::size_t(p.warm_mib) * mib);
+        result.values["warm_mib_effective"] = double(p.warm_mib);
+    }
     const bool query_copies = measure_references(p, result);
 
     OwnedRegion array, dest;
@@ -373,6 +381,10 @@ void measure_point(const Params& p, Result& result) {
     if (snapshot) snapshot->prepare();
     // Page tables just before the timed span, for every method (absent when unreadable).
     if (const long kib = page_table_kib(); kib >= 0) result.values["vm_pte_kib"] = double(kib);
+    // What a fresh page costs just before the snapshot, for every method.
+    const FreshPageCost fresh = fresh_page_cost(PROBE_BYTES);
+    result.values["fresh_page_us"] = fresh.first_touch_us;
+    result.values["touched_page_us"] = fresh.second_touch_us;
 
     PointRun run(p, array.region, snapshot.get(), query_copies, result);
     const Phase phase = run.timed_span();

@@ -188,6 +188,19 @@ long shared_pages(const void* data, std::size_t bytes);
 long mapping_count();                          // lines of /proc/self/maps: what a fork copies
 double fork_empty_seconds();                   // fork() of this process, array not yet mapped
 double memcpy_gbps(std::size_t buffer_bytes);  // one thread, best of three
+// What a fresh page costs right now: the first write to each page of a new
+// mapping of `bytes` (a fault, a page allocated, zeroed and, on a VM whose
+// host backs memory lazily, backed) against the second (a plain write), in
+// microseconds per page.
+struct FreshPageCost {
+    double first_touch_us = 0, second_touch_us = 0;
+};
+FreshPageCost fresh_page_cost(std::size_t bytes);
+// Touches and frees `bytes` of memory, so the free memory the run will
+// allocate is backed by the host again (a guest that returned it, through
+// free page reporting, waits for the host on its next first touch); its
+// seconds.
+double warm_memory(std::size_t bytes);
 
 // ---- numa.cpp: memory policy and CPU placement, and what took effect
 void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem);

@@ -185,12 +185,12 @@ BAD_VALUES = {
     "numa node beyond Linux": (base(numa_mem="bind:0-5000"), "numa_mem", "nodes 0 to 1023"),
     "numa preferred list": (base(numa_mem="preferred:0-1"), "numa_mem", "preferred:<node>"),
     "writers on a node beyond Linux": (base(numa_writers="node:5000"), "numa_writers", "node:0 to node:1023"),
-    "results at the root": (with_results("/"), "config.results", "a relative path"),
+    "results at the root": (with_results("/"), "config.results", "inside the working folder"),
     "results in a system folder": (with_results("/etc/cowsnap"), "config.results", "outside the system folders"),
     "results in /usr": (with_results("//usr/../usr/lib/x"), "config.results", "outside the system folders"),
     "results under /proc": (with_results("/proc/self"), "config.results", "outside the system folders"),
     "results empty": (with_results(""), "config.results", "must not be empty"),
-    "results blank": (with_results("  "), "config.results", "a relative path"),
+    "results blank": (with_results("  "), "config.results", "inside the working folder"),
     "results in home by tilde": (with_results("~/results"), "config.results", "no ~"),
     "results with braces": (with_results("results/{experiment}"), "config.results", "no braces"),
     "old dest name": (base(dest="prefork"), "base.dest", "zeroed, fresh"),
@@ -245,13 +245,70 @@ BAD_VALUES = {
         "a finite number",
     ),
     "smoke size negative": ({"smoke_mib": -1, "experiments": {"e": {}}}, "config.smoke_mib", "0 to 1048576"),
-}
+    # Checks that could be walked around, and values that change nothing.
+    "results climbing to a system folder": (
+        with_results("../" * 20 + "etc/cowsnap"),
+        "config.results",
+        "resolves to '/etc/cowsnap'",
+    ),
+    "precision that can never add a run": (
+        one_experiment(repetitions=3, baseline={"method": "none"}, matrix={"method": ["none", "fork"]},
+                       precision={"max_repetitions": 3}),
+        "precision.max_repetitions",
+        "more than repetitions",
+    ),
+    "precision without a baseline": (
+        one_experiment(repetitions=3, precision={"max_repetitions": 5}),
+        "config.experiments.e.precision",
+        "with a baseline",
+    ),
+    "run cap at precision's maximum": (
+        one_experiment(repetitions=1, baseline={"method": "none"}, precision={"max_repetitions": 1000},
+                       matrix={"method": ["none", "fork"], "writers": list(range(1, 101))}),
+        "config.experiments: up to 200000 runs",
+        "at most 20000",
+    ),
+    "latency span larger than a writer writes": (
+        base(size_mib=8, writers=1, write_latency_kib=65536),
+        "write_latency_kib=65536",
+        "at most 8192",
+    ),
+    "baseline key its method ignores": (
+        one_experiment(baseline={"method": "none", "release": "none"}, matrix={"method": ["none", "fork"]}),
+        "baseline: release=none does not apply to the baseline point",
+        "keys that apply to the baseline's method",
+    ),
+    "a NUMA node the VM does not have": (
+        base(vm_kernel="6.12", vm_nodes=2, numa_mem="bind:3"),
+        "NUMA node 3, which a VM of vm_nodes=2",
+        "raise vm_nodes",
+    ),
+    "an mTHP size that is no folio size": (base(backing="mthp-48k"), "backing=mthp-48k", "a power of two"),
+    "writes for a time and passes both": (base(write_s=1, passes=3), "write_s=1 with passes=3", "passes 1"),
+    "touched_during without a child": (
+        base(method="uffd", touched_during=0.5),
+        "touched_during=0.5",
+        "method fork with start with_child",
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("raw, key, allowed", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_bad_value_battery(raw, key, allowed):
     message = error_of(raw)
     assert key in message and allowed in message, message
+
+
+ALIAS_BOMB = (
+    "a: &a ["
+    + ",".join(['"xxxxxxxxxx"'] * 10)
+    + "]\n"
+    + "".join(
+        f"{name}: &{name} [" + ",".join([f"*{previous}"] * 10) + "]\n"
+        for previous, name in zip("abcdef", "bcdefg", strict=True)
+    )
+    + "experiments:\n  e:\n    description: *g\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -263,8 +320,28 @@ def test_bad_value_battery(raw, key, allowed):
         "experiments:\n  e: {base: {method: uffd, hold: writers}}\n",
         "experiments:\n  e: {}\n  e: {}\n",
         "experiments:\n  e: {base: {method: watch, watch_command: x, writers: 4}}\n",
+        "results: " + "../" * 20 + "etc/cowsnap\nexperiments:\n  e: {}\n",
+        "experiments:\n  e: {base: {size_mib: 8, writers: 1, write_latency_kib: 65536}}\n",
+        "experiments:\n  e: {repetitions: 1, precision: {max_repetitions: 1000}, baseline: {method: none},\n"
+        "      matrix: {method: [none, fork], writers: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]}}\n",
+        "experiments:\n  e: {base: {vm_kernel: '6.12', vm_nodes: 2, numa_mem: 'bind:3'}}\n",
+        "experiments:\n  e: {base: {backing: mthp-48k}}\n",
+        ALIAS_BOMB,
     ],
-    ids=["float", "results", "numa", "not applicable", "twice", "watch and benchmark keys"],
+    ids=[
+        "float",
+        "results",
+        "numa",
+        "not applicable",
+        "twice",
+        "watch and benchmark keys",
+        "climbing results",
+        "span",
+        "precision cap",
+        "vm node",
+        "folio size",
+        "alias bomb",
+    ],
 )
 def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
     import subprocess
@@ -278,8 +355,10 @@ def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert "cowsnap: config" in output or ("appears twice (" in output and "bad.yaml" in output), output
+    named = "appears twice (" in output or "expands to" in output  # errors of the file itself name it
+    assert "cowsnap: config" in output or (named and "bad.yaml" in output), output
     assert "Traceback" not in output and 'File "' not in output, output
+    assert len(output) < 10_000, len(output)
 
 
 def test_keys_that_do_not_apply_take_their_defaults_before_the_id():
@@ -332,3 +411,49 @@ def test_smoke_mode_scales_arrays_and_keeps_threads():
         page_mib = grid.PAGE_KIB.get(run.point["backing"], 4) // 1024 or 1
         assert run.point["size_mib"] <= max(16, page_mib)
         assert run.point["batch_kib"] <= run.point["size_mib"] * 1024
+
+
+def test_an_error_quotes_a_bounded_part_of_the_value():
+    message = error_of(one_experiment(description=["x" * 1000] * 1000))
+    assert "config.experiments.e.description" in message
+    assert len(message) < 1000, len(message)
+
+
+def test_a_config_that_expands_past_the_limit_is_refused_in_seconds_naming_the_key(tmp_path):
+    import time
+
+    (tmp_path / "bomb.yaml").write_text(ALIAS_BOMB)  # 1 KiB that expands to 10^7 strings
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        config.read_yaml(tmp_path / "bomb.yaml")
+    assert "config.experiments.e.description expands to 11,111,111 values" in str(caught.value)
+    assert time.monotonic() - started < 10
+    assert len(str(caught.value)) < 1000
+
+
+def test_aliases_within_the_limit_are_read(tmp_path):
+    (tmp_path / "ok.yaml").write_text("base: &b {size_mib: 8}\nexperiments:\n  e: {base: *b}\n  f: {base: *b}\n")
+    assert config.read_yaml(tmp_path / "ok.yaml")["experiments"]["f"]["base"] == {"size_mib": 8}
+
+
+def test_results_through_a_symlink_into_a_system_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to("/etc")
+    with pytest.raises(ConfigError, match="resolves to '/etc/cowsnap'"):
+        config.check_output_path("link/cowsnap")
+    config.check_output_path("results/../results")  # inside the working folder: fine
+
+
+@pytest.mark.parametrize("command", (["run", "--out"], ["run", "--build-dir"], ["compare", "a", "b", "--out"],
+                                     ["calibrate", "--out"], ["watch", "--out"]))  # fmt: skip
+def test_every_output_option_is_checked_on_its_resolved_path(tmp_path, command):
+    import subprocess
+    import sys
+
+    climbing = "../" * 20 + "etc/cowsnap"
+    done = subprocess.run(
+        [sys.executable, "-m", "cowsnap.cli", *command, climbing, *(["--", "true"] if command[0] == "watch" else [])],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "resolves to '/etc/cowsnap'" in done.stderr, done.stderr

@@ -63,18 +63,20 @@ def test_delay_accounting_is_what_the_point_asks(build, delayacct):
 
 
 @needs_root
-def test_mthp_point_under_pmd_thp_is_skipped(build):
-    # Under THP "always", the 2 MiB size (inherit) wins over 64 KiB folios:
-    # the array is PMD-mapped, so the mTHP point is not measured as one.
+def test_mthp_point_under_thp_mode_always_gets_its_folio_size(build):
+    # Under THP "always" the 2 MiB size (inherit) would win over 64 KiB
+    # folios: the point turns every other size off for its run.
     size = knobs.environment.THP_DIR / "hugepages-64kB"
     if not size.exists():
         pytest.skip("this kernel offers no 64 KiB THP size")
-    if knobs.current(knobs.environment.THP_DIR / "hugepages-2048kB" / "enabled") not in ("inherit", "always"):
-        pytest.skip("the PMD size is not enabled here")
+    pmd = knobs.environment.THP_DIR / "hugepages-2048kB" / "enabled"
+    before = knobs.current(pmd)
     point = {**config.point_defaults(), **SIZE, "method": "none", "backing": "mthp-64k", "thp_mode": "always"}
     record = runner.run(point, build)
-    assert record["status"] == "skipped"
-    assert "PMD huge pages" in record["reason"]
+    assert record["status"] == "ok", record["reason"]
+    assert record["thp_enabled"] == "always" and record["huge_kib"] == 0
+    assert record["mthp_fault_alloc"] >= 0.9 * SIZE["size_mib"] * 1024 / 64
+    assert knobs.current(pmd) == before  # put back
 
 
 def test_sampled_runs_are_not_timed(run_point):

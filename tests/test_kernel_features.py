@@ -4,7 +4,7 @@ test with the reason the run recorded."""
 
 import pytest
 
-from cowsnap.measure import environment, knobs, runner
+from cowsnap.measure import runner
 
 SMALL = {"size_mib": 32, "batch_kib": 2048, "pattern": "blocked"}
 
@@ -131,15 +131,6 @@ def large_folio_rule(record: dict) -> None:
         assert copies <= 0.01 * faults, record["kernel"]
     else:
         assert copies >= 0.95 * record["pages"], record["kernel"]
-
-
-def test_an_mthp_point_gets_its_folio_size_where_thp_mode_is_always(run_point):
-    before = knobs.current(environment.THP_DIR / "hugepages-2048kB" / "enabled")
-    record = run_point(method="none", backing="mthp-64k", thp_mode="always", **SMALL)
-    assert record["thp_enabled"] == "always"
-    assert record["huge_kib"] == 0  # no PMD huge page took the array
-    assert record["mthp_fault_alloc"] >= 0.9 * SMALL["size_mib"] * 1024 / 64
-    assert knobs.current(environment.THP_DIR / "hugepages-2048kB" / "enabled") == before  # put back
 
 
 def test_after_the_exit_large_folio_pages_follow_this_kernels_rule(run_point):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from run_workflow import snakemake
 
-from cowsnap.analyse import aggregate
+from cowsnap.analyse import aggregate, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -219,3 +219,26 @@ def test_rerun_failed_removes_failed_records_and_the_sweep_runs_them_again(sweep
     remade = {f"w/{table}.csv" for table in aggregate.TABLES}
     assert changed(before, files(results)) == {str(p.relative_to(results)) for p in (failed, timeline)} | remade
     assert planned(sweep_folder) == {}
+
+
+def test_the_summary_states_each_cells_after_exit_counts_from_its_records(sweep_folder):
+    # A real sweep on this machine's kernel: the answer's line for each
+    # backing holds the counts of that point's own record.
+    config = (
+        "experiments:\n  k:\n    base: {method: fork, size_mib: 8, batch_kib: 2048, memcpy_mib: 0, release: none,"
+        " start: after_child, pattern: blocked, writers: 1, copiers: 1}\n    matrix: {backing: [4k, mthp-64k]}\n"
+    )
+    (sweep_folder / "k.yaml").write_text(config)
+    done = sweep(sweep_folder, "--configfile", "k.yaml")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = aggregate.read_csv(sweep_folder / "results" / "k" / "runs.csv")
+    answer = (sweep_folder / "results" / "summary.md").read_text().split("## Machine")[0]
+    ran = runs[runs["status"] == "ok"]
+    assert not ran.empty
+    for _, run in ran.iterrows():
+        copies, faults = run["writer_wpcopy_count_after_snapshot"], run["writer_minflt_after_snapshot"]
+        line = next(line for line in answer.splitlines() if f"(this machine), {run['backing']}:" in line)
+        assert f"Linux {run['kernel']} " in line
+        assert (
+            f"written after the exit: {verdict.copying_word(copies, faults)} ({copies:,.0f} of {faults:,.0f} " in line
+        )

@@ -180,6 +180,28 @@ KEYS: dict[str, Key] = {
     "pages": Key("pages the array spans", "the mapping"),
     "batches": Key("copy and release batches", "size_mib / batch_kib"),
     "writes": Key("the writers' one-element writes", "counted by each writer, summed"),
+    # the machine's own share
+    "warm_mib_effective": Key(
+        "memory touched and freed before the run (MiB)", "the point's warm_mib, auto resolved to what it allocates"
+    ),
+    "warm_s": Key("bringing that memory back from the host (s)", "steady clock, before the timed span"),
+    "fresh_page_us": Key(
+        "first write to a page of a fresh 4 MiB mapping (µs per page)",
+        "steady clock just before the snapshot, every method: a fault, a page allocated and zeroed, backed by "
+        "the host where it backs memory lazily",
+        "lower",
+    ),
+    "touched_page_us": Key("second write to each page of that mapping (µs per page)", "steady clock", "lower"),
+    "host_memory_return": Key(
+        "how this machine hands free memory back to a host", "sysfs: /sys/bus/virtio/drivers/virtio_balloon"
+    ),
+    "host_reported_kib": Key(
+        "free memory reported to the host during the run (KiB)",
+        "/sys/module/page_reporting/parameters/reported_kib delta (whole machine), where the kernel counts it",
+        "lower",
+    ),
+    "host_reported_source": Key("why host_reported_kib is absent", "the run"),
+    "steal_s": Key("CPU time the host stole during the run (s, all CPUs)", "/proc/stat steal delta", "lower"),
     "pages_written": Key(
         "distinct pages the writers wrote (pages)",
         "the writes replayed after the run (the random patterns' generator is stateless)",
@@ -289,6 +311,10 @@ METRICS = [
     "release_calls",
     "pages",
     "writes",
+    "fresh_page_us",
+    "host_reported_kib",
+    "steal_s",
+    "warm_s",
     "pages_written",
     "pages_written_during_snapshot",
     "writers_paused_s",

@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-kib", type=_positive, default=2048, help="the child's copy batch (default 2048)")
     parser.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
     parser.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
-    parser.add_argument("--out", type=Path, help="also write calibration.csv and calibration.md here")
+    parser.add_argument(
+        "--out", type=config.output_path("--out"), help="also write calibration.csv and calibration.md here"
+    )
     args = parser.parse_args(argv)
     try:
         build = native.ensure_built(args.build_dir, args.cxxflags)

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, knobs, native, vm, wire
+from cowsnap.measure import checks, environment, host, knobs, native, vm, wire
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 
@@ -153,7 +153,9 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
             reason = hugetlb_shortfall(point)
             if reason:
                 return {**record, "status": "skipped", "reason": reason}
-            return {**record, **measure(point, build)}
+            before = host.counters()
+            measured = measure(point, build)
+            return {**record, **measured, **host.during(before, host.counters())}
     except knobs.KnobError as error:
         return {**record, **environment.capture(REPO), "status": "skipped", "reason": str(error)}
 
@@ -184,6 +186,7 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
             record.update({"virtualized": vm.accelerator(), "status": "skipped", "reason": reason})
         else:
             todo.append(len(records))
+            record["host_reported_source"] = "not counted: measured in a VM, whose host is this machine"
         records.append(record)
     if todo:
         tmp = Path(tempfile.mkdtemp(prefix="cowsnap-vm.", dir=folder))

@@ -17,7 +17,10 @@ def params_of(cowsnap, point: dict):
     """The benchmark's Params (of the loaded cowsnap namespace) for a point,
     its auto threads resolved for this machine."""
     params = cowsnap.Params()
-    for key, value in plan_point.native_params(threads.resolve(point)).items():
+    point = threads.resolve(point)
+    if point.get("warm_mib") == "auto":
+        point = {**point, "warm_mib": plan_point.memory_needed_mib(point)}
+    for key, value in plan_point.native_params(point).items():
         # A text field may take a number (touched_during: free or a fraction).
         setattr(params, key, str(value) if key in TEXT_OR_NUMBER else value)
     return params

@@ -86,7 +86,14 @@ def read_yaml(path: Path) -> dict:
     """Parse a config file; a file that is not a YAML mapping is a ConfigError."""
     try:
         with open(path) as file:
-            data = yaml.load(file, Loader=_UniqueKeyLoader)
+            loader = _UniqueKeyLoader(file)
+            try:
+                node = loader.get_single_node()
+                if node is not None:
+                    _check_expansion(node, path)
+                data = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config: {error.strerror}") from None
     except yaml.YAMLError as error:
@@ -94,6 +101,45 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a YAML mapping with an 'experiments' key, got {type(data).__name__}")
     return data
+
+
+# The most values a config may expand to (YAML aliases repeat a value
+# without copying it; everything after parsing walks the expansion).
+MAX_VALUES = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict) -> int:
+    """Values a YAML node expands to, aliases counted as often as they are
+    used: linear in the file, however large the expansion."""
+    if id(node) not in memo:
+        memo[id(node)] = 0  # a node that refers to itself adds nothing more
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        memo[id(node)] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[id(node)]
+
+
+def _check_expansion(node: yaml.Node, path: Path) -> None:
+    """Refuses a document that expands past MAX_VALUES, naming the key
+    where the expansion is: the largest value, followed down while it is
+    too large by itself."""
+    memo: dict = {}
+    if _expanded_size(node, memo) <= MAX_VALUES:
+        return
+    where = "config"
+    while isinstance(node, yaml.MappingNode):
+        key, child = max(node.value, key=lambda pair: memo[id(pair[1])])
+        if memo[id(child)] <= MAX_VALUES:
+            break
+        where += f".{key.value}"
+        node = child
+    raise ConfigError(
+        f"{path}: {where} expands to {memo[id(node)]:,} values (YAML aliases repeat a value each time they are "
+        f"used); allowed: at most {MAX_VALUES:,} values in a config"
+    )
 
 
 def _location(path, root: str) -> str:
@@ -136,25 +182,25 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
         unknown = sorted(set(instance) - set(allowed))
         return f"{where}: unknown key {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
     if rule == "enum":
-        return f"{where}: {instance!r} is not allowed; allowed values: {', '.join(map(str, value))}"
+        return f"{where}: {quote(instance)} is not allowed; allowed values: {', '.join(map(str, value))}"
     if rule == "pattern":
         hint = error.schema.get("description", f"matching {value}")
-        return f"{where}: {instance!r} is not allowed; allowed values: {hint}"
+        return f"{where}: {quote(instance)} is not allowed; allowed values: {hint}"
     if rule == "required":
         missing = [key for key in value if key not in instance]
         return f"{where}: missing required key {', '.join(map(repr, missing))}"
     if rule == "propertyNames":
-        return f"{where}: name {instance!r} is not allowed; names are lower-case letters, digits and _"
+        return f"{where}: name {quote(instance)} is not allowed; names are lower-case letters, digits and _"
     if rule in ("minProperties", "minItems", "minLength"):
         return f"{where}: must not be empty"
     if rule == "type" and value == "string" and isinstance(instance, (int, float)) and not isinstance(instance, bool):
         return (
-            f"{where}: {instance!r} is a number, not text (YAML reads an unquoted 6.1 or 6.10 as a number): "
+            f"{where}: {quote(instance)} is a number, not text (YAML reads an unquoted 6.1 or 6.10 as a number): "
             f"write it in quotes; allowed values: {allowed_values(error.schema)}"
         )
     if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "oneOf", "const", "maxLength"):
         spec = error.parent.schema if error.parent is not None and error.parent.validator == "oneOf" else error.schema
-        return f"{where}: {instance!r} is not allowed; allowed values: {allowed_values(spec)}"
+        return f"{where}: {quote(instance)} is not allowed; allowed values: {allowed_values(spec)}"
     return f"{where}: {error.message}"
 
 
@@ -177,17 +223,71 @@ def validate_point(settings: dict) -> dict:
     return _fill(point_defaults(), settings)
 
 
-def check_results(path: str) -> None:
-    """A results folder is relative, or absolute outside the system folders."""
-    rule = schema()["properties"]["results"]["description"].strip()
-    where = f"config.results: {path!r} is not allowed; allowed values: {rule}"
+def _in_system_folder(path: str) -> bool:
+    normal = "/" + os.path.normpath(path).lstrip("/")  # "//x" is "/x"
+    return normal == "/" or any(normal == top or normal.startswith(top + "/") for top in SYSTEM_FOLDERS)
+
+
+def check_output_path(path: str, key: str = "config.results") -> None:
+    """A folder cowsnap writes to (key names where it was given) is inside
+    the working folder, or anywhere outside the system folders: judged on
+    the path resolved (symlinks and '..' followed), however it is written."""
+    rule = " ".join(schema()["properties"]["results"]["description"].split()).split(": ", 1)[1]
+    where = f"{key}: {quote(path)} is not allowed; allowed values: {rule}"
     if not path.strip() or "~" in path or "{" in path or "}" in path:
         raise ConfigError(where)
-    if os.path.isabs(path):
-        normal = os.path.normpath(path)
-        normal = "/" + normal.lstrip("/")  # "//x" is "/x"
-        if normal == "/" or any(normal == top or normal.startswith(top + "/") for top in SYSTEM_FOLDERS):
-            raise ConfigError(where)
+    here = os.path.realpath(os.getcwd())
+    resolved = os.path.realpath(path)
+    inside = not os.path.isabs(path) and (resolved == here or resolved.startswith(here.rstrip("/") + "/"))
+    if not inside and (_in_system_folder(resolved) or (os.path.isabs(path) and _in_system_folder(path))):
+        raise ConfigError(where + f" (it resolves to {quote(resolved)})")
+
+
+def output_path(key: str):
+    """An argparse type for an output path option (check_output_path)."""
+    import argparse
+
+    def parse(text: str) -> Path:
+        try:
+            check_output_path(text, key)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return Path(text)
+
+    return parse
+
+
+# Longest part of a value an error message quotes.
+QUOTE_CHARS = 120
+
+
+def quote(value) -> str:
+    """A value as an error message shows it: its repr, on one line, at most
+    QUOTE_CHARS characters of it (with how long it was)."""
+    text = repr(value) if not isinstance(value, (dict, list)) else _short_repr(value)
+    text = " ".join(text.split())
+    if len(text) <= QUOTE_CHARS:
+        return text
+    return f"{text[:QUOTE_CHARS]}... ({len(text):,} characters)" if len(text) < 10**6 else f"{text[:QUOTE_CHARS]}..."
+
+
+def _short_repr(value) -> str:
+    """The first characters of a container's repr, without building the
+    whole of it (a YAML alias may repeat one value millions of times)."""
+    dict_like = isinstance(value, dict)
+    parts, size = [], 0
+    for item in value.items() if dict_like else value:
+        part = f"{item[0]!r}: {_part(item[1])}" if dict_like else _part(item)
+        parts.append(part)
+        size += len(part) + 2
+        if size > QUOTE_CHARS:
+            parts.append("...")
+            break
+    return ("{%s}" if dict_like else "[%s]") % ", ".join(parts)
+
+
+def _part(value) -> str:
+    return _short_repr(value) if isinstance(value, (dict, list)) else repr(value)[:QUOTE_CHARS]
 
 
 def validate(config: dict) -> dict:
@@ -195,7 +295,7 @@ def validate(config: dict) -> dict:
     _check(config, schema(), "config")
     top = {key: spec["default"] for key, spec in schema()["properties"].items() if "default" in spec}
     done = _fill(top, config)
-    check_results(done["results"])
+    check_output_path(done["results"])
     if done["smoke_mib"]:
         done["results"] = str(Path(done["results"]) / "smoke")
     experiment_defaults = {
@@ -211,10 +311,17 @@ def validate(config: dict) -> dict:
             experiment.pop("precision", None)  # smoke mode runs each point once
         if "precision" in experiment:
             precision = experiment["precision"] = dict(experiment["precision"])
-            if precision["max_repetitions"] < experiment["repetitions"]:
+            if precision["max_repetitions"] <= experiment["repetitions"]:
                 raise ConfigError(
-                    f"config.experiments.{name}.precision.max_repetitions: {precision['max_repetitions']} is below "
-                    f"repetitions ({experiment['repetitions']}); allowed: at least repetitions"
+                    f"config.experiments.{name}.precision.max_repetitions: {precision['max_repetitions']} is not "
+                    f"above repetitions ({experiment['repetitions']}), so no round could add a run; allowed: more "
+                    "than repetitions"
+                )
+            if "baseline" not in experiment:
+                raise ConfigError(
+                    f"config.experiments.{name}.precision: adds runs where the ranking against the baseline is "
+                    "open, and the experiment has no baseline, so it could never add one; allowed: a precision "
+                    "block with a baseline"
                 )
             precision.setdefault("step", experiment["repetitions"])
     return done

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from cowsnap.plan import config as cowsnap_config
+from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
 from cowsnap.plan.point import COMMAND_KEYS, PAGE_KIB, WATCH_KEYS, parse_list
@@ -62,7 +63,7 @@ APPLIES: dict = {
     "vm_nodes": (BENCHMARK, {"vm_kernel": Other(("host",))}),
     # Last, so a value that applies to a few methods is refused naming them.
     **{key: (BENCHMARK, {}) for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
-                                         "numa_mem", "numa_writers", "memcpy_mib", "vm_kernel",
+                                         "numa_mem", "numa_writers", "memcpy_mib", "warm_mib", "vm_kernel",
                                          "write_latency_kib", "passes", "write_s", "write_rate")},
     **{key: (WATCH, {}) for key in WATCH_KEYS},
 }  # fmt: skip
@@ -70,7 +71,7 @@ APPLIES: dict = {
 
 # Point keys added after records existed, with the default that leaves a
 # point's id unchanged (so finished runs are not redone).
-LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free"}
+LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free", "warm_mib": 0}
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,14 @@ def check_applies(given: list[dict], where: str) -> None:
             )
 
 
+# Smoke mode: writers that write for a time write at most this long.
+SMOKE_WRITE_S = 0.5
+
+
 def scale(point: dict, smoke_mib: int) -> dict:
     """The point in smoke mode: the array at most smoke_mib (a hugetlb array
-    one huge page at least), its batch and memcpy buffer to fit; threads kept."""
+    one huge page at least), its batch and memcpy buffer to fit, a writing
+    time at most SMOKE_WRITE_S; threads kept."""
     if not smoke_mib or point["method"] in WATCH:
         return point
     page_mib = PAGE_KIB.get(point["backing"], 4) // 1024 or 1
@@ -172,6 +178,7 @@ def scale(point: dict, smoke_mib: int) -> dict:
         "size_mib": size,
         "batch_kib": min(point["batch_kib"], size * 1024),
         "memcpy_mib": min(point["memcpy_mib"], smoke_mib),
+        "write_s": min(point["write_s"], SMOKE_WRITE_S),
     }
 
 
@@ -213,6 +220,37 @@ def check_watch(point: dict, where: str) -> None:
             ) from None
 
 
+def check_meaningful(point: dict, where: str) -> None:
+    """Values the schema allows that could not change what this point
+    measures: refused at planning time, with the reason."""
+    backing = point["backing"]
+    if backing.startswith("mthp-"):
+        kib = int(backing.removeprefix("mthp-").removesuffix("k"))
+        if kib < 8 or kib & (kib - 1):
+            raise ConfigError(
+                f"{where}: backing={backing}: {kib} KiB is not a folio size (folios are a power of two "
+                "pages); allowed: mthp-<N>k with N a power of two from 8 (the sizes a kernel offers: "
+                "ls /sys/kernel/mm/transparent_hugepage/)"
+            )
+    writers = threads.resolve(point)["writers"]  # auto: as this machine resolves it
+    per_writer_kib = point["size_mib"] * 1024 // writers
+    if point["write_latency_kib"] > per_writer_kib:
+        raise ConfigError(
+            f"{where}: write_latency_kib={point['write_latency_kib']} is larger than what each writer writes "
+            f"({per_writer_kib} KiB: size_mib={point['size_mib']} over writers={writers}), so each "
+            "would time a single write and the phases could not be told apart; allowed: 0 (off) or at most "
+            f"{per_writer_kib}"
+        )
+    if point["vm_kernel"] != "host":
+        nodes = plan_point.numa_nodes_named(point)
+        missing = sorted(node for node in nodes if node >= point["vm_nodes"])
+        if missing:
+            raise ConfigError(
+                f"{where}: names NUMA node {missing[0]}, which a VM of vm_nodes={point['vm_nodes']} does not "
+                f"have (nodes 0 to {point['vm_nodes'] - 1}); allowed: raise vm_nodes or name a node below it"
+            )
+
+
 def check_point(point: dict, where: str) -> None:
     """Combinations no machine can run; ConfigError names the keys."""
     if point["method"] in WATCH:
@@ -235,6 +273,7 @@ def check_point(point: dict, where: str) -> None:
             f"{where}: batch_kib={point['batch_kib']} is larger than the array "
             f"(size_mib={point['size_mib']}); allowed: batch_kib <= size_mib * 1024"
         )
+    check_meaningful(point, where)
     if point["write_s"] > 0 and point["passes"] != 1:
         raise ConfigError(
             f"{where}: write_s={point['write_s']} with passes={point['passes']}: the writers write either for a "
@@ -291,12 +330,28 @@ def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[d
         where = f"config.experiments.{name} point {point_label(point, axes)}"
         check_point(point, where)
         baseline = baseline_of(point, experiment, smoke_mib)
+        if baseline is not None:
+            check_baseline_applies(name, experiment["baseline"], baseline, where)
         if baseline is not None and baseline not in kept:
             raise ConfigError(
                 f"{where}: its baseline {point_label(baseline, axes)} (the point updated by "
                 f"config.experiments.{name}.baseline) is not a point of the experiment"
             )
     return kept
+
+
+def check_baseline_applies(name: str, given: dict, baseline: dict, where: str) -> None:
+    """A baseline key the baseline point ignores (set back to its default,
+    as a key that does not apply is) would compare with another point than
+    the one named: refused."""
+    defaults = cowsnap_config.point_defaults()
+    for key, value in given.items():
+        if value != defaults[key] and baseline.get(key) != value:
+            raise ConfigError(
+                f"{where}: config.experiments.{name}.baseline: {key}={json.dumps(value).strip(chr(34))} does not "
+                f"apply to the baseline point (method={baseline['method']}), so it would change nothing; allowed: "
+                "keys that apply to the baseline's method (cowsnap/plan/grid.py APPLIES)"
+            )
 
 
 def varied_keys(points: list[dict]) -> list[str]:
@@ -323,10 +378,11 @@ def expand(config: dict) -> list[Run]:
     machine does not line up with one setting, and a point's n-th run is a
     neighbour of its baseline's n-th run, so their ratio can be taken run by
     run (cowsnap.analyse.stats)."""
-    planned = sum(point_count(e) * e["repetitions"] for e in config["experiments"].values())
+    planned = sum(point_count(e) * most_repetitions(e) for e in config["experiments"].values())
     if planned > MAX_RUNS:
         raise ConfigError(
-            f"config.experiments: {planned} runs (matrix points times repetitions, over all experiments); "
+            f"config.experiments: up to {planned} runs (matrix points times repetitions, or "
+            f"precision.max_repetitions where an experiment may add runs, over all experiments); "
             f"allowed: at most {MAX_RUNS}"
         )
     runs = []
@@ -343,6 +399,12 @@ def expand(config: dict) -> list[Run]:
         shuffle(this_round)
         rounds.extend(this_round)
     return [dataclasses.replace(run, position=i) for i, run in enumerate(rounds)]
+
+
+def most_repetitions(experiment: dict) -> int:
+    """The runs a point of the experiment may get: its repetitions, or its
+    precision's max_repetitions when rounds of more runs may add some."""
+    return max(experiment["repetitions"], experiment.get("precision", {}).get("max_repetitions", 0))
 
 
 def precision_rounds(experiment: dict) -> int:
