@@ -145,6 +145,11 @@ def noise_counts(timed: pd.DataFrame) -> tuple[int, int]:
     return unstable, bound
 
 
+def section(title: str, preamble: str) -> list[str]:
+    """A section's heading and the paragraph that says how to read it."""
+    return [f"## {title}", "", preamble, ""]
+
+
 def cell(text) -> str:
     """A table cell: pipes escaped, one line."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -250,12 +255,11 @@ def watch_points(points: pd.DataFrame) -> list[str]:
     rows = points[points["method"] == "watch"] if "method" in points else points.iloc[0:0]
     if rows.empty:
         return []
-    lines = ["## Real programs (watch points)", ""]
-    lines.append(
+    lines = section(
+        "Real programs (watch points)",
         "A program run under cowsnap watch while its own snapshot is taken under its load: its threads are the "
-        "writers, its children the child. Copies are counted against all of its minor faults."
+        "writers, its children the child. Copies are counted against all of its minor faults.",
     )
-    lines.append("")
     for _, row in rows.iterrows():
         during, after = "_during_snapshot", "_after_snapshot"
         text = (
@@ -392,16 +396,15 @@ def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     timed = rows_with(points, "write_p99_s")
     if timed.empty:
         return []
-    lines = ["## What a writer waits", ""]
-    lines.append(
+    lines = section(
+        "What a writer waits",
         "A timed write is a writer's writes into one write_latency_kib span of the array; the first counts from "
         "just before the snapshot begins. Percentiles are of every write of a run, writers merged (the upper end "
         "of the histogram bucket, at most 3.1% wide), then the median over runs; the longest is exact. A write's "
         "phase is the one it started in: where the writers wait for the snapshot to end (start=after_child, "
         "method=stop), only their first write started while it lived, so the percentiles are of the writes after "
-        "it ended and the wait is the longest write. The CCDF figures (write_latency) show every write."
+        "it ended and the wait is the longest write. The CCDF figures (write_latency) show every write.",
     )
-    lines.append("")
     rows = []
     for _, row in timed.iterrows():
         suffix, words = tail_phase(row)
@@ -642,13 +645,12 @@ def by_kernel(points: pd.DataFrame) -> list[str]:
     cells = after_exit.cells(points)
     if cells.empty:
         return []
-    lines = ["## After the exit, by kernel and page backing", ""]
-    lines.append(
+    lines = section(
+        "After the exit, by kernel and page backing",
         "Copies: writer_wpcopy_count per phase (delay accounting); faults: writer_minflt; splits: thp_split_pmd; "
         "reuses: pgreuse (whole machine); the verdict's thresholds are those of Is it copying?; figure "
-        "`<experiment>-after_exit_copies`. Why the kernels differ: docs/findings.md."
+        "`<experiment>-after_exit_copies`. Why the kernels differ: docs/findings.md.",
     )
-    lines.append("")
     rows = [
         [
             f"{cell['kernel']} ({cell['where']})",
@@ -687,14 +689,13 @@ def what_the_host_adds(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     cold_points = points[points["experiment"].isin(varied) & (points["warm_mib"].astype(str) == "0")]
     if cold_points.empty:
         return []
-    lines = ["## What the host adds", ""]
-    lines.append(
+    lines = section(
+        "What the host adds",
         "The same point with the run's memory brought back from the host first (warm) and without (cold, "
         "warm_mib 0); fresh page: the first write to a page of a fresh 4 MiB mapping just before the snapshot "
         "(fresh_page_us); reported: free memory this machine reported to its host during the run "
-        "(host_reported_kib)."
+        "(host_reported_kib).",
     )
-    lines.append("")
     rows = []
     for _, cold in cold_points.iterrows():
         ratio = ratios[(ratios["point_id"] == cold["point_id"]) & (ratios["metric"] == "writers_s")]
