@@ -194,14 +194,21 @@ double memcpy_gbps(std::size_t buffer_bytes) {
     return buffer_bytes / best / 1e9;
 }
 
+namespace {
+// One write to each 4 KiB page of a region (volatile: the compiler keeps every one).
+void write_each_page(const Region& region, char value) {
+    char* data = reinterpret_cast<char*>(region.data);
+    for (std::size_t at = 0; at < region.bytes; at += 4096) *static_cast<volatile char*>(data + at) = value;
+}
+}  // namespace
+
 FreshPageCost fresh_page_cost(std::size_t bytes) {
     OwnedRegion probe;
     probe.region = map_region("4k", bytes, false, nullptr);  // 4 KiB pages: one fault each
-    char* data = reinterpret_cast<char*>(probe.region.data);
     const std::size_t pages = bytes / 4096;
     auto touch_all = [&](char value) {
         const auto t0 = clock::now();
-        for (std::size_t page = 0; page < pages; ++page) *static_cast<volatile char*>(data + page * 4096) = value;
+        write_each_page(probe.region, value);
         return seconds_between(t0, clock::now()) / double(pages) * 1e6;
     };
     FreshPageCost cost;
@@ -216,10 +223,7 @@ double warm_memory(std::size_t bytes) {
     OwnedRegion warm;
     warm.region = map_region("4k", bytes, false, nullptr);
     // One kernel loop where it can (5.14+), a write per page elsewhere.
-    if (madvise(warm.region.data, bytes, MADV_POPULATE_WRITE) != 0) {
-        char* data = reinterpret_cast<char*>(warm.region.data);
-        for (std::size_t at = 0; at < bytes; at += 4096) *static_cast<volatile char*>(data + at) = 1;
-    }
+    if (madvise(warm.region.data, bytes, MADV_POPULATE_WRITE) != 0) write_each_page(warm.region, 1);
     free_region(warm.region);
     return seconds_between(t0, clock::now());
 }

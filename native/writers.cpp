@@ -39,6 +39,7 @@ std::size_t below(std::uint64_t bits, std::size_t n) {
 struct WritePattern {
     enum Kind { interleaved, blocked, random, skewed } kind;
     std::size_t elements, writers, page_elements, pages;
+    std::size_t hot;  // skewed: pages in the hot set
 
     WritePattern(const std::string& name, std::size_t n, int threads, std::size_t page_bytes)
         : kind(name == "interleaved" ? interleaved
@@ -47,7 +48,8 @@ struct WritePattern {
                : name == "skewed"    ? skewed
                                      : throw std::invalid_argument("pattern=" + name + ": not a write pattern")),
           elements(n), writers(std::size_t(threads)), page_elements(std::max<std::size_t>(1, page_bytes / sizeof(element))),
-          pages((n + page_elements - 1) / page_elements) {}
+          pages((n + page_elements - 1) / page_elements),
+          hot(std::max<std::size_t>(1, std::size_t(double(pages) * HOT_FRACTION))) {}
 
     bool strided() const { return kind == interleaved || kind == blocked; }
     std::size_t first(std::size_t tid) const { return kind == interleaved ? tid : elements * tid / writers; }
@@ -66,7 +68,6 @@ struct WritePattern {
         std::size_t page = below(bits, pages);
         if (kind == skewed) {  // drawn from bits of its own: a hot write lands anywhere in the hot set
             const std::uint64_t more = splitmix64(bits);
-            const std::size_t hot = std::max<std::size_t>(1, std::size_t(double(pages) * HOT_FRACTION));
             if (double(more >> 11) * 0x1.0p-53 < HOT_SHARE) page = below(splitmix64(more), hot) * (pages / hot);
         }
         return std::min(elements - 1, page * page_elements + std::size_t(bits % page_elements));

@@ -13,6 +13,7 @@ import re
 import pandas as pd
 
 from cowsnap.analyse import verdict
+from cowsnap.plan.point import folio_kib
 
 COLUMNS = (
     "experiment", "kernel", "where", "backing", "scenario", "label",
@@ -36,7 +37,7 @@ def scenario_of(row: pd.Series) -> str:
     a pattern's writes across it (touched_during: that share of the first
     pass while the child lived)."""
     if row.get("start") == "after_child":
-        return "written after the exit"
+        return AFTER_EXIT
     share = row.get("touched_during", "free")
     during = "across the exit" if str(share) == "free" else f"{100 * float(share):g}% of pass 1 before the exit"
     return f"{row.get('pattern')}, {during}"
@@ -86,6 +87,7 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
 
 
 PATTERNS = ("blocked", "interleaved", "random", "skewed")  # the order scenarios are listed in
+AFTER_EXIT = "written after the exit"  # the scenario of writers that start once the child exited
 
 
 def _order(cell: pd.Series) -> tuple:
@@ -93,8 +95,8 @@ def _order(cell: pd.Series) -> tuple:
     smallest page up; writes after the exit, then by pattern."""
     version = tuple(int(n) for n in re.findall(r"\d+", cell["kernel"])[:3])
     backing = str(cell["backing"])
-    size = 4 if backing == "4k" else 2048 if backing == "thp" else int(re.sub(r"\D", "", backing) or 0)
-    after = cell["scenario"] == scenario_of(pd.Series({"start": "after_child"}))
+    size = {"4k": 4, "thp": 2048}.get(backing) or folio_kib(backing)
+    after = cell["scenario"] == AFTER_EXIT
     pattern = next((i for i, name in enumerate(PATTERNS) if cell["scenario"].startswith(name)), len(PATTERNS))
     return (cell["where"] != "this machine", version, size, not after, pattern, cell["scenario"])
 

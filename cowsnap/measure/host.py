@@ -44,12 +44,13 @@ def counters() -> dict[str, int]:
 
 def during(before: dict[str, int], after: dict[str, int]) -> dict:
     """The record's keys for the span between two counters() readings."""
-    keys: dict = {"host_memory_return": memory_return()}
+    returned = memory_return()
+    keys: dict = {"host_memory_return": returned}
     if "reported_kib" in before and "reported_kib" in after:
         keys["host_reported_kib"] = after["reported_kib"] - before["reported_kib"]
     else:
         keys["host_reported_source"] = (
-            f"not counted: this kernel has no {REPORTED_KIB}" if memory_return().startswith("free page") else
+            f"not counted: this kernel has no {REPORTED_KIB}" if returned.startswith("free page") else
             "not counted: no free page reporting seen here"
         )  # fmt: skip
     if "steal_ticks" in before and "steal_ticks" in after:

@@ -264,11 +264,12 @@ QUOTE_CHARS = 120
 def quote(value) -> str:
     """A value as an error message shows it: its repr, on one line, at most
     QUOTE_CHARS characters of it (with how long it was)."""
-    text = repr(value) if not isinstance(value, (dict, list)) else _short_repr(value)
-    text = " ".join(text.split())
+    container = isinstance(value, (dict, list))
+    text = " ".join((_short_repr(value) if container else repr(value)).split())
     if len(text) <= QUOTE_CHARS:
         return text
-    return f"{text[:QUOTE_CHARS]}... ({len(text):,} characters)" if len(text) < 10**6 else f"{text[:QUOTE_CHARS]}..."
+    # A container's repr was cut short already: its whole length is not known.
+    return text[:QUOTE_CHARS] + ("..." if container else f"... ({len(text):,} characters)")
 
 
 def _short_repr(value) -> str:

@@ -225,7 +225,7 @@ def check_meaningful(point: dict, where: str) -> None:
     measures: refused at planning time, with the reason."""
     backing = point["backing"]
     if backing.startswith("mthp-"):
-        kib = int(backing.removeprefix("mthp-").removesuffix("k"))
+        kib = plan_point.folio_kib(backing)
         if kib < 8 or kib & (kib - 1):
             raise ConfigError(
                 f"{where}: backing={backing}: {kib} KiB is not a folio size (folios are a power of two "

@@ -57,8 +57,12 @@ def parse_list(text: str, limit: int | None = None) -> list[int]:
 
 def size_name(backing: str) -> str:
     """The kernel's name for the page size of a hugetlb or mTHP backing: '2048kB'."""
-    kib = PAGE_KIB[backing] if backing in PAGE_KIB else int(backing.removeprefix("mthp-").removesuffix("k"))
-    return f"{kib}kB"
+    return f"{folio_kib(backing)}kB"
+
+
+def folio_kib(backing: str) -> int:
+    """The size in KiB of one page of a hugetlb backing, or of one folio of an mTHP backing."""
+    return PAGE_KIB[backing] if backing in PAGE_KIB else int(backing.removeprefix("mthp-").removesuffix("k"))
 
 
 def arrays_needed(point: dict) -> int:
