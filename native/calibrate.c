@@ -1,10 +1,13 @@
 // cowsnap-calibrate: the harness's fork snapshot work as a plain C program,
 // so `cowsnap calibrate` can show how far the harness is from plain C.
 //
-//     cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS]
+//     cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS [WARM_MIB]]
 //
 // Prints one JSON object (times in seconds): fork_empty_s, fork_s, write_s,
-// write_after_exit_s, write_during_copy_s, pages. One writer (the main
+// write_after_exit_s, write_during_copy_s, pages, and fresh_page_us (the
+// first write to each page of a fresh 4 MiB mapping just before the copy
+// phase's fork, as the harness probes before its snapshot). WARM_MIB
+// (default 0) is touched and freed first, as the harness's warm_mib. One writer (the main
 // thread, every element in order: the harness's pattern=blocked, writers=1),
 // one copier in the child (dest=fresh, release=none), 4 KiB pages.
 // PARKED_THREADS (default 0) threads that only wait are started after the
@@ -80,6 +83,16 @@ static void* parked(void* fd) {
     return NULL;
 }
 
+// Touch each 4 KiB page of a fresh mapping once; the seconds per page.
+static double touch_fresh(size_t bytes) {
+    char* p = (char*)map_array(bytes);
+    const double t0 = now();
+    for (size_t at = 0; at < bytes; at += 4096) *(volatile char*)(p + at) = 1;
+    const double t = now() - t0;
+    if (munmap(p, bytes) != 0) die("munmap");
+    return t / (double)(bytes / 4096);
+}
+
 static size_t parse(const char* text, const char* name) {
     char* end;
     errno = 0;
@@ -92,13 +105,20 @@ static size_t parse(const char* text, const char* name) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS]\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: cowsnap-calibrate SIZE_MIB BATCH_KIB [PARKED_THREADS [WARM_MIB]]\n");
         return 1;
     }
     const size_t bytes = parse(argv[1], "SIZE_MIB") << 20;
     const size_t batch = parse(argv[2], "BATCH_KIB") << 10;
-    const size_t threads = argc == 4 && strcmp(argv[3], "0") != 0 ? parse(argv[3], "PARKED_THREADS") : 0;
+    const size_t threads = argc >= 4 && strcmp(argv[3], "0") != 0 ? parse(argv[3], "PARKED_THREADS") : 0;
+    const size_t warm = argc == 5 && strcmp(argv[4], "0") != 0 ? parse(argv[4], "WARM_MIB") << 20 : 0;
+    if (warm > 0) {  // its memory backed again, then freed, as the harness's warm_mib
+        void* w = map_array(warm);
+        if (madvise(w, warm, MADV_POPULATE_WRITE) != 0)
+            for (size_t at = 0; at < warm; at += 4096) ((volatile char*)w)[at] = 1;
+        if (munmap(w, warm) != 0) die("munmap");
+    }
     const size_t n = bytes / sizeof(uint64_t);
     const long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) die("sysconf(_SC_PAGESIZE)");
@@ -149,6 +169,7 @@ int main(int argc, char** argv) {
     // parent closes the pipe), so each first write copies the page.
     int hold[2];
     if (pipe(hold) != 0) die("pipe");
+    const double fresh_page_us = touch_fresh(4u << 20) * 1e6;
     const double t0 = now();
     pid = fork();
     const double fork_s = now() - t0;
@@ -170,8 +191,10 @@ int main(int argc, char** argv) {
         if ((errno = pthread_join(waiting[k], NULL)) != 0) die("pthread_join");
 
     printf("{\"fork_empty_s\": %.9f, \"fork_s\": %.9f, \"write_s\": %.9f, "
-           "\"write_after_exit_s\": %.9f, \"write_during_copy_s\": %.9f, \"pages\": %zu}\n",
-           fork_empty_s, fork_s, write_s, write_after_exit_s, write_during_copy_s, bytes / (size_t)page);
+           "\"write_after_exit_s\": %.9f, \"write_during_copy_s\": %.9f, \"pages\": %zu, "
+           "\"fresh_page_us\": %.6f}\n",
+           fork_empty_s, fork_s, write_s, write_after_exit_s, write_during_copy_s, bytes / (size_t)page,
+           fresh_page_us);
     if (fflush(stdout) != 0) die("stdout");
     return 0;
 }

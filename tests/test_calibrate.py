@@ -44,7 +44,7 @@ def test_sides_alternate(measured):
 
 def test_table_has_both_sides_for_every_quantity(measured):
     summary = calibrate.table(measured)
-    assert list(summary.columns) == ["size_mib", "quantity", *calibrate.SIDES, "ratio", "ratio_threads"]
+    assert list(summary.columns) == ["size_mib", "quantity", *calibrate.SIDES, "ratio", "ratio_threads", "explanation"]
     assert list(summary["quantity"]) == list(calibrate.QUANTITIES)
     assert summary[[*calibrate.SIDES, "ratio", "ratio_threads"]].notna().all().all()
     assert (summary[list(calibrate.SIDES)] > 0).all().all()
@@ -67,6 +67,48 @@ def test_table_is_medians_and_ratio():
     assert (summary["harness"] == 6.0).all()
     assert (summary["ratio"] == 2.0).all()
     assert (summary["ratio_threads"] == 2.0 / 1.5).all()
+
+
+def test_both_sides_start_warm_and_record_the_fresh_page_probe(measured):
+    warm = calibrate.warm_mib_of(SIZE_MIB, 1024)
+    assert warm == 3 * SIZE_MIB  # the array, the child's copy, the writer's COW copies
+    assert (measured["warm_mib"] == warm).all()
+    assert (measured["fresh_page_us"] > 0).all()
+
+
+def gap_runs(harness: float, plain_threads: float = 1.0, fresh=(1.0, 1.0), reported=(0, 0)) -> pd.DataFrame:
+    """Three runs a side of one quantity; plain C's are 0.95-1.05."""
+    rows = []
+    for side, values, probe, kib in (
+        ("plain_c", (0.95, 1.0, 1.05), fresh[1], reported[1]),
+        ("plain_c_threads", (plain_threads,) * 3, fresh[1], reported[1]),
+        ("harness", (harness,) * 3, fresh[0], reported[0]),
+    ):
+        for repetition, value in enumerate(values):
+            machine = {"fresh_page_us": probe, "host_reported_kib": kib}
+            quantities = {quantity: value for quantity in calibrate.QUANTITIES}
+            rows.append({"size_mib": 64, "side": side, "repetition": repetition} | machine | quantities)
+    return pd.DataFrame(rows)
+
+
+def explained(runs: pd.DataFrame) -> str:
+    return calibrate.table(runs)["explanation"].iloc[0]
+
+
+def test_a_gap_over_ten_percent_is_explained_by_what_was_measured_or_said_unexplained():
+    assert explained(gap_runs(1.09)) == ""
+    assert explained(gap_runs(1.3)).startswith("unexplained: the machine measured no such difference (1.00 µs")
+    assert explained(gap_runs(1.3, plain_threads=1.35)) == "within plain C's own two sides, which differ by +35%"
+    assert explained(gap_runs(1.3, fresh=(2.0, 1.0))).startswith("the machine: 2.00 µs a fresh page in the harness's")
+    # A costlier fresh page on plain C's side cannot explain a slower harness.
+    assert explained(gap_runs(1.3, fresh=(1.0, 2.0))).startswith("unexplained")
+    assert explained(gap_runs(0.7, fresh=(1.0, 2.0))).startswith("the machine:")
+    array_kib = 64 * 1024
+    assert explained(gap_runs(1.3, reported=(0.2 * array_kib, 0))).startswith("the machine: 13,107 KiB reported")
+    assert explained(gap_runs(1.3, reported=(0.05 * array_kib, 0))).startswith("unexplained")
+    wide = gap_runs(1.3)
+    wide.loc[(wide["side"] == "plain_c") & (wide["repetition"] == 2), list(calibrate.QUANTITIES)] = 1.4
+    assert explained(wide) == "within plain C's own runs (0.950-1.4)"
 
 
 def test_missing_program_is_named(tmp_path):

@@ -57,6 +57,11 @@ def test_batch_larger_than_array():
     assert "batch_kib=2048" in message and "size_mib" in message
 
 
+def test_array_not_whole_huge_pages():
+    message = error_of(one_experiment(base={"size_mib": 3, "backing": "hugetlb-2m", "batch_kib": 2048}))
+    assert "size_mib=3 is not a whole number of 2048 KiB pages of backing=hugetlb-2m" in message
+
+
 def test_batch_not_whole_huge_pages():
     message = error_of(one_experiment(base={"backing": "hugetlb-2m", "batch_kib": 1024}))
     assert "batch_kib=1024" in message and "hugetlb-2m" in message

@@ -103,6 +103,44 @@ def test_noise_flags_outliers_by_the_median_absolute_deviation_and_unstable_poin
     assert spiky["outliers"] == 1 and spiky["unstable"]
 
 
+def test_noise_rules_sit_at_their_thresholds():
+    # CV just over and just under NOISE_CV (10%).
+    assert stats.noise([1.0, 1.0, 1.0, 1.0, 1.0 + 2.4 * verdict.NOISE_CV])["unstable"]
+    assert not stats.noise([1.0, 1.0, 1.0, 1.0, 1.0 + 2.0 * verdict.NOISE_CV])["unstable"]
+    # MAD 0.01: a run 0.06 away has a modified z-score of 4.05, one 0.05 away 3.37 (OUTLIER_Z 3.5).
+    assert stats.noise([1.00, 1.01, 0.99, 1.01, 0.99, 1.06])["outliers"] == 1
+    assert stats.noise([1.00, 1.01, 0.99, 1.01, 0.99, 1.05])["outliers"] == 0
+
+
+def runs_beside(**columns) -> pd.DataFrame:
+    """Five runs of a 256 MiB point whose machine measures were flat, but for columns."""
+    flat = {"writers_s": [1.0, 1.3, 1.0, 1.6, 1.1], "size_mib": [256] * 5, "fresh_page_us": [1.7] * 5,
+            "memcpy_gbps": [9.0] * 5, "host_reported_kib": [0] * 5, "steal_s": [0.0] * 5,
+            "writer_cpu_wait_share": [0.01] * 5, "copies": [65536] * 5,
+            "copy_delay_s": [0.10, 0.13, 0.10, 0.16, 0.11]}  # fmt: skip
+    return pd.DataFrame({**flat, **columns})
+
+
+def test_an_unstable_point_is_explained_by_the_machine_only_where_a_measure_passed_its_rule():
+    quiet = stats.noise_cause(runs_beside())
+    assert not quiet["machine_explains"]
+    assert quiet["noise_cause"].startswith("none the machine measured (a copy fault took 1.5-2.4 µs")
+    probe = stats.noise_cause(runs_beside(fresh_page_us=[1.7, 3.5, 1.7, 5.0, 1.8]))
+    assert probe["machine_explains"] and "a fresh page's cost varied" in probe["noise_cause"]
+    array_kib = 256 * 1024
+    took = stats.noise_cause(runs_beside(host_reported_kib=[0, 0, verdict.HOST_TOOK_SHARE * array_kib, 0, 0]))
+    assert took["machine_explains"] and "reported 26 MiB to its host" in took["noise_cause"]
+    under = 0.9 * verdict.HOST_TOOK_SHARE * array_kib
+    assert not stats.noise_cause(runs_beside(host_reported_kib=[0, 0, under, 0, 0]))["machine_explains"]
+    stolen = [0, 0, 0, verdict.STEAL_SHARE * 1.6, 0]  # of the 1.6 s run
+    assert "stole up to 2%" in stats.noise_cause(runs_beside(steal_s=stolen))["noise_cause"]
+    assert not stats.noise_cause(runs_beside(steal_s=[s * 0.9 for s in stolen]))["machine_explains"]
+    waited = [0.01, 0.01, verdict.CPU_WAIT_SHARE + 0.01, 0.01, 0.01]
+    assert "waited for a CPU up to 11%" in stats.noise_cause(runs_beside(writer_cpu_wait_share=waited))["noise_cause"]
+    at_rule = [0.01, 0.01, verdict.CPU_WAIT_SHARE, 0.01, 0.01]
+    assert not stats.noise_cause(runs_beside(writer_cpu_wait_share=at_rule))["machine_explains"]
+
+
 def test_a_paired_ratio_cancels_drift_between_rounds():
     # Each round is slower than the last (drift); the point is 2x its
     # baseline in every round. Paired: exactly 2, with a tight interval.
@@ -438,9 +476,28 @@ def test_fork_scaling_fits_a_line_in_ms_per_gib_and_says_when_it_is_not_one():
     assert bent["r2"] < 0.98 and not bent["good_fit"]
     text = summary.how_fork_scales(curved)
     fork_row = next(line for line in text if "| fork() call |" in line)
-    assert f"(under {verdict.GOOD_FIT}: not a line)" in fork_row
+    assert f"(under {verdict.GOOD_FIT}: not a line; the sizes bend away from a line, most at" in fork_row
+    assert bent["r2_ceiling"] == pytest.approx(1.0)  # both runs of a size agree
+    # Runs that disagree at each size: the spread caps R^2, and the summary says so.
+    spread = scaling_runs(lambda gib: 12.0 * gib)
+    spread["fork_s"] *= [1.0, 1.6] * 4
+    noisy = stats.scaling_table(spread).set_index("metric").loc["fork_s"]
+    assert noisy["r2"] <= noisy["r2_ceiling"] < verdict.GOOD_FIT
+    noisy_row = next(line for line in summary.how_fork_scales(stats.scaling_table(spread)) if "| fork() call |" in line)
+    assert f"caps R² at {noisy['r2_ceiling']:.3f}" in noisy_row
     # Fewer than three sizes: no line at all.
     assert stats.scaling_table(scaling_runs(lambda gib: gib)[lambda t: t["size_mib"] <= 128]).empty
+
+
+def test_fork_scaling_fits_one_line_per_setting_that_varies_beside_the_size():
+    warm = scaling_runs(lambda gib: 12.0 * gib)
+    cold = scaling_runs(lambda gib: 20.0 * gib).assign(point_id=lambda t: t["point_id"] + "c", warm_mib=0)
+    fits = stats.scaling_table(pd.concat([warm.assign(warm_mib="auto"), cold], ignore_index=True))
+    forks = fits[fits["metric"] == "fork_s"].set_index("line")
+    assert sorted(forks.index) == ["warm_mib=0", "warm_mib=auto"]  # the keys that vary, as point labels
+    assert forks.loc["warm_mib=auto", "slope_ms_per_gib"] == pytest.approx(12.0)
+    assert forks.loc["warm_mib=0", "slope_ms_per_gib"] == pytest.approx(20.0)
+    assert forks.loc["warm_mib=0", "r2"] == pytest.approx(1.0)
 
 
 def test_fork_scaling_figure_draws_the_runs_the_fit_and_the_published_marks():

@@ -74,6 +74,18 @@ def test_two_sources_that_disagree_are_flagged():
     assert note == ""
 
 
+def test_a_disagreement_needs_both_its_share_and_its_page_floor():
+    assert not verdict.disagree(300.0, 100.0)  # 67% apart, but by 200 pages, under COPYING_MIN_PAGES
+    assert verdict.disagree(100.0 + verdict.COPYING_MIN_PAGES + 1, 100.0)
+    assert not verdict.disagree(10_000.0, 9_100.0)  # 910 pages, but 9%: under DISAGREE_SHARE
+
+
+def test_the_parent_lever_needs_its_share_of_the_copies():
+    # 1,000 copies: the parent made 150 (15%, over LEVER_SHARE), then 50 (5%).
+    assert "munmap or MADV_DONTNEED" in verdict.lever("during_snapshot", 1000.0, 850.0, 0.0, 1000.0)
+    assert "munmap or MADV_DONTNEED" not in verdict.lever("during_snapshot", 1000.0, 950.0, 0.0, 1000.0)
+
+
 def test_levers_follow_the_shares():
     lever = verdict.lever("during_snapshot", 900.0, 300.0, 0.0, 1000.0)
     assert "munmap or MADV_DONTNEED" in lever and "MADV_DONTFORK" in lever

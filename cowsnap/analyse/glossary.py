@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cowsnap.analyse.verdict import CPU_WAIT_SHARE, NOISE_CV, OUTLIER_Z
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 # The writers' whole phase, and its parts (cowsnap.plan.point.SNAPSHOT_PHASES) in words.
@@ -152,10 +153,25 @@ KEYS: dict[str, Key] = {
     ),
     "writers_s_cv": Key("writers' time, coefficient of variation of the point's runs", "std / mean", "lower"),
     "writers_s_outliers": Key(
-        "runs whose writers' time is an outlier (modified z-score over 3.5 on the MAD)", "the point's runs", "lower"
+        f"runs whose writers' time is an outlier (modified z-score over {OUTLIER_Z:g} on the MAD)",
+        "the point's runs",
+        "lower",
     ),
-    "unstable": Key("the point's writers' time varies by more than 10% (CV): noise, not effect", "writers_s_cv"),
-    "cpu_bound": Key("the writers waited for a CPU more than 10% of their thread time", "writer_cpu_wait_share"),
+    "unstable": Key(
+        f"the point's writers' time varies by more than {100 * NOISE_CV:g}% (CV): noise, not effect", "writers_s_cv"
+    ),
+    "cpu_bound": Key(
+        f"the writers waited for a CPU more than {100 * CPU_WAIT_SHARE:g}% of their thread time",
+        "writer_cpu_wait_share",
+    ),
+    "machine_explains": Key(
+        "an unstable point's spread comes with a spread the machine measured beside it (noise_cause)",
+        "its runs' fresh_page_us, memcpy_gbps, host_reported_kib, steal_s, writer_cpu_wait_share",
+    ),
+    "noise_cause": Key(
+        "what the machine measured that explains an unstable point's spread, and where in the run it lies",
+        "its runs, by cowsnap/analyse/verdict.py's noise rules",
+    ),
     "paired": Key(
         "the ratio is the median of run-by-run ratios to the baseline's run of the same round",
         "repetition; else the ratio of medians",

@@ -212,7 +212,8 @@ GB_PER_GIB = 2**30 / 1e9
 
 
 def fork_scaling(tables: dict, ax) -> str:
-    """The fork() call against the array size, per page backing: every run,
+    """The fork() call against the array size, per line (page backing, or
+    whatever else varies besides the size): every run,
     and the least-squares line of scaling.csv drawn over the sizes measured
     only (its slope in ms per GiB and R^2 in the legend); published costs as
     reference marks, labelled with their source and machine."""
@@ -222,12 +223,12 @@ def fork_scaling(tables: dict, ax) -> str:
         return "no fit: fewer than 3 array sizes of fork runs"
     ok = runs[(runs["status"] == "ok") & (runs["method"] == "fork")].dropna(subset=["fork_s"])
     for i, (_, fit) in enumerate(fits.iterrows()):
-        mine = ok[(ok["backing"] == fit["backing"]) & (ok["node_type"] == fit["node_type"])]
+        mine = ok[ok["point_id"].isin(fit["point_ids"].split(";")) & (ok["node_type"] == fit["node_type"])]
         color = f"C{i}"
         ax.plot(mine["size_mib"] / 1024, mine["fork_s"] * 1e3, "o", color=color, alpha=0.5)
         gib = np.array([fit["min_mib"], fit["max_mib"]]) / 1024
         label = (
-            f"{fit['backing']}: {fit['slope_ms_per_gib']:.3g} ms/GiB + {fit['intercept_ms']:.2g} ms, R² {fit['r2']:.3f}"
+            f"{fit['line']}: {fit['slope_ms_per_gib']:.3g} ms/GiB + {fit['intercept_ms']:.2g} ms, R² {fit['r2']:.3f}"
         )
         ax.plot(gib, fit["slope_ms_per_gib"] * gib + fit["intercept_ms"], "-", color=color, label=label)
     top = fits["max_mib"].max() / 1024

@@ -18,8 +18,15 @@ import numpy as np
 import pandas as pd
 
 from cowsnap.analyse import glossary
-from cowsnap.analyse.labels import POINT, point_labels, settings_of
-from cowsnap.analyse.verdict import CPU_WAIT_SHARE, GOOD_FIT, NOISE_CV, OUTLIER_Z
+from cowsnap.analyse.labels import POINT, label, point_labels, settings_of, varying_axes
+from cowsnap.analyse.verdict import (
+    CPU_WAIT_SHARE,
+    GOOD_FIT,
+    HOST_TOOK_SHARE,
+    NOISE_CV,
+    OUTLIER_Z,
+    STEAL_SHARE,
+)
 
 CONFIDENCE = 0.95
 # A ratio to the baseline is paired run by run (the point's n-th run over
@@ -94,6 +101,12 @@ def ratio_columns(metric: str, values, baseline_values, paired: bool = False) ->
     }
 
 
+def variation(values) -> float:
+    """Coefficient of variation of the values present (NaN below two)."""
+    data = pd.Series(values, dtype=float).dropna()
+    return float(data.std(ddof=1) / data.mean()) if len(data) >= 2 and data.mean() > 0 else np.nan
+
+
 def noise(values) -> dict:
     """The spread of one point's runs: coefficient of variation, the runs
     whose modified z-score passes OUTLIER_Z (flagged, never dropped), and
@@ -101,10 +114,40 @@ def noise(values) -> dict:
     data = pd.Series(values, dtype=float).dropna()
     if len(data) < 2 or data.mean() <= 0:
         return {"cv": np.nan, "outliers": 0, "unstable": False}
-    cv = float(data.std(ddof=1) / data.mean())
+    cv = variation(data)
     mad = float((data - data.median()).abs().median())
     outliers = int((0.6745 * (data - data.median()).abs() / mad > OUTLIER_Z).sum()) if mad > 0 else 0
     return {"cv": cv, "outliers": outliers, "unstable": cv > NOISE_CV}
+
+
+def noise_cause(group: pd.DataFrame) -> dict:
+    """What the machine measured beside one point's runs that explains their
+    spread (verdict's noise rules), and where in the run the spread lies:
+    machine_explains, and noise_cause in words ('none the machine measured'
+    when no measure passed its rule)."""
+    causes = []
+    for column, what in (("fresh_page_us", "a fresh page's cost"), ("memcpy_gbps", "the memory bandwidth")):
+        spread = variation(group[column]) if column in group else np.nan
+        if spread > NOISE_CV:
+            causes.append(f"{what} varied {100 * spread:.0f}% between runs")
+    if "host_reported_kib" in group and "size_mib" in group:
+        took = group["host_reported_kib"].max()
+        if took >= HOST_TOOK_SHARE * group["size_mib"].iloc[0] * 1024:
+            causes.append(f"the machine reported {took / 1024:.0f} MiB to its host during a run")
+    if "steal_s" in group and "writers_s" in group:
+        stolen = (group["steal_s"] / group["writers_s"]).max()
+        if stolen >= STEAL_SHARE:
+            causes.append(f"the host stole up to {100 * stolen:.0f}% of the writers' time")
+    if "writer_cpu_wait_share" in group:
+        waited = group["writer_cpu_wait_share"].max()
+        if waited > CPU_WAIT_SHARE:
+            causes.append(f"writers waited for a CPU up to {100 * waited:.0f}% of their time")
+    words = "; ".join(causes) or "none the machine measured"
+    if {"copy_delay_s", "copies"} <= set(group) and (group["copies"] > 0).all():
+        per_copy = group["copy_delay_s"] / group["copies"] * 1e6
+        if variation(per_copy) > NOISE_CV:
+            words += f" (a copy fault took {per_copy.min():.2g}-{per_copy.max():.2g} µs between runs)"
+    return {"machine_explains": bool(causes), "noise_cause": words}
 
 
 def resolved(a: tuple, b: tuple) -> bool:
@@ -133,6 +176,8 @@ def point_table(runs: pd.DataFrame) -> pd.DataFrame:
         if "writers_s" in group:
             spread = noise(group["writers_s"])
             row["writers_s_cv"], row["writers_s_outliers"], row["unstable"] = spread.values()
+            if row["unstable"]:
+                row.update(noise_cause(group))
         if "writer_cpu_wait_share" in row:
             row["cpu_bound"] = bool(row["writer_cpu_wait_share"] > CPU_WAIT_SHARE)
         rows.append(row)
@@ -228,19 +273,36 @@ SCALING_METRICS = ("fork_s", "writers_s_after_snapshot")
 MIN_SIZES = 3  # distinct array sizes a fit needs
 
 
+def line_name(settings: dict) -> str:
+    """A fitted line's name: its backing bare, any other key as key=value."""
+    others = {key: value for key, value in settings.items() if key != "backing"}
+    named = [str(settings["backing"])] if "backing" in settings else []
+    return ", ".join(named + ([label(others, list(others))] if others else []))
+
+
 def scaling_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per page backing and node type of the fork runs whose array size
-    varies over at least MIN_SIZES sizes: a least-squares line of each
+    """Per line of an experiment's fork runs (the points that differ only
+    in array size: one per value of its other varying keys, such as the page
+    backing) and node type, where the size varies over at least MIN_SIZES
+    sizes: a least-squares line of each
     SCALING_METRICS against the size, in ms per GiB, fitted to every run
     (slope, intercept, R^2, the largest residual and the median residual
-    per size), and the sizes it holds for (never extrapolated)."""
+    per size), the R^2 no line could pass given the runs' spread at each
+    size (r2_ceiling), and the sizes it holds for (never extrapolated)."""
     ok = runs[(runs["status"] == "ok") & (runs.get("method") == "fork")] if "method" in runs else runs.iloc[0:0]
     rows = []
     if ok.empty or "size_mib" not in ok:
         return pd.DataFrame(rows)
-    for (experiment, backing, node_type), group in ok.groupby(["experiment", "backing", "node_type"], sort=False):
+    lines = []  # (experiment, node type, the line's settings, its runs)
+    for (experiment, node_type), runs_here in ok.groupby(["experiment", "node_type"], sort=False):
+        keys = [key for key in varying_axes(runs_here) if key != "size_mib"] or ["backing"]
+        for values, group in runs_here.groupby(keys, sort=False, dropna=False):
+            values = values if isinstance(values, tuple) else (values,)
+            lines.append((experiment, node_type, dict(zip(keys, values, strict=True)), group))
+    for experiment, node_type, settings, group in lines:
         if group["size_mib"].nunique() < MIN_SIZES:
             continue
+        backing = group["backing"].iloc[0]
         for metric in SCALING_METRICS:
             data = group[["size_mib", metric]].dropna() if metric in group else pd.DataFrame()
             if data["size_mib"].nunique() < MIN_SIZES if not data.empty else True:
@@ -251,16 +313,22 @@ def scaling_table(runs: pd.DataFrame) -> pd.DataFrame:
             total = float(((ms - ms.mean()) ** 2).sum())
             r2 = 1 - float((residual**2).sum()) / total if total > 0 else np.nan
             by_size = pd.Series(residual).groupby(data["size_mib"].to_numpy()).median()
+            # No line fits better than the runs' own spread at each size allows.
+            within = pd.Series(ms).groupby(data["size_mib"].to_numpy()).transform(lambda runs: runs - runs.mean())
+            r2_ceiling = 1 - float((within**2).sum()) / total if total > 0 else np.nan
             rows.append(
                 {
                     "experiment": experiment,
+                    "line": line_name(settings),
                     "backing": backing,
                     "node_type": node_type,
                     "metric": metric,
+                    "point_ids": ";".join(sorted(group["point_id"].unique())),
                     "slope_ms_per_gib": float(slope),
                     "intercept_ms": float(intercept),
                     "r2": r2,
                     "good_fit": bool(r2 >= GOOD_FIT),
+                    "r2_ceiling": r2_ceiling,
                     "max_residual_ms": float(np.abs(residual).max()),
                     "residual_ms_by_mib": ";".join(f"{int(size)}:{value:.3g}" for size, value in by_size.items()),
                     "min_mib": int(data["size_mib"].min()),

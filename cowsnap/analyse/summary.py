@@ -138,11 +138,13 @@ def rows_with(points: pd.DataFrame, column: str) -> pd.DataFrame:
     return points.dropna(subset=[column]) if column in points else points.iloc[0:0]
 
 
-def noise_counts(timed: pd.DataFrame) -> tuple[int, int]:
-    """(unstable, cpu-bound) points among timed ones."""
+def noise_counts(timed: pd.DataFrame) -> tuple[int, int, int]:
+    """(unstable, cpu-bound, unstable with a cause the machine measured)
+    points among timed ones."""
     unstable = int(timed["unstable"].astype(str).eq("True").sum())
     bound = int(timed.get("cpu_bound", pd.Series()).astype(str).eq("True").sum())
-    return unstable, bound
+    explained = int(timed.get("machine_explains", pd.Series()).astype(str).eq("True").sum())
+    return unstable, bound, explained
 
 
 def section(title: str, preamble: str) -> list[str]:
@@ -467,7 +469,7 @@ def noise(points: pd.DataFrame) -> list[str]:
     if timed.empty:
         return []
     lines = ["## Noise", ""]
-    unstable, bound = noise_counts(timed)
+    unstable, bound, explained = noise_counts(timed)
     lines.append(
         f"{unstable} of {len(timed)} points are unstable (writers' time CV over {100 * verdict.NOISE_CV:g}%, pyperf's "
         f"rule); {bound} are cpu-bound (writers waited for a CPU over {100 * verdict.CPU_WAIT_SHARE:g}% of their "
@@ -475,6 +477,16 @@ def noise(points: pd.DataFrame) -> list[str]:
         f"Outliers: modified z-score over {verdict.OUTLIER_Z:g} on the median absolute deviation (hyperfine's rule), "
         "flagged, not dropped."
     )
+    lines += [
+        "",
+        f"The machine's own measures explain {explained} of the {unstable} unstable points: over their runs a fresh "
+        f"page's cost (fresh_page_us) or the memory bandwidth (memcpy_gbps) varied by more than "
+        f"{100 * verdict.NOISE_CV:g}%, the machine reported at least {100 * verdict.HOST_TOOK_SHARE:g}% of the array "
+        f"to its host during a run, the host stole at least {100 * verdict.STEAL_SHARE:g}% of the writers' time, or "
+        "the writers waited for a CPU (the cause column). Where none did, the column says so, and where the copy "
+        "faults' own time varied, by how much: that spread is the kernel's copy path on this machine, and a quieter "
+        "machine, not more runs, narrows it.",
+    ]
     lines.append("")
     rows = [
         [
@@ -486,10 +498,12 @@ def noise(points: pd.DataFrame) -> list[str]:
             "n/a" if pd.isna(row.get("writer_cpu_wait_share")) else f"{100 * row['writer_cpu_wait_share']:.0f}%",
             {"True": "yes", "False": "no"}.get(str(row.get("oversubscribed")), "n/a"),
             fmt(row.get("load1")),
+            row.get("noise_cause") if isinstance(row.get("noise_cause"), str) else "",
         ]
         for _, row in timed.iterrows()
     ]
-    lines += table(["experiment", "point", "runs", "CV", "outliers", "CPU wait", "oversubscribed", "load"], rows)
+    header = ["experiment", "point", "runs", "CV", "outliers", "CPU wait", "oversubscribed", "load", "cause"]
+    lines += table(header, rows)
     return lines + [""]
 
 
@@ -510,6 +524,20 @@ def most_like_the_seed(rows: pd.DataFrame) -> pd.DataFrame:
 def phase_words(row: pd.Series, phase: str) -> str:
     faults = row.get(f"writer_minflt{phase}")
     return copying_words(row.get(f"copies{phase}"), faults, row.get("copies_source", "no source"))
+
+
+def why_no_line(fit: pd.Series) -> str:
+    """Why a fit is under GOOD_FIT: the runs' own spread at each size, or
+    sizes whose runs lie off any line."""
+    ceiling = fit.get("r2_ceiling")
+    if not pd.isna(ceiling) and ceiling < verdict.GOOD_FIT:
+        return (
+            f"the runs' spread at each size caps R² at {ceiling:.3f}: more runs narrow the slope's interval, "
+            "a quieter machine lifts the cap"
+        )
+    residuals = dict(part.split(":") for part in str(fit.get("residual_ms_by_mib", "")).split(";") if ":" in part)
+    worst = max(residuals, key=lambda size: abs(float(residuals[size])), default=None)
+    return f"the sizes bend away from a line, most at {worst} MiB" if worst else "too few sizes"
 
 
 def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
@@ -542,16 +570,17 @@ def the_answer(points: pd.DataFrame, ratios: pd.DataFrame, scaling: pd.DataFrame
     forks = scaling[(scaling["metric"] == "fork_s")] if scaling is not None and not scaling.empty else None
     if forks is not None and not forks.empty:
         parts = [
-            f"{fit['backing']} {fmt(fit['slope_ms_per_gib'])} ms/GiB (R² {fit['r2']:.3f}, "
+            f"{fit['line']} {fmt(fit['slope_ms_per_gib'])} ms/GiB (R² {fit['r2']:.3f}, "
             f"{fmt_count(fit['min_mib'])}-{fmt_count(fit['max_mib'])} MiB)"
             for _, fit in forks.iterrows()
         ]
         lines.append(f"- **The fork() call** grows by {'; '.join(parts)} (see How fork scales).")
     if "writers_s_cv" in points:
         timed = rows_with(points, "writers_s_cv")
-        unstable, bound = noise_counts(timed)
+        unstable, bound, explained = noise_counts(timed)
         lines.append(
-            f"- **Noise**: {unstable} of {len(timed)} points unstable, {bound} cpu-bound"
+            f"- **Noise**: {unstable} of {len(timed)} points unstable ({explained} explained by the machine's own "
+            f"measures), {bound} cpu-bound"
             + (": read their times with care (see Noise)." if unstable or bound else ": the machine was quiet enough.")
         )
     if len(lines) == 2:
@@ -739,11 +768,11 @@ def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
     rows = []
     for _, fit in scaling.iterrows():
         good = verdict.GOOD_FIT
-        quality = f"{fit['r2']:.3f}" + ("" if fit["r2"] >= good else f" (under {good}: not a line)")
+        quality = f"{fit['r2']:.3f}" + ("" if fit["r2"] >= good else f" (under {good}: not a line; {why_no_line(fit)})")
         rows.append(
             [
                 fit["experiment"],
-                fit["backing"],
+                fit["line"],
                 words.get(fit["metric"], fit["metric"]),
                 f"{fmt(fit['slope_ms_per_gib'])} ms/GiB + {fmt(fit['intercept_ms'])} ms",
                 quality,
@@ -751,7 +780,7 @@ def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
                 f"{fmt_count(fit['min_mib'])}-{fmt_count(fit['max_mib'])} MiB, {fmt_count(fit['n'])} runs",
             ]
         )
-    lines += table(["experiment", "backing", "what", "line", "R²", "largest residual", "measured"], rows)
+    lines += table(["experiment", "points", "what", "line", "R²", "largest residual", "measured"], rows)
     return lines + [""]
 
 

@@ -35,6 +35,13 @@ DISAGREE_SHARE = 0.1
 NOISE_CV = 0.10
 OUTLIER_Z = 3.5
 CPU_WAIT_SHARE = 0.10
+# What the machine measured beside an unstable point's runs names its
+# cause: the fresh-page probe or the memory bandwidth varying by more than
+# NOISE_CV between runs, the machine reporting at least HOST_TOOK_SHARE of
+# the point's array to its host during a run, the host stealing at least
+# STEAL_SHARE of the writers' time, or writers waiting for a CPU (above).
+HOST_TOOK_SHARE = 0.10
+STEAL_SHARE = 0.02
 # A line fitted to runs over array sizes describes them when its R^2 is at
 # least GOOD_FIT.
 GOOD_FIT = 0.98
@@ -50,21 +57,6 @@ SNAPSHOT_START = {"fork": "the fork call", "uffd": "write-protecting the array",
 # write pays one cheap clock read; on any other each read is a system call.
 VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "hyperv_clocksource_tsc_page", "arch_sys_counter", "timebase",
                      "riscv_clocksource")  # fmt: skip
-THRESHOLDS = {
-    "not_copying": NOT_COPYING,
-    "mostly": MOSTLY,
-    "copying_min_pages": COPYING_MIN_PAGES,
-    "lever_share": LEVER_SHARE,
-    "reusing_share": REUSING_SHARE,
-    "disagree_share": DISAGREE_SHARE,
-}
-
-# Where a count of copies can come from, best first, and what each sees.
-SOURCES = {
-    "taskstats": "taskstats wpcopy_count of every thread that faulted (delay accounting): exact",
-    "child_private_dirty": "the snapshot children's Private_Dirty (/proc/PID/smaps_rollup, as Redis's "
-    "rdb_last_cow_size): pages either side copied, plus the children's own new memory, read while they lived",
-}
 
 
 def is_missing(value) -> bool:

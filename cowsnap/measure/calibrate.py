@@ -1,7 +1,8 @@
 """A calibration you can read: the harness against plain C on this machine.
 
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--batch-kib 2048]
-                      [--build-dir results/build] [--cxxflags ...] [--out DIR]
+                      [--cold] [--build-dir results/build]
+                      [--cxxflags ...] [--out DIR]
 
 Runs the same work twice, through the harness (cowsnap.measure.runner: cppyy's
 library starts the C++ benchmark, cowsnap-bench) and as `cowsnap-calibrate`, a small
@@ -14,6 +15,17 @@ for each array size, the medians of fork ms/GiB, empty fork ms, reuse-fault
 and copy-fault ns/page on each side and the harness over each plain C: the
 harness's distance from plain C on this machine, and how much of it being
 multi-threaded explains.
+
+Both sides start each run from the same machine state: the memory the run
+allocates (the array, the child's copy, the writer's COW copies) touched
+and freed first, so a
+host that backs freed memory lazily backs it again (--cold: the machine as
+it is). Each
+run also records what a fresh page cost just before its copy phase's fork
+(fresh_page_us) and the memory the machine reported to its host meanwhile
+(host_reported_kib), and every gap over 10% is explained by what was
+measured: plain C's own two sides, plain C's own runs, or the machine's
+measures that differed between the sides, or else said to be unexplained.
 """
 
 from __future__ import annotations
@@ -27,8 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.measure import native, runner
+from cowsnap.measure import host, native, runner
 from cowsnap.plan import config
+from cowsnap.plan import point as plan_point
 
 PROGRAM = native.CALIBRATE
 SIDES = ("plain_c", "plain_c_threads", "harness")
@@ -37,8 +50,11 @@ SIDES = ("plain_c", "plain_c_threads", "harness")
 # helper that waits for the snapshot's end): what being a multi-threaded
 # process costs, apart from the harness.
 PARKED_THREADS = 2
-# What both sides measure (seconds, and the array's pages).
+# What both sides measure (seconds, and the array's pages), and the machine's
+# share beside it.
 KEYS = ("fork_empty_s", "fork_s", "write_s", "write_after_exit_s", "write_during_copy_s", "pages")
+# A gap over this share between the harness and plain C gets an explanation.
+GAP = 0.10
 # The derived quantities, in table order, with the labels the table shows.
 QUANTITIES = {
     "fork_ms_per_gib": "fork (ms/GiB)",
@@ -69,12 +85,12 @@ class CalibrationError(RuntimeError):
     """One side could not measure; the message says which and why."""
 
 
-def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: int = 0) -> dict:
+def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: int = 0, warm_mib: int = 0) -> dict:
     """One run of the plain C program of the build in build_dir."""
     program = Path(build_dir) / PROGRAM
     if not program.exists():
         raise CalibrationError(f"{program}: missing (the build compiles native/calibrate.c beside {native.LIBRARY})")
-    command = [str(program), str(size_mib), str(batch_kib), str(parked_threads)]
+    command = [str(program), str(size_mib), str(batch_kib), str(parked_threads), str(warm_mib)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise CalibrationError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
@@ -85,17 +101,22 @@ def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: in
     return values
 
 
-def harness_point(name: str, size_mib: int, batch_kib: int) -> dict:
+def harness_point(name: str, size_mib: int, batch_kib: int, warm_mib: int = 0) -> dict:
     """The full point (defaults filled in) of one harness measurement."""
-    settings = {"size_mib": size_mib, "batch_kib": batch_kib, **BASE, **POINTS[name]}
+    settings = {"size_mib": size_mib, "batch_kib": batch_kib, "warm_mib": warm_mib, **BASE, **POINTS[name]}
     try:
         return config.validate_point(settings)
     except config.ConfigError as error:
         raise CalibrationError(f"harness point {name!r}: {error}") from error
 
 
-def _record(name: str, size_mib: int, batch_kib: int, build: native.Build) -> dict:
-    point = harness_point(name, size_mib, batch_kib)
+def warm_mib_of(size_mib: int, batch_kib: int) -> int:
+    """What a run allocates (the array, the child's copy, the writer's COW copies)."""
+    return plan_point.memory_needed_mib(harness_point("copy", size_mib, batch_kib))
+
+
+def _record(name: str, size_mib: int, batch_kib: int, build: native.Build, warm_mib: int) -> dict:
+    point = harness_point(name, size_mib, batch_kib, warm_mib)
     record = runner.run(point, build)
     if record.get("status") != "ok":
         settings = " ".join(f"{key}={value}" for key, value in {"size_mib": size_mib, **POINTS[name]}.items())
@@ -104,12 +125,13 @@ def _record(name: str, size_mib: int, batch_kib: int, build: native.Build) -> di
     return record
 
 
-def harness(build: native.Build, size_mib: int, batch_kib: int) -> dict:
+def harness(build: native.Build, size_mib: int, batch_kib: int, warm_mib: int = 0) -> dict:
     """The harness's measurements of the work plain C does (the same keys)."""
-    write = _record("write", size_mib, batch_kib, build)
-    reuse = _record("reuse", size_mib, batch_kib, build)
-    copy = _record("copy", size_mib, batch_kib, build)
+    write = _record("write", size_mib, batch_kib, build, warm_mib)
+    reuse = _record("reuse", size_mib, batch_kib, build, warm_mib)
+    copy = _record("copy", size_mib, batch_kib, build, warm_mib)
     return {
+        "fresh_page_us": copy["fresh_page_us"],
         "fork_empty_s": copy["fork_empty_s"],
         "fork_s": copy["fork_s"],
         "write_s": write["writers_s"],
@@ -139,35 +161,44 @@ def measure(
     batch_kib: int = 2048,
     sides=SIDES,
     progress: Callable[[str], None] | None = None,
+    warm: bool = True,
 ) -> pd.DataFrame:
-    """One row per (size, side, repetition): the measurements and the quantities.
+    """One row per (size, side, repetition): the measurements, the machine's
+    share beside them (absent where not read) and the quantities.
 
     The sides alternate (plain C, harness, plain C, ...), so a drift of the
-    machine during the calibration hits both."""
+    machine during the calibration hits both; with warm, each run first
+    brings back what it allocates (warm_mib_of), on both sides alike."""
     sides = tuple(sides)
     unknown = set(sides) - set(SIDES)
     if unknown:
         raise ValueError(f"sides: {sorted(unknown)}; known: {', '.join(SIDES)}")
     rows = []
     for size_mib in sizes_mib:
+        warm_mib = warm_mib_of(size_mib, batch_kib) if warm else 0
         for repetition in range(repetitions):
             for side in sides:
                 if progress:
                     progress(f"{side} size_mib={size_mib} repetition {repetition + 1}/{repetitions}")
+                before = host.counters()
                 if side == "plain_c":
-                    values = c_program(build.directory, size_mib, batch_kib)
+                    values = c_program(build.directory, size_mib, batch_kib, 0, warm_mib)
                 elif side == "plain_c_threads":
-                    values = c_program(build.directory, size_mib, batch_kib, PARKED_THREADS)
+                    values = c_program(build.directory, size_mib, batch_kib, PARKED_THREADS, warm_mib)
                 else:
-                    values = harness(build, size_mib, batch_kib)
+                    values = harness(build, size_mib, batch_kib, warm_mib)
+                reported = host.during(before, host.counters()).get("host_reported_kib")
+                machine = {"fresh_page_us": values.get("fresh_page_us"), "host_reported_kib": reported}
                 values = {key: values[key] for key in KEYS}
                 rows.append(
                     {
                         "size_mib": size_mib,
                         "batch_kib": batch_kib,
+                        "warm_mib": warm_mib,
                         "side": side,
                         "repetition": repetition,
                         **values,
+                        **{key: value for key, value in machine.items() if value is not None},
                         **derive(values, size_mib),
                     }
                 )
@@ -186,7 +217,45 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     out.columns.name = None
     order = {quantity: i for i, quantity in enumerate(QUANTITIES)}
     out = out.sort_values(["size_mib", "quantity"], key=lambda c: c.map(order) if c.name == "quantity" else c)
-    return out[["size_mib", "quantity", *SIDES, "ratio", "ratio_threads"]].reset_index(drop=True)
+    out["explanation"] = [explanation(df, row) for _, row in out.iterrows()]
+    return out[["size_mib", "quantity", *SIDES, "ratio", "ratio_threads", "explanation"]].reset_index(drop=True)
+
+
+def explanation(df: pd.DataFrame, row: pd.Series) -> str:
+    """Why the harness is more than GAP from plain C for one size and
+    quantity, from what was measured ('' within GAP): plain C's own two
+    sides, plain C's own runs, or a machine measure that differed between
+    the harness's runs and plain C's; else 'unexplained', with what was seen."""
+    gap = row["ratio"] - 1
+    if pd.isna(gap) or abs(gap) <= GAP:
+        return ""
+    sides = row["plain_c_threads"] / row["plain_c"] - 1
+    if abs(sides) >= abs(gap):
+        return f"within plain C's own two sides, which differ by {100 * sides:+.0f}%"
+    runs = df[(df["size_mib"] == row["size_mib"])]
+    plain = runs[runs["side"] == "plain_c"][row["quantity"]]
+    if plain.min() <= row["harness"] <= plain.max():
+        return f"within plain C's own runs ({_number(plain.min())}-{_number(plain.max())})"
+    seen = []
+    for key, unit, form in (
+        ("fresh_page_us", "µs a fresh page", "{:.2f}"),
+        ("host_reported_kib", "KiB reported to the host", "{:,.0f}"),
+    ):
+        mine = runs[runs["side"] == "harness"][key].median() if key in runs else float("nan")
+        theirs = runs[runs["side"] == "plain_c"][key].median() if key in runs else float("nan")
+        if pd.isna(mine) or pd.isna(theirs):
+            continue
+        words = f"{form.format(mine)} {unit} in the harness's runs, {form.format(theirs)} in plain C's"
+        if _more(mine, theirs, key, row["size_mib"]) if gap > 0 else _more(theirs, mine, key, row["size_mib"]):
+            return f"the machine: {words}"
+        seen.append(words)
+    return "unexplained" + (f": the machine measured no such difference ({'; '.join(seen)})" if seen else "")
+
+
+def _more(a: float, b: float, key: str, size_mib: int) -> bool:
+    """A machine measure larger in a than in b by more than GAP (of b for
+    the probe, of the array for reported memory)."""
+    return a > b * (1 + GAP) if key == "fresh_page_us" else a - b > GAP * size_mib * 1024
 
 
 def _number(value: float) -> str:
@@ -200,14 +269,14 @@ def format_table(summary: pd.DataFrame) -> str:
     """The table as markdown, one row per size and quantity."""
     lines = [
         f"| size (MiB) | quantity | plain C | plain C, {PARKED_THREADS} threads parked | harness "
-        "| harness / plain C | harness / plain C with threads |",
-        "|---:|:---|---:|---:|---:|---:|---:|",
+        f"| harness / plain C | harness / plain C with threads | a gap over {100 * GAP:g}%, explained |",
+        "|---:|:---|---:|---:|---:|---:|---:|:---|",
     ]
     for row in summary.itertuples(index=False):
         label = QUANTITIES.get(row.quantity, row.quantity)
         numbers = " | ".join(_number(getattr(row, side)) for side in SIDES)
         ratios = " | ".join("n/a" if pd.isna(r) else f"{r:.2f}" for r in (row.ratio, row.ratio_threads))
-        lines.append(f"| {row.size_mib} | {label} | {numbers} | {ratios} |")
+        lines.append(f"| {row.size_mib} | {label} | {numbers} | {ratios} | {row.explanation} |")
     return "\n".join(lines) + "\n"
 
 
@@ -232,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=_sizes, default=[256, 1024], help="array sizes in MiB (default 256,1024)")
     parser.add_argument("--repetitions", type=_positive, default=5, help="runs per size and side (default 5)")
     parser.add_argument("--batch-kib", type=_positive, default=2048, help="the child's copy batch (default 2048)")
+    parser.add_argument("--cold", action="store_true", help="no warming before each run (the machine as it is)")
     parser.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
     parser.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
     parser.add_argument(
@@ -246,13 +316,15 @@ def main(argv: list[str] | None = None) -> int:
             args.repetitions,
             args.batch_kib,
             progress=lambda text: print(f"cowsnap calibrate: {text}", file=sys.stderr),
+            warm=not args.cold,
         )
     except (native.BuildError, CalibrationError) as error:
         print(f"cowsnap calibrate: {error}", file=sys.stderr)
         return 1
+    state = "cold (the machine as it is)" if args.cold else "each run first touching and freeing what it allocates"
     text = (
         f"Medians of {args.repetitions} runs; one writer, one copier, 4 KiB pages, "
-        f"batch {args.batch_kib} KiB.\n\n{format_table(table(df))}"
+        f"batch {args.batch_kib} KiB; {state}.\n\n{format_table(table(df))}"
     )
     print(text, end="")
     if args.out:

@@ -39,7 +39,6 @@ HEADER = "cowsnap.h"
 BUILD_INFO = "build.json"
 # Sources of the library Python loads; every other .cpp is the benchmark's.
 LIBRARY_SOURCES = ("spawn.cpp", "wire.cpp", "taskstats.cpp", "watch.cpp")
-BENCH_MAIN = "bench_main.cpp"
 
 
 class BuildError(RuntimeError):

@@ -43,9 +43,6 @@ KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, r
 # Modules the guest needs to reach the host's files, in load order once
 # their dependencies (modules.dep) are added; built-in ones are skipped.
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
-ENV_KEYS = ("kernel", "cpu_model", "online_cpus", "numa_nodes", "mem_total_mib", "thp_enabled", "thp_defrag")
-# Guest keys a record carries besides the fingerprint's
-GUEST_KEYS = ("virtualized", "host_kernel", "vm_boot_s", "vm_kernel_release")
 
 
 def installed_kernels() -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 
-HOST = "host"
 SERIES = re.compile(r"[0-9]+\.[0-9]+")
 # Installs qemu, busybox, cpio and the newest kernel of a series (run as root
 # in the repository).
