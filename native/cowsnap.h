@@ -25,25 +25,20 @@ struct Params {
 #undef COWSNAP_PARAM
 };
 
+// The kinds of a Result's fields (result.def).
+namespace result_kind {
+using text = std::string;
+using numbers = std::map<std::string, double>;
+using texts = std::map<std::string, std::string>;
+using series = std::vector<double>;
+using labels = std::vector<std::string>;
+}  // namespace result_kind
+
+// One field per line of result.def, in its order.
 struct Result {
-    std::string status;  // ok | skipped (a setting did not take effect) | failed
-    std::string reason;  // why, when not ok
-    // Every number the run measured, by record key (seconds end in _s). A
-    // counter that could not be read is absent, never 0.
-    std::map<std::string, double> values;
-    // Settings as read back from the kernel, and where counters came from
-    // (or why they could not be read).
-    std::map<std::string, std::string> effective;
-    // Pages of the array still shared with the child while the writers run:
-    // seconds since the writers' start mark, and the shared page count then.
-    std::vector<double> sharing_s;
-    std::vector<double> sharing_pages;
-    // How long the writers' timed writes took (write_latency_kib): one entry
-    // per non-empty histogram bucket, by phase (all | during_snapshot |
-    // after_snapshot), the bucket's lower end in ns, and its writes.
-    std::vector<std::string> latency_phase;
-    std::vector<double> latency_ns;
-    std::vector<double> latency_writes;
+#define COWSNAP_RESULT(kind, name) result_kind::kind name;
+#include "result.def"
+#undef COWSNAP_RESULT
 };
 
 // Runs one point in a fresh benchmark process (`executable`, the

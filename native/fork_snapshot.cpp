@@ -255,10 +255,8 @@ private:
     Usage child_usage_;
 };
 
-}  // namespace
+COWSNAP_METHOD("fork", ForkSnapshot);
 
-std::unique_ptr<Snapshot> fork_snapshot(SnapshotContext context) {
-    return std::make_unique<ForkSnapshot>(context);
-}
+}  // namespace
 
 }  // namespace cowsnap::detail

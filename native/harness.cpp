@@ -361,7 +361,6 @@ private:
 // One point: reference costs, the array, the snapshot's preparations, the
 // timed span, then what it all measured.
 void measure_point(const Params& p, Result& result) {
-    const Method method = method_of(p.method);
     const Backing backing = backing_of(p.backing);
     // First, before anything is allocated: the memory the run will allocate,
     // brought back from the host (warm_mib, 0: the machine as it is).
@@ -374,7 +373,7 @@ void measure_point(const Params& p, Result& result) {
     OwnedRegion array, dest;
     prepare_array(p, backing, array, result);
     result.values["batches"] = double(batch_count(p, array.region));
-    const auto snapshot = make_snapshot(method, {p, array.region, dest.region, query_copies, backing});
+    const auto snapshot = make_snapshot(p.method, {p, array.region, dest.region, query_copies, backing});
     // dest=zeroed, as in the seed: the destination exists, zeroed, before
     // the snapshot; dest=fresh: the method allocates it when it copies.
     if (snapshot && p.dest == "zeroed") dest.region = allocate_destination(p, array.region, true);

@@ -322,15 +322,14 @@ public:
     virtual bool samples_sharing() const { return false; }
 };
 
-// ---- methods.cpp: a point's method and backing, parsed once from their
-// names; the one place that maps a method's name to its Snapshot.
-enum class Method { none, fork, uffd, stop };
+// ---- methods.cpp: a point's backing, parsed once from its name, and the
+// snapshot methods by name: each method's own file registers its Snapshot
+// (COWSNAP_METHOD below), so the harness names no method.
 struct Backing {
     enum Kind { base_pages, thp, hugetlb, mthp } kind = base_pages;
     long mthp_kib = 0;  // mthp: the folio size
 };
 // std::invalid_argument naming the field when a name is not known.
-Method method_of(const std::string& name);
 Backing backing_of(const std::string& name);
 
 // The array, its destination (allocated and zeroed before the snapshot when
@@ -342,11 +341,17 @@ struct SnapshotContext {
     bool query_copies;
     Backing backing;
 };
-std::unique_ptr<Snapshot> fork_snapshot(SnapshotContext context);
-std::unique_ptr<Snapshot> uffd_snapshot(SnapshotContext context);
-std::unique_ptr<Snapshot> stop_snapshot(SnapshotContext context);
-// The method's snapshot; nullptr for none (the baseline takes none).
-std::unique_ptr<Snapshot> make_snapshot(Method method, SnapshotContext context);
+using SnapshotFactory = std::unique_ptr<Snapshot> (*)(SnapshotContext);
+// Adds a method to the names make_snapshot knows; true, for a static's initializer.
+bool register_method(const char* name, SnapshotFactory factory);
+// The method's snapshot; nullptr for none (the baseline takes none);
+// std::invalid_argument naming the method when no file registered it.
+std::unique_ptr<Snapshot> make_snapshot(const std::string& method, SnapshotContext context);
+// In a method's file, after its Snapshot class: makes it method `name`
+// (the name plan/methods.py gives it).
+#define COWSNAP_METHOD(name, Class)                               \
+    [[maybe_unused]] const bool registered_##Class = register_method( \
+        name, [](SnapshotContext context) -> std::unique_ptr<Snapshot> { return std::make_unique<Class>(context); })
 
 // Allocates a destination for the array as `params.alloc` and `backing` ask.
 Region allocate_destination(const Params& params, const Region& array, bool zeroed);

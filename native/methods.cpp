@@ -1,15 +1,23 @@
-// A point's method and backing by name, parsed once per run: the rest of
-// the benchmark asks the enums and the Snapshot, never the names.
+// A point's backing by name, parsed once per run, and its method's
+// Snapshot by name from the methods the methods' own files registered: the
+// rest of the benchmark asks the enum and the Snapshot, never the names.
 #include "internal.h"
+
+#include <map>
 
 namespace cowsnap::detail {
 
-Method method_of(const std::string& name) {
-    if (name == "none") return Method::none;
-    if (name == "fork") return Method::fork;
-    if (name == "uffd") return Method::uffd;
-    if (name == "stop") return Method::stop;
-    throw std::invalid_argument("method=" + name + ": not a method of the benchmark");
+namespace {
+// Filled by the methods' files before main() (static initializers): a
+// function's static, so it exists before the first of them runs.
+std::map<std::string, SnapshotFactory>& registry() {
+    static std::map<std::string, SnapshotFactory> methods;
+    return methods;
+}
+}  // namespace
+
+bool register_method(const char* name, SnapshotFactory factory) {
+    return registry().emplace(name, factory).second;
 }
 
 Backing backing_of(const std::string& name) {
@@ -20,14 +28,11 @@ Backing backing_of(const std::string& name) {
     throw std::invalid_argument("backing=" + name + ": not a backing of the benchmark");
 }
 
-std::unique_ptr<Snapshot> make_snapshot(Method method, SnapshotContext context) {
-    switch (method) {
-        case Method::fork: return fork_snapshot(context);
-        case Method::uffd: return uffd_snapshot(context);
-        case Method::stop: return stop_snapshot(context);
-        case Method::none: break;
-    }
-    return nullptr;
+std::unique_ptr<Snapshot> make_snapshot(const std::string& method, SnapshotContext context) {
+    if (method == "none") return nullptr;
+    const auto found = registry().find(method);
+    if (found == registry().end()) throw std::invalid_argument("method=" + method + ": not a method of the benchmark");
+    return found->second(context);
 }
 
 }  // namespace cowsnap::detail

@@ -52,10 +52,8 @@ private:
     Mark done_;
 };
 
-}  // namespace
+COWSNAP_METHOD("stop", StopSnapshot);
 
-std::unique_ptr<Snapshot> stop_snapshot(SnapshotContext context) {
-    return std::make_unique<StopSnapshot>(context);
-}
+}  // namespace
 
 }  // namespace cowsnap::detail

@@ -168,10 +168,8 @@ private:
     std::atomic<bool> began_{false};
 };
 
-}  // namespace
+COWSNAP_METHOD("uffd", UffdSnapshot);
 
-std::unique_ptr<Snapshot> uffd_snapshot(SnapshotContext context) {
-    return std::make_unique<UffdSnapshot>(context);
-}
+}  // namespace
 
 }  // namespace cowsnap::detail

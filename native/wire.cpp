@@ -42,6 +42,46 @@ std::string show(double value) { return number(value); }
 std::string show(bool value) { return value ? "1" : "0"; }
 std::string show(const std::string& value) { return one_line(value); }
 
+// Every Result field, by its name (result.def).
+template <class R, class Visit>
+void each_result_field(R& r, Visit visit) {
+#define COWSNAP_RESULT(kind, name) visit(#name, r.name);
+#include "result.def"
+#undef COWSNAP_RESULT
+}
+
+// A field's lines, "name<TAB>...": one for a text, one per entry otherwise
+// (non-finite numbers left out: absent, never a made-up value).
+void write_lines(std::string& text, const char* name, const result_kind::text& value) {
+    text += std::string(name) + "\t" + one_line(value) + "\n";
+}
+void write_lines(std::string& text, const char* name, const result_kind::numbers& values) {
+    for (const auto& [key, value] : values)
+        if (std::isfinite(value)) text += std::string(name) + "\t" + key + "\t" + number(value) + "\n";
+}
+void write_lines(std::string& text, const char* name, const result_kind::texts& values) {
+    for (const auto& [key, value] : values) text += std::string(name) + "\t" + key + "\t" + one_line(value) + "\n";
+}
+void write_lines(std::string& text, const char* name, const result_kind::series& values) {
+    for (const double value : values) text += std::string(name) + "\t" + number(value) + "\n";
+}
+void write_lines(std::string& text, const char* name, const result_kind::labels& values) {
+    for (const auto& value : values) text += std::string(name) + "\t" + one_line(value) + "\n";
+}
+
+// One line's fields after the name, into the field.
+void read_line(const std::vector<std::string>& f, result_kind::text& out) { out = f.size() > 1 ? f[1] : ""; }
+void read_line(const std::vector<std::string>& f, result_kind::numbers& out) {
+    if (f.size() == 3) out[f[1]] = std::stod(f[2]);
+}
+void read_line(const std::vector<std::string>& f, result_kind::texts& out) {
+    if (f.size() >= 2) out[f[1]] = f.size() == 3 ? f[2] : "";
+}
+void read_line(const std::vector<std::string>& f, result_kind::series& out) {
+    if (f.size() == 2) out.push_back(std::stod(f[1]));
+}
+void read_line(const std::vector<std::string>& f, result_kind::labels& out) { out.push_back(f.size() > 1 ? f[1] : ""); }
+
 // Splits "a<TAB>b<TAB>c" into its fields.
 std::vector<std::string> fields(const std::string& line) {
     std::vector<std::string> out;
@@ -77,15 +117,8 @@ Params params_from_text(const std::string& text) {
 }
 
 std::string result_to_text(const Result& result) {
-    std::string text = "status\t" + result.status + "\nreason\t" + one_line(result.reason) + "\n";
-    for (const auto& [key, value] : result.values)
-        if (std::isfinite(value)) text += "value\t" + key + "\t" + number(value) + "\n";
-    for (const auto& [key, value] : result.effective) text += "effective\t" + key + "\t" + one_line(value) + "\n";
-    for (std::size_t i = 0; i < result.sharing_s.size(); ++i)
-        text += "sharing\t" + number(result.sharing_s[i]) + "\t" + number(result.sharing_pages[i]) + "\n";
-    for (std::size_t i = 0; i < result.latency_ns.size(); ++i)
-        text += "latency\t" + result.latency_phase[i] + "\t" + number(result.latency_ns[i]) + "\t" +
-                number(result.latency_writes[i]) + "\n";
+    std::string text;
+    each_result_field(result, [&](const char* name, const auto& field) { write_lines(text, name, field); });
     return text + "end\n";  // a result cut short has no end line
 }
 
@@ -98,18 +131,9 @@ Result result_from_text(const std::string& text) {
         const auto f = fields(line);
         if (f.empty()) continue;
         if (f[0] == "end") complete = true;
-        else if (f[0] == "status" && f.size() > 1) result.status = f[1];
-        else if (f[0] == "reason") result.reason = f.size() > 1 ? f[1] : "";
-        else if (f[0] == "value" && f.size() == 3) result.values[f[1]] = std::stod(f[2]);
-        else if (f[0] == "effective" && f.size() >= 2) result.effective[f[1]] = f.size() == 3 ? f[2] : "";
-        else if (f[0] == "sharing" && f.size() == 3) {
-            result.sharing_s.push_back(std::stod(f[1]));
-            result.sharing_pages.push_back(std::stod(f[2]));
-        } else if (f[0] == "latency" && f.size() == 4) {
-            result.latency_phase.push_back(f[1]);
-            result.latency_ns.push_back(std::stod(f[2]));
-            result.latency_writes.push_back(std::stod(f[3]));
-        }
+        each_result_field(result, [&](const char* name, auto& field) {
+            if (f[0] == name) read_line(f, field);
+        });
     }
     if (!complete) {
         result.status = "failed";

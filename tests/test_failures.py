@@ -37,6 +37,14 @@ def test_child_timed_out_is_a_failed_record(run_point_raw):
     assert record["snapshot_ok"] is False
 
 
+def address_space_bytes(pid: int) -> int:
+    """A process's virtual memory size (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[20])
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0
+
+
 def test_killed_child_is_a_failed_record(build, tmp_path):
     out = tmp_path / "record.json"
     command = [
@@ -47,13 +55,14 @@ def test_killed_child_is_a_failed_record(build, tmp_path):
     deadline = time.monotonic() + 60
     victim = None
     while victim is None and time.monotonic() < deadline and process.poll() is None:
-        # The benchmark process is the command's child; its snapshot child
-        # lives on (hold=writers), fork_empty's children do not.
+        # The benchmark process is the command's child. Its snapshot child is
+        # the one of its children that maps the 512 MiB array: the empty
+        # forks' children are made before the array exists.
         for pid in (grandchild for child in children_of(process.pid) for grandchild in children_of(child)):
-            time.sleep(0.05)
-            if Path(f"/proc/{pid}").exists():
+            if address_space_bytes(pid) >= 512 * 2**20:
                 victim = pid
                 break
+        time.sleep(0.01)
     assert victim, "no snapshot child seen"
     os.kill(victim, signal.SIGKILL)
     process.wait(timeout=120)

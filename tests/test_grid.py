@@ -67,6 +67,7 @@ def test_auto_threads_fit_the_cores_and_the_record_says_when_a_point_does_not():
     assert threads.runnable_threads({**fork, "populate": "write-after-release"}) == 5
     assert threads.runnable_threads({**fork, "method": "none"}) == 2
     assert threads.runnable_threads({"method": "watch"}) == 0
+    assert threads.runnable_threads({**fork, "method": "uffd", "start": "after_child"}) == 4  # uffd copies beside them
 
 
 def test_the_seed_keeps_its_own_threads_and_the_rest_of_the_default_sweep_fits_the_cores():

@@ -2,6 +2,8 @@
 before the snapshot, whether and how much free memory went back to a host,
 the CPU time the host stole, and the memory brought back before a run."""
 
+import os
+
 import pytest
 
 from cowsnap.measure import host
@@ -24,13 +26,18 @@ def test_memory_returned_to_the_host_is_counted_or_said_why_not(run_point):
         assert record["host_reported_kib"] >= 0 and "host_reported_source" not in record
     else:
         assert "host_reported_kib" not in record and record["host_reported_source"].startswith("not counted")
-    assert record["steal_s"] >= 0
+    assert record["steal_s"] >= 0 and 0 <= record["steal_share"] <= 1
 
 
 def test_a_counter_missing_at_either_end_is_absent_with_its_reason():
-    keys = host.during({"steal_ticks": 5}, {"reported_kib": 10, "steal_ticks": 7})
+    keys = host.during(
+        {"steal_ticks": 5, "monotonic_s": 1.0}, {"reported_kib": 10, "steal_ticks": 7, "monotonic_s": 2.0}
+    )
     assert "host_reported_kib" not in keys and keys["host_reported_source"].startswith("not counted")
-    assert keys["steal_s"] > 0
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert keys["steal_s"] == pytest.approx(2 / ticks)
+    # Two ticks stolen over one second of wall time on every CPU the machine has.
+    assert keys["steal_share"] == pytest.approx(2 / ticks / os.sysconf("SC_NPROCESSORS_ONLN"))
 
 
 def test_warm_memory_is_what_the_point_allocates_and_outside_the_timed_span(run_point):

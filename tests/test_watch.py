@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import delayacct_not_ours
 
 from cowsnap import watch_cli
 from cowsnap.analyse import verdict, watch_report
@@ -139,7 +140,7 @@ def child_exited(line: str) -> bool:
 def copies_counted_or_skip(result: dict) -> None:
     how = result["counted"]["wpcopy_count"]
     if INTERFERED in how:
-        pytest.skip(f"another program changed kernel.task_delayacct during the watch: {how}")
+        delayacct_not_ours(f"another program changed kernel.task_delayacct during the watch: {how}")
     assert not how.startswith("not counted"), how
 
 
@@ -397,7 +398,9 @@ def test_without_root_what_cannot_be_read_is_not_counted_with_the_reason(build):
     shared.chmod(0o777)
     out = shared / "out"
     try:
+        deadline = time.monotonic() + BOUND_S
         while proc.owner_of(sleeper.pid) != 65534:  # until setpriv has dropped to nobody
+            assert time.monotonic() < deadline, "setpriv never dropped to nobody"
             time.sleep(0.01)
         args = ["--pid", str(sleeper.pid), "--for", "0.6", "--interval", "0.2", "--out", str(out)]
         watcher = Watcher(args, build, nobody_launcher(build))
@@ -438,11 +441,11 @@ def knob_watch(build, args: list[str]) -> tuple[Watcher, str]:
     """A watch that switched delay accounting on (its journal saved the
     value before); skips where the knob was on already (nothing to restore)."""
     before = knobs.current(knobs.TASK_DELAYACCT)
+    if before != "0":
+        delayacct_not_ours(f"kernel.task_delayacct was {before} already (another program's): a watch changes nothing")
     watcher = Watcher(args, build)
     watcher.expect(started, "the watch's start")
-    if not knobs.JOURNAL.exists():
-        watcher.stop()
-        pytest.skip(f"kernel.task_delayacct was {before} already (another program's): the watch changed nothing")
+    assert knobs.JOURNAL.exists(), "the watch switched delay accounting on without journaling the value before"
     return watcher, json.loads(knobs.JOURNAL.read_text())[str(knobs.TASK_DELAYACCT)]
 
 

@@ -6,15 +6,50 @@ fault shows in the median write; Python reads the benchmark's histogram
 to the same percentiles. Real benchmark runs on small arrays."""
 
 import math
+import random
+import subprocess
 from collections import Counter
 from itertools import accumulate
+from pathlib import Path
 
 import pytest
+
+from cowsnap.measure import native
 
 METHODS = ("none", "fork", "uffd", "stop")
 SMALL = {"size_mib": 8, "batch_kib": 512, "copiers": 1, "memcpy_mib": 0}
 PERCENTILES = {"write_p50_s": 0.5, "write_p99_s": 0.99, "write_p999_s": 0.999}
 LATENCY_KEYS = ("writes_timed", "write_p50_s", "write_p99_s", "write_p999_s", "write_max_s", "write_first_s")
+
+
+RNG = random.Random(7)
+LATENCY_FEEDS = {
+    "log-uniform, 1 ns to 1 s": [int(10 ** RNG.uniform(0, 9)) for _ in range(20_000)] + [3, 3, 3, 40, 63, 64, 65],
+    "exact, 1 to 60 ns": list(range(60, 0, -1)),
+}
+
+
+@pytest.mark.parametrize("feed", LATENCY_FEEDS)
+def test_every_percentile_of_the_histogram_is_the_nearest_rank_of_its_raw_values(tmp_path, feed):
+    """The benchmark's histogram (native/latency.cpp), fed known values: each
+    percentile is the nearest-rank percentile of the raw values, to the
+    histogram's resolution (exact below 64 ns, 1/32 of the value above), and
+    never above the largest value."""
+    program = tmp_path / "histogram_check"
+    here = Path(__file__).parent / "data" / "histogram_check.cpp"
+    sources = [str(here), str(native.NATIVE_DIR / "latency.cpp")]
+    subprocess.run(["c++", "-O2", "-std=c++17", f"-I{native.NATIVE_DIR}", *sources, "-o", str(program)], check=True)
+    values = LATENCY_FEEDS[feed]
+    quantiles = ("0.001", "0.1", "0.5", "0.9", "0.99", "0.999", "1")
+    printed = subprocess.run([str(program), *quantiles], input="\n".join(map(str, values)), capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    got = dict(line.split() for line in printed.splitlines())
+    ordered = sorted(values)
+    assert int(got["max"]) == ordered[-1]
+    for q in quantiles:
+        raw = ordered[max(1, math.ceil(float(q) * len(values))) - 1]  # nearest rank
+        resolution = 1 if raw < 64 else raw / 32
+        assert raw <= int(got[q]) <= min(raw + resolution, ordered[-1]) or int(got[q]) == raw == ordered[-1], q
 
 
 def spans_visited(size_mib, span_kib, writers, pattern):

@@ -1,12 +1,21 @@
-"""Records -> tidy tables: one row per run, columns named like the record keys."""
+"""Records -> tidy tables: one row per run, columns named like the record keys.
+
+    python -m cowsnap.analyse.aggregate --restat FOLDER...
+
+recomputes the statistics tables (points, ratios, scaling) of each folder
+from its runs.csv: how the small tables under tests/data are made, and how
+a folder of old results gets today's statistics."""
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+from cowsnap.analyse import stats
 from cowsnap.measure import records
 from cowsnap.plan.point import PHASE_SUFFIXES
 
@@ -16,8 +25,10 @@ LATENCY_KEYS = ("latency_phase", "latency_ns", "latency_writes")
 TIMELINE_KEYS = (*SHARING_KEYS, *LATENCY_KEYS)
 
 
-# The tables an experiment's records make (write's outputs, by name).
+# The tables an experiment's records make (write's outputs, by name), and
+# those of them computed from the runs table alone.
 TABLES = ("runs", "points", "ratios", "scaling", "sharing", "latency")
+STATISTICS = ("points", "ratios", "scaling")
 
 # The writers' whole phase, the part while the snapshot lived (fork: until
 # the parent saw the child exit; uffd and stop: until the copy was done),
@@ -158,17 +169,43 @@ def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
     point: settings, label, medians with their intervals, the floor),
     ratios.csv (each point against its baseline), scaling.csv (fits against
     the array size), sharing.csv, latency.csv."""
-    from cowsnap.analyse import stats
-
     rows = [records.read(path) for path in paths]
     table = runs_table(rows)
     table.to_csv(outputs["runs"], index=False)
-    points = stats.point_table(table) if not table.empty else pd.DataFrame()
-    if not points.empty:
-        points = stats.floor(table, points)
-    points.to_csv(outputs["points"], index=False)
-    stats.ratio_table(table, points).to_csv(outputs["ratios"], index=False)
-    stats.scaling_table(table).to_csv(outputs["scaling"], index=False)
+    for name, frame in statistics(table).items():
+        frame.to_csv(outputs[name], index=False)
     sharing_table(rows).to_csv(outputs["sharing"], index=False)
     latency_table(rows, table).to_csv(outputs["latency"], index=False)
     return table
+
+
+def statistics(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The STATISTICS tables of a runs table (cowsnap.analyse.stats)."""
+    points = stats.point_table(table) if not table.empty else pd.DataFrame()
+    if not points.empty:
+        points = stats.floor(table, points)
+    return {"points": points, "ratios": stats.ratio_table(table, points), "scaling": stats.scaling_table(table)}
+
+
+def restat(folder: Path) -> dict[str, pd.DataFrame]:
+    """Rewrites a folder's STATISTICS tables from its runs.csv."""
+    frames = statistics(read_table(Path(folder) / "runs.csv"))
+    for name, frame in frames.items():
+        frame.to_csv(Path(folder) / f"{name}.csv", index=False)
+    return frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cowsnap.analyse.aggregate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--restat", type=Path, nargs="+", required=True, metavar="FOLDER", help="folders with runs.csv")
+    args = parser.parse_args(argv)
+    missing = [str(folder) for folder in args.restat if not (folder / "runs.csv").is_file()]
+    if missing:
+        parser.error(f"no runs.csv in {', '.join(missing)}")
+    for folder in args.restat:
+        restat(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -166,7 +166,7 @@ KEYS: dict[str, Key] = {
     ),
     "machine_explains": Key(
         "an unstable point's spread comes with a spread the machine measured beside it (noise_cause)",
-        "its runs' fresh_page_us, memcpy_gbps, host_reported_kib, steal_s, writer_cpu_wait_share",
+        "its runs' fresh_page_us, memcpy_gbps, host_reported_kib, steal_share, writer_cpu_wait_share",
     ),
     "noise_cause": Key(
         "what the machine measured that explains an unstable point's spread, and where in the run it lies",
@@ -218,6 +218,11 @@ KEYS: dict[str, Key] = {
     ),
     "host_reported_source": Key("why host_reported_kib is absent", "the run"),
     "steal_s": Key("CPU time the host stole during the run (s, all CPUs)", "/proc/stat steal delta", "lower"),
+    "steal_share": Key(
+        "share of the machine's CPU time the host stole during the run",
+        "steal_s / (the run's wall time x online CPUs)",
+        "lower",
+    ),
     "pages_written": Key(
         "distinct pages the writers wrote (pages)",
         "the writes replayed after the run (the random patterns' generator is stateless)",
@@ -330,6 +335,7 @@ METRICS = [
     "fresh_page_us",
     "host_reported_kib",
     "steal_s",
+    "steal_share",
     "warm_s",
     "pages_written",
     "pages_written_during_snapshot",

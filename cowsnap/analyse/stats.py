@@ -134,10 +134,10 @@ def noise_cause(group: pd.DataFrame) -> dict:
         took = group["host_reported_kib"].max()
         if took >= HOST_TOOK_SHARE * group["size_mib"].iloc[0] * 1024:
             causes.append(f"the machine reported {took / 1024:.0f} MiB to its host during a run")
-    if "steal_s" in group and "writers_s" in group:
-        stolen = (group["steal_s"] / group["writers_s"]).max()
+    if "steal_share" in group:
+        stolen = group["steal_share"].max()
         if stolen >= STEAL_SHARE:
-            causes.append(f"the host stole up to {100 * stolen:.0f}% of the writers' time")
+            causes.append(f"the host stole up to {100 * stolen:.0f}% of the CPU time during a run")
     if "writer_cpu_wait_share" in group:
         waited = group["writer_cpu_wait_share"].max()
         if waited > CPU_WAIT_SHARE:

@@ -19,15 +19,14 @@ from cowsnap.analyse import after_exit, labels, verdict
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES
 from cowsnap.analyse.ranking import rankings
+from cowsnap.plan import methods
 
 # Writers' time within this factor of the floor: "near the floor".
 NEAR_FLOOR = 1.25
 
 # What each lever trades away, by the setting that differs from a plain fork.
 LEVERS = {
-    ("method", "uffd"): "no fork: userfaultfd write-protect (Linux 5.7+); a writer that reaches an uncopied "
-    "batch waits for its copy",
-    ("method", "stop"): "the writers pause for the whole copy",
+    **methods.LEVERS,
     ("populate", "map"): "MAP_POPULATE: the array is faulted in at allocation; no THP for it",
     ("populate", "write-after-exit"): "MADV_POPULATE_WRITE once the child exited: pays only for pages the "
     "writers had not reached by then",
@@ -367,7 +366,7 @@ def tail_phase(row: pd.Series) -> tuple[str, str]:
     whole phase without a snapshot."""
     if row.get("method") == "none":
         return "", "without a snapshot"
-    if verdict.writers_wait(row):
+    if methods.writers_wait(row):
         return "_after_snapshot", "after the snapshot ended"
     return "_during_snapshot", "while the snapshot lived"
 
@@ -482,7 +481,8 @@ def noise(points: pd.DataFrame) -> list[str]:
         f"The machine's own measures explain {explained} of the {unstable} unstable points: over their runs a fresh "
         f"page's cost (fresh_page_us) or the memory bandwidth (memcpy_gbps) varied by more than "
         f"{100 * verdict.NOISE_CV:g}%, the machine reported at least {100 * verdict.HOST_TOOK_SHARE:g}% of the array "
-        f"to its host during a run, the host stole at least {100 * verdict.STEAL_SHARE:g}% of the writers' time, or "
+        f"to its host during a run, the host stole at least {100 * verdict.STEAL_SHARE:g}% of the CPU time during a "
+        "run, or "
         "the writers waited for a CPU (the cause column). Where none did, the column says so, and where the copy "
         "faults' own time varied, by how much: that spread is the kernel's copy path on this machine, and a quieter "
         "machine, not more runs, narrows it.",

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from cowsnap.plan import methods
+
 NOT_COPYING = 0.01
 MOSTLY = 0.5
 COPYING_MIN_PAGES = 256
@@ -39,7 +41,8 @@ CPU_WAIT_SHARE = 0.10
 # cause: the fresh-page probe or the memory bandwidth varying by more than
 # NOISE_CV between runs, the machine reporting at least HOST_TOOK_SHARE of
 # the point's array to its host during a run, the host stealing at least
-# STEAL_SHARE of the writers' time, or writers waiting for a CPU (above).
+# STEAL_SHARE of the machine's CPU time during a run, or writers waiting for
+# a CPU (above).
 HOST_TOOK_SHARE = 0.10
 STEAL_SHARE = 0.02
 # A line fitted to runs over array sizes describes them when its R^2 is at
@@ -51,8 +54,6 @@ GOOD_FIT = 0.98
 # start took at least START_SHARE of the first write.
 FIRST_WRITE_SHARE = 0.9
 START_SHARE = 0.5
-# What a method's start is, for the writer it holds up.
-SNAPSHOT_START = {"fork": "the fork call", "uffd": "write-protecting the array", "stop": "the stop-the-world copy"}
 # Clock sources the vDSO reads in user space (no system call), so a timed
 # write pays one cheap clock read; on any other each read is a system call.
 VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "hyperv_clocksource_tsc_page", "arch_sys_counter", "timebase",
@@ -201,12 +202,6 @@ def duration(seconds) -> str:
     return f"{seconds:.3g} s"
 
 
-def writers_wait(row) -> bool:
-    """The writers start only once the snapshot ended (native
-    Snapshot::writers_wait): a stop, or fork and uffd with start=after_child."""
-    return row.get("method") == "stop" or (row.get("method") in ("fork", "uffd") and row.get("start") == "after_child")
-
-
 def longest_write_cause(row) -> str:
     """What held up a point's longest write (row: a points.csv row or a
     record), from its numbers: a writer's first write (it waited for the
@@ -216,16 +211,17 @@ def longest_write_cause(row) -> str:
     if is_missing(longest) or is_missing(first):
         return ""
     method = row.get("method")
-    if first >= FIRST_WRITE_SHARE * longest and method in SNAPSHOT_START:
+    if first >= FIRST_WRITE_SHARE * longest and method in methods.SNAPSHOT_START:
         end, pause = row.get("snapshot_end_s"), row.get("snapshot_pause_s")
-        if method != "stop" and writers_wait(row):
+        paused = methods.METHODS[method].copiers_run == "instead"  # the snapshot is the writers' pause
+        if not paused and methods.writers_wait(row):
             return "the first write, waiting for the snapshot to end (the writers start after it)"
-        if method != "stop" and not is_missing(end) and first >= end:
+        if not paused and not is_missing(end) and first >= end:
             return f"the first write: it ended only after the snapshot ended ({duration(end)})"
         if not is_missing(pause) and pause >= START_SHARE * first:
-            return f"the first write, held up by {SNAPSHOT_START[method]} ({duration(pause)})"
-        return f"the first write, after {SNAPSHOT_START[method]} ({duration(pause)}) and the threads' wake-up"
-    if method not in SNAPSHOT_START:
+            return f"the first write, held up by {methods.SNAPSHOT_START[method]} ({duration(pause)})"
+        return f"the first write, after {methods.SNAPSHOT_START[method]} ({duration(pause)}) and the threads' wake-up"
+    if method not in methods.SNAPSHOT_START:
         return "a write (no snapshot)"
     phases = {"while the snapshot lived": row.get("write_max_s_during_snapshot"),
               "after the snapshot ended": row.get("write_max_s_after_snapshot")}  # fmt: skip

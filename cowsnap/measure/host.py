@@ -6,6 +6,7 @@ stole from it. A count that cannot be read is absent, and a key says why."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from cowsnap.measure.environment import read_text
@@ -31,8 +32,9 @@ def memory_return() -> str:
 
 def counters() -> dict[str, int]:
     """This moment's memory reported to the host (KiB, where the kernel
-    counts it) and CPU time stolen by the host (clock ticks, all CPUs)."""
-    now = {}
+    counts it), CPU time stolen by the host (clock ticks, all CPUs) and the
+    steady clock."""
+    now = {"monotonic_s": time.monotonic()}
     reported = read_text(REPORTED_KIB)
     if reported.isdigit():
         now["reported_kib"] = int(reported)
@@ -55,4 +57,7 @@ def during(before: dict[str, int], after: dict[str, int]) -> dict:
         )  # fmt: skip
     if "steal_ticks" in before and "steal_ticks" in after:
         keys["steal_s"] = (after["steal_ticks"] - before["steal_ticks"]) / os.sysconf("SC_CLK_TCK")
+        wall = after["monotonic_s"] - before["monotonic_s"]
+        if wall > 0:
+            keys["steal_share"] = keys["steal_s"] / (wall * os.sysconf("SC_NPROCESSORS_ONLN"))
     return keys

@@ -5,6 +5,9 @@ measured keys. The codec is native/wire.cpp's, through the loaded build."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 from cowsnap.measure import native
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
@@ -26,23 +29,33 @@ def params_of(cowsnap, point: dict):
     return params
 
 
+@cache
+def result_fields() -> tuple[tuple[str, str], ...]:
+    """(kind, name) of every Result field, in native/result.def's order."""
+    text = (native.NATIVE_DIR / "result.def").read_text()
+    return tuple(re.findall(r"^COWSNAP_RESULT\((\w+), (\w+)\)", text, re.MULTILINE))
+
+
 def result_keys(result) -> dict:
-    """The measured keys of the benchmark's Result."""
-    values = {str(key): float(value) for key, value in result.values}
+    """The measured keys of the benchmark's Result: a text or a list under
+    its field's name, the entries of a mapping as keys of their own."""
+    keys: dict = {}
+    for kind, name in result_fields():
+        field = getattr(result, name)
+        if kind == "text":
+            keys[name] = str(field)
+        elif kind == "numbers":
+            keys.update({str(key): float(value) for key, value in field})
+        elif kind == "texts":
+            keys.update({str(key): str(value) for key, value in field})
+        elif kind == "series":
+            keys[name] = [float(value) for value in field]
+        else:  # labels
+            keys[name] = [str(value) for value in field]
     for flag in FLAGS:
-        if flag in values:
-            values[flag] = bool(values[flag])
-    return {
-        "status": str(result.status),
-        "reason": str(result.reason),
-        **values,
-        **{str(key): str(value) for key, value in result.effective},
-        "sharing_s": list(result.sharing_s),
-        "sharing_pages": list(result.sharing_pages),
-        "latency_phase": [str(phase) for phase in result.latency_phase],
-        "latency_ns": list(result.latency_ns),
-        "latency_writes": list(result.latency_writes),
-    }
+        if flag in keys:
+            keys[flag] = bool(keys[flag])
+    return keys
 
 
 def measure(point: dict, build: native.Build) -> dict:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from cowsnap.plan import methods
+
 if TYPE_CHECKING:
     import jsonschema
 
@@ -62,8 +64,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 @cache
 def schema() -> dict:
-    """The schema file, with one matrix axis per point key."""
+    """The schema file, with the methods of the methods' table and one
+    matrix axis per point key."""
     loaded = yaml.safe_load(SCHEMA_PATH.read_text())
+    method = loaded["$defs"]["point"]["properties"]["method"]
+    method["enum"] = list(methods.METHODS)
+    method["description"] = "; ".join(f"{name}: {row.description}" for name, row in methods.METHODS.items())
     axes = loaded["$defs"]["cross"]["properties"]
     for key in loaded["$defs"]["point"]["properties"]:
         axes[key] = {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/point/properties/{key}"}}

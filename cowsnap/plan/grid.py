@@ -15,7 +15,8 @@ from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
-from cowsnap.plan.point import COMMAND_KEYS, PAGE_KIB, WATCH_KEYS, parse_list
+from cowsnap.plan.methods import BENCHMARK, COMMAND_KEYS, WATCH_KEYS, taking
+from cowsnap.plan.point import PAGE_KIB, parse_list
 
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
@@ -31,42 +32,42 @@ class Other(tuple):
         return "other than " + " or ".join(map(str, tuple(self)))
 
 
-FORK = ("fork",)
-BENCHMARK = ("none", "fork", "uffd", "stop")  # the methods the benchmark measures
-COPYING = ("fork", "uffd", "stop")
-WATCH = ("watch",)  # a program of the user's, run under cowsnap watch
 NOT_MAP = ("none", "write-after-exit", "write-after-release")
 # Benchmark keys that apply to a watch point too.
 WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s")
 # Which point keys apply to which points, the one table of it: a key (or one
-# value of a key, as (key, value)) -> the methods it applies to, and the
-# values other keys must have. A key that does not apply to a point is set to
-# its default before the point's id is computed, so one measurement has one
-# id; a value given that applies to none of the points it was given for is
-# refused. Entries are applied in this order (later ones see earlier results).
-APPLIES: dict = {
-    "release": (FORK, {}),
-    "exit": (FORK, {}),
-    "hold": (FORK, {}),
-    "start": (("fork", "uffd"), {}),
-    "touched_during": (FORK, {"start": ("with_child",), "hold": ("copy",)}),
-    ("populate", "write-after-exit"): (FORK, {}),
-    ("populate", "write-after-release"): (FORK, {}),
-    "dest": (COPYING, {}),
-    "dontfork": (FORK, {"dest": ("zeroed",)}),
-    "inject": (FORK, {}),
-    "alloc": (("none", "fork", "stop"), {"backing": ("4k", "thp"), "populate": NOT_MAP}),
-    "hugetlb_pool": (("none", "fork", "uffd", "stop"), {"backing": tuple(PAGE_KIB)}),
-    "numa_copiers": (COPYING, {}),
-    "sharing_interval_ms": (FORK, {}),
-    "timeout_s": (("fork", "watch"), {}),
-    "vm_nodes": (BENCHMARK, {"vm_kernel": Other(("host",))}),
+# value of a key, as (key, value)) -> the methods it applies to (from the
+# methods' table, plan/methods.py), and the values other keys must have. A
+# key that does not apply to a point is set to its default before the
+# point's id is computed, so one measurement has one id; a value given that
+# applies to none of the points it was given for is refused. Entries are
+# applied in this order (later ones see earlier results).
+CONDITIONS: dict = {
+    "release": {},
+    "exit": {},
+    "hold": {},
+    "start": {},
+    "touched_during": {"start": ("with_child",), "hold": ("copy",)},
+    ("populate", "write-after-exit"): {},
+    ("populate", "write-after-release"): {},
+    "dest": {},
+    "dontfork": {"dest": ("zeroed",)},
+    "inject": {},
+    "alloc": {"backing": ("4k", "thp"), "populate": NOT_MAP},
+    "hugetlb_pool": {"backing": tuple(PAGE_KIB)},
+    "numa_copiers": {},
+    "sharing_interval_ms": {},
+    "timeout_s": {},
+    "vm_nodes": {"vm_kernel": Other(("host",))},
     # Last, so a value that applies to a few methods is refused naming them.
-    **{key: (BENCHMARK, {}) for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
-                                         "numa_mem", "numa_writers", "memcpy_mib", "warm_mib", "vm_kernel",
-                                         "write_latency_kib", "passes", "write_s", "write_rate")},
-    **{key: (WATCH, {}) for key in WATCH_KEYS},
+    **{key: {} for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
+                           "numa_mem", "numa_writers", "memcpy_mib", "warm_mib", "vm_kernel", "write_latency_kib",
+                           "passes", "write_s", "write_rate")},
+    **{key: {} for key in WATCH_KEYS},
 }  # fmt: skip
+APPLIES: dict = {
+    key: (taking(key if isinstance(key, str) else "=".join(key)), others) for key, others in CONDITIONS.items()
+}
 
 
 # Point keys added after records existed, with the default that leaves a
@@ -126,7 +127,7 @@ def normalise(point: dict) -> dict:
         key, value = entry if isinstance(entry, tuple) else (entry, None)
         if key in done and (value is None or done[key] == value) and not _applies(done, methods, needs):
             done[key] = defaults[key]
-    if done["method"] not in WATCH:
+    if done["method"] in BENCHMARK:
         done = {k: v for k, v in done.items() if k not in WATCH_KEYS}
     return done
 
@@ -134,7 +135,7 @@ def normalise(point: dict) -> dict:
 def recorded_settings(point: dict) -> dict:
     """The settings a run's record holds: a watch point's own keys only (an
     array size or a writer count would mean nothing for it)."""
-    if point["method"] not in WATCH:
+    if point["method"] in BENCHMARK:
         return dict(point)
     return {k: v for k, v in point.items() if k in WATCH_ALSO or k in WATCH_KEYS}
 
@@ -169,7 +170,7 @@ def scale(point: dict, smoke_mib: int) -> dict:
     """The point in smoke mode: the array at most smoke_mib (a hugetlb array
     one huge page at least), its batch and memcpy buffer to fit, a writing
     time at most SMOKE_WRITE_S; threads kept."""
-    if not smoke_mib or point["method"] in WATCH:
+    if not smoke_mib or point["method"] not in BENCHMARK:
         return point
     page_mib = PAGE_KIB.get(point["backing"], 4) // 1024 or 1
     size = min(point["size_mib"], max(smoke_mib, page_mib))
@@ -253,7 +254,7 @@ def check_meaningful(point: dict, where: str) -> None:
 
 def check_point(point: dict, where: str) -> None:
     """Combinations no machine can run; ConfigError names the keys."""
-    if point["method"] in WATCH:
+    if point["method"] not in BENCHMARK:
         check_watch(point, where)
         return
     check_numa(point, where)
@@ -362,7 +363,7 @@ def varied_keys(points: list[dict]) -> list[str]:
 def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | None:
     """The point this one is compared with, or None without a baseline (a
     watch point has none: its program has no writers' time to compare)."""
-    if "baseline" not in experiment or point["method"] in WATCH:
+    if "baseline" not in experiment or point["method"] not in BENCHMARK:
         return None
     return scale(threads.resolve(normalise({**point, **experiment["baseline"]})), smoke_mib)
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 
+from cowsnap.plan.methods import WATCH_KEYS, arrays_needed
+
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
 # Point keys that say where the point runs: this machine (vm_kernel host) or
 # a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
 VM_KEYS = ("vm_kernel", "vm_nodes")
-# The keys of a watch point (method=watch) only; a benchmark point has none
-# of them (so its id and record are what they were before they existed).
-COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")
-WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
+# A watch point's own keys (plan/methods.py: WATCH_KEYS) are Python's too.
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
 # Every other point key is a field of the native Params (native/params.def).
 
@@ -63,12 +62,6 @@ def size_name(backing: str) -> str:
 def folio_kib(backing: str) -> int:
     """The size in KiB of one page of a hugetlb backing, or of one folio of an mTHP backing."""
     return PAGE_KIB[backing] if backing in PAGE_KIB else int(backing.removeprefix("mthp-").removesuffix("k"))
-
-
-def arrays_needed(point: dict) -> int:
-    """Array-sized regions at worst: the array, the destination, and a
-    private copy of each that both processes write (fork)."""
-    return {"none": 1, "stop": 2, "uffd": 2, "fork": 4 if point["dest"] == "zeroed" else 3}[point["method"]]
 
 
 def memory_needed_mib(point: dict) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from cowsnap.plan import methods
+
 AUTO = "auto"
 
 
@@ -39,12 +41,11 @@ def runnable_threads(point: dict) -> int:
     thread beside the writers (write-after-release); the stop snapshot
     pauses its writers while it copies. 0 for a watch point (its program's
     threads are its own)."""
-    method = point.get("method")
-    if method not in ("none", "fork", "uffd", "stop"):
+    if point.get("method") not in methods.BENCHMARK:
         return 0
     writers, copiers = int(point["writers"]), int(point["copiers"])
-    if method == "stop":
+    copiers_run = methods.copiers_beside_writers(point)
+    if copiers_run == "instead":
         return max(writers, copiers)
-    copying = method == "uffd" or (method == "fork" and point.get("start", "with_child") == "with_child")
-    helper = 1 if method != "none" and point.get("populate") == "write-after-release" else 0
-    return writers + (copiers if copying else 0) + helper
+    helper = 1 if point.get("populate") == "write-after-release" and point["method"] in methods.COPYING else 0
+    return writers + (copiers if copiers_run == "beside" else 0) + helper

@@ -3,12 +3,7 @@ rule aggregate:
         records=get_records,
         missing=get_missing_note,
     output:
-        runs=f"{RESULTS}/{{experiment}}/runs.csv",
-        points=f"{RESULTS}/{{experiment}}/points.csv",
-        ratios=f"{RESULTS}/{{experiment}}/ratios.csv",
-        scaling=f"{RESULTS}/{{experiment}}/scaling.csv",
-        sharing=f"{RESULTS}/{{experiment}}/sharing.csv",
-        latency=f"{RESULTS}/{{experiment}}/latency.csv",
+        **{name: f"{RESULTS}/{{experiment}}/{name}.csv" for name in aggregate.TABLES},
     log:
         f"{RESULTS}/logs/{{experiment}}/aggregate.log",
     conda:

@@ -7,7 +7,7 @@ from pathlib import Path
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import grid
 from cowsnap.measure import jobs, knobs, native
-from cowsnap.analyse import figures
+from cowsnap.analyse import aggregate, figures
 from cowsnap import rerun
 
 try:

@@ -1,11 +1,6 @@
 rule plot:
     input:
-        points=rules.aggregate.output.points,
-        ratios=rules.aggregate.output.ratios,
-        scaling=rules.aggregate.output.scaling,
-        runs=rules.aggregate.output.runs,
-        sharing=rules.aggregate.output.sharing,
-        latency=rules.aggregate.output.latency,
+        **{name: getattr(rules.aggregate.output, name) for name in aggregate.TABLES},
     output:
         png=report(
             f"{RESULTS}/figures/{{experiment}}-{{figure}}.png",
