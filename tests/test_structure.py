@@ -104,3 +104,31 @@ def test_the_workflow_loads_no_plotting_library_to_plan():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"common.smk's imports load {done.stdout.strip()}"
+
+
+def test_every_module_constant_is_used():
+    """A module-level constant (an UPPER_CASE name) that nothing reads is a
+    dead name: each must be read somewhere besides its own assignment."""
+    folders = {"cowsnap": "*.py", "workflow": "*.*", "tests": "*.py"}
+    sources = [
+        REPO / "Snakefile",
+        *(path for top, glob in folders.items() for path in sorted((REPO / top).rglob(glob))),
+    ]
+    texts = {path: path.read_text() for path in sources}
+    unused = []
+    for path in sorted((REPO / "cowsnap").rglob("*.py")):
+        tree = ast.parse(texts[path])
+        for node in tree.body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for target in targets:
+                if isinstance(target, ast.Name) and re.fullmatch(r"_?[A-Z][A-Z0-9_]*", target.id):
+                    uses = sum(len(re.findall(rf"\b{target.id}\b", text)) for text in texts.values())
+                    if uses < 2:  # the assignment itself
+                        unused.append(f"{path.relative_to(REPO)}: {target.id}")
+    assert not unused, f"constants nothing reads: {unused}"
