@@ -317,6 +317,9 @@ public:
     // snapshot and the populating report.
     void report(const Phase& phase) {
         Result& result = result_;
+        // What only the method knows, for the tables (plan/methods.py holds the same).
+        result.values["writers_wait"] = writers_wait_;
+        result.values["samples_sharing"] = snapshot_ && snapshot_->samples_sharing();
         put_thread_counters(result, "writer", phase.totals.all);
         result.effective["writer_cpus"] = phase.totals.cpus;
         put_phase(result, phase.start, phase.end, "");

@@ -93,3 +93,15 @@ def test_adding_a_method_is_one_row_one_file_and_one_docs_line(tmp_path):
     # The one docs line: without it, the docs check names the method.
     table = {**methods.METHODS, "pause": methods.METHODS["stop"]}
     assert undocumented(table) == ["pause"]
+
+
+def test_the_benchmark_reports_what_the_table_says_of_each_method(run_point):
+    """What only the native method knows (Snapshot::writers_wait and
+    samples_sharing) is in every record, and is what the table says."""
+    for name in methods.BENCHMARK:
+        starts = ("with_child", "after_child") if name in methods.taking("start") else ("with_child",)
+        for start in starts:
+            point = {"method": name, "start": start, "size_mib": 4, "batch_kib": 512, "writers": 1, "copiers": 1}
+            record = run_point(**point)
+            assert record["writers_wait"] == methods.writers_wait(point), point
+            assert record["samples_sharing"] == (name in methods.taking("sharing_interval_ms")), point

@@ -218,6 +218,13 @@ KEYS: dict[str, Key] = {
     ),
     "host_reported_source": Key("why host_reported_kib is absent", "the run"),
     "steal_s": Key("CPU time the host stole during the run (s, all CPUs)", "/proc/stat steal delta", "lower"),
+    "writers_wait": Key(
+        "the writers started only once the snapshot ended", "the method's Snapshot::writers_wait (the benchmark)"
+    ),
+    "samples_sharing": Key(
+        "the method can sample the pages still shared (sharing_interval_ms)",
+        "the method's Snapshot::samples_sharing (the benchmark)",
+    ),
     "steal_share": Key(
         "share of the machine's CPU time the host stole during the run",
         "steal_s / (the run's wall time x online CPUs)",

@@ -170,7 +170,8 @@ def point_table(runs: pd.DataFrame) -> pd.DataFrame:
                 interval = median_interval(group[metric])
                 row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval[:3]
                 row[f"{metric}_ci_level"] = interval[3]
-        for text in ("copies_source", "online_cpus", "release_errno", "timed", "virtualized", "oversubscribed"):
+        for text in ("copies_source", "online_cpus", "release_errno", "timed", "virtualized", "oversubscribed",
+                     "writers_wait"):  # fmt: skip
             if text in group:
                 row[text] = group[text].iloc[0]
         if "writers_s" in group:

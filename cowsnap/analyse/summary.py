@@ -366,7 +366,7 @@ def tail_phase(row: pd.Series) -> tuple[str, str]:
     whole phase without a snapshot."""
     if row.get("method") == "none":
         return "", "without a snapshot"
-    if methods.writers_wait(row):
+    if verdict.writers_wait(row):
         return "_after_snapshot", "after the snapshot ended"
     return "_during_snapshot", "while the snapshot lived"
 

@@ -202,6 +202,15 @@ def duration(seconds) -> str:
     return f"{seconds:.3g} s"
 
 
+def writers_wait(row) -> bool:
+    """The writers started only once the snapshot ended: as the benchmark
+    recorded it (writers_wait), else as the methods' table says."""
+    recorded = row.get("writers_wait")
+    if str(recorded) in ("True", "False"):  # a bool, or its text in a table read back
+        return str(recorded) == "True"
+    return methods.writers_wait(row)
+
+
 def longest_write_cause(row) -> str:
     """What held up a point's longest write (row: a points.csv row or a
     record), from its numbers: a writer's first write (it waited for the
@@ -214,7 +223,7 @@ def longest_write_cause(row) -> str:
     if first >= FIRST_WRITE_SHARE * longest and method in methods.SNAPSHOT_START:
         end, pause = row.get("snapshot_end_s"), row.get("snapshot_pause_s")
         paused = methods.METHODS[method].copiers_run == "instead"  # the snapshot is the writers' pause
-        if not paused and methods.writers_wait(row):
+        if not paused and writers_wait(row):
             return "the first write, waiting for the snapshot to end (the writers start after it)"
         if not paused and not is_missing(end) and first >= end:
             return f"the first write: it ended only after the snapshot ended ({duration(end)})"

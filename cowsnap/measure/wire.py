@@ -13,7 +13,7 @@ from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 
 TEXT_OR_NUMBER = ("touched_during",)  # Params text fields whose config value may be a number
-FLAGS = ("snapshot_ok", "delayacct_effective")  # measured values that are booleans
+FLAGS = ("snapshot_ok", "delayacct_effective", "writers_wait", "samples_sharing")  # measured values that are booleans
 
 
 def params_of(cowsnap, point: dict):
