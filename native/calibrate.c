@@ -6,10 +6,11 @@
 // Prints one JSON object (times in seconds): fork_empty_s, fork_s, write_s,
 // write_after_exit_s, write_during_copy_s, pages, and fresh_page_us (the
 // first write to each page of a fresh 4 MiB mapping just before the copy
-// phase's fork, as the harness probes before its snapshot). WARM_MIB
-// (default 0) is touched and freed first, as the harness's warm_mib. One writer (the main
-// thread, every element in order: the harness's pattern=blocked, writers=1),
-// one copier in the child (dest=fresh, release=none), 4 KiB pages.
+// phase's fork, as the harness probes before its snapshot). WARM_MIB MiB
+// (default 0) are touched and freed first, as the harness's warm_mib. One
+// writer (the main thread, every element in order: the harness's
+// pattern=blocked, writers=1), one copier in the child (dest=fresh,
+// release=none), 4 KiB pages.
 // PARKED_THREADS (default 0) threads that only wait are started after the
 // empty fork, as the harness's process has threads beside its writer.
 #define _GNU_SOURCE
@@ -83,11 +84,16 @@ static void* parked(void* fd) {
     return NULL;
 }
 
+// One write to each 4 KiB page (volatile: the compiler keeps every one).
+static void write_each_page(void* p, size_t bytes) {
+    for (size_t at = 0; at < bytes; at += 4096) ((volatile char*)p)[at] = 1;
+}
+
 // Touch each 4 KiB page of a fresh mapping once; the seconds per page.
 static double touch_fresh(size_t bytes) {
     char* p = (char*)map_array(bytes);
     const double t0 = now();
-    for (size_t at = 0; at < bytes; at += 4096) *(volatile char*)(p + at) = 1;
+    write_each_page(p, bytes);
     const double t = now() - t0;
     if (munmap(p, bytes) != 0) die("munmap");
     return t / (double)(bytes / 4096);
@@ -115,8 +121,7 @@ int main(int argc, char** argv) {
     const size_t warm = argc == 5 && strcmp(argv[4], "0") != 0 ? parse(argv[4], "WARM_MIB") << 20 : 0;
     if (warm > 0) {  // its memory backed again, then freed, as the harness's warm_mib
         void* w = map_array(warm);
-        if (madvise(w, warm, MADV_POPULATE_WRITE) != 0)
-            for (size_t at = 0; at < warm; at += 4096) ((volatile char*)w)[at] = 1;
+        if (madvise(w, warm, MADV_POPULATE_WRITE) != 0) write_each_page(w, warm);
         if (munmap(w, warm) != 0) die("munmap");
     }
     const size_t n = bytes / sizeof(uint64_t);

@@ -60,13 +60,17 @@ def build_seed(folder: Path) -> Path:
 
 
 def run_seed(program: Path) -> dict[str, float]:
-    """The seed's `key value` lines: child_copy_s, child_utime_s, child_stime_s, child_minflt."""
+    """The seed's lines that end in a number, by the text before it: child_copy_s,
+    child_utime_s, child_stime_s, child_minflt, "duration (s):" (its workers' time)
+    and "reunited with child after (s):"."""
     done = subprocess.run([str(program)], capture_output=True, text=True, check=True)
     values = {}
     for line in done.stdout.splitlines():
         key, _, value = line.rpartition(" ")
-        if key.startswith("child_"):
+        try:
             values[key] = float(value)
+        except ValueError:  # a line of words only
+            continue
     return values
 
 

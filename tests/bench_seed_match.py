@@ -25,10 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_seed_alloc import build_seed, run_seed
+
 from cowsnap.plan import config
 from cowsnap.plan import point as plan_point
 
-SEED_SOURCE = Path(__file__).resolve().parent / "data" / "seed.cpp"
 POINT = {"size_mib": 256, "method": "fork", "writers": 1, "copiers": 1, "batch_kib": 2048, "alloc": "new",
          "exit": "normal", "pattern": "interleaved", "dest": "zeroed", "release": "munmap", "hold": "copy"}  # fmt: skip
 LIMITS = {"writers_s": 1.10, "reunion_s": 1.15}
@@ -47,17 +48,13 @@ def warm(mib: int) -> None:
     region.close()
 
 
-def run_seed(program: Path) -> dict[str, float]:
-    done = subprocess.run([str(program)], capture_output=True, text=True, check=True)
-    values = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("duration (s):"):
-            values["writers_s"] = float(line.split(":")[1])
-        elif line.startswith("reunited with child after (s):"):
-            values["reunion_s"] = float(line.split(":")[1])
-        elif line.startswith("child_copy_s "):
-            values["child_copy_s"] = float(line.split()[1])
-    return values
+def seed_side(program: Path) -> dict[str, float]:
+    values = run_seed(program)
+    return {
+        "writers_s": values["duration (s):"],
+        "reunion_s": values["reunited with child after (s):"],
+        "child_copy_s": values["child_copy_s"],
+    }
 
 
 def run_point() -> dict[str, float]:
@@ -82,13 +79,11 @@ def main() -> int:
     measured: dict[str, dict[str, list[float]]] = {side: {key: [] for key in SHOWN} for side in ("seed", "cowsnap")}
     checks: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
-        program = Path(folder) / "seed"
-        subprocess.run(["g++", "-O2", "-std=c++17", "-pthread", "-DWITH_FORK", str(SEED_SOURCE), "-o", str(program)],
-                       check=True)  # fmt: skip
+        program = build_seed(Path(folder))
         for _ in range(runs):
             for side in measured:
                 warm(warm_mib)
-                values = run_seed(program) if side == "seed" else run_point()
+                values = seed_side(program) if side == "seed" else run_point()
                 for key in SHOWN:
                     measured[side][key].append(values[key])
                 if side == "cowsnap":

@@ -482,10 +482,9 @@ def noise(points: pd.DataFrame) -> list[str]:
         f"page's cost (fresh_page_us) or the memory bandwidth (memcpy_gbps) varied by more than "
         f"{100 * verdict.NOISE_CV:g}%, the machine reported at least {100 * verdict.HOST_TOOK_SHARE:g}% of the array "
         f"to its host during a run, the host stole at least {100 * verdict.STEAL_SHARE:g}% of the CPU time during a "
-        "run, or "
-        "the writers waited for a CPU (the cause column). Where none did, the column says so, and where the copy "
-        "faults' own time varied, by how much: that spread is the kernel's copy path on this machine, and a quieter "
-        "machine, not more runs, narrows it.",
+        "run, or the writers waited for a CPU (the cause column). Where none did, the column says so, and where the "
+        "copy faults' own time varied, by how much: that spread is the kernel's copy path on this machine, and a "
+        "quieter machine, not more runs, narrows it.",
     ]
     lines.append("")
     rows = [

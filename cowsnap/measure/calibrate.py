@@ -18,10 +18,9 @@ multi-threaded explains.
 
 Both sides start each run from the same machine state: the memory the run
 allocates (the array, the child's copy, the writer's COW copies) touched
-and freed first, so a
-host that backs freed memory lazily backs it again (--cold: the machine as
-it is). Each
-run also records what a fresh page cost just before its copy phase's fork
+and freed first, so a host that backs freed memory lazily backs it again
+(--cold: the machine as it is). Each run also records what a fresh page
+cost just before its copy phase's fork
 (fresh_page_us) and the memory the machine reported to its host meanwhile
 (host_reported_kib), and every gap over 10% is explained by what was
 measured: plain C's own two sides, plain C's own runs, or the machine's
@@ -50,8 +49,7 @@ SIDES = ("plain_c", "plain_c_threads", "harness")
 # helper that waits for the snapshot's end): what being a multi-threaded
 # process costs, apart from the harness.
 PARKED_THREADS = 2
-# What both sides measure (seconds, and the array's pages), and the machine's
-# share beside it.
+# What both sides measure (seconds, and the array's pages).
 KEYS = ("fork_empty_s", "fork_s", "write_s", "write_after_exit_s", "write_during_copy_s", "pages")
 # A gap over this share between the harness and plain C gets an explanation.
 GAP = 0.10
@@ -232,7 +230,7 @@ def explanation(df: pd.DataFrame, row: pd.Series) -> str:
     sides = row["plain_c_threads"] / row["plain_c"] - 1
     if abs(sides) >= abs(gap):
         return f"within plain C's own two sides, which differ by {100 * sides:+.0f}%"
-    runs = df[(df["size_mib"] == row["size_mib"])]
+    runs = df[df["size_mib"] == row["size_mib"]]
     plain = runs[runs["side"] == "plain_c"][row["quantity"]]
     if plain.min() <= row["harness"] <= plain.max():
         return f"within plain C's own runs ({_number(plain.min())}-{_number(plain.max())})"

@@ -15,7 +15,7 @@ from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
-from cowsnap.plan.methods import BENCHMARK, COMMAND_KEYS, WATCH_KEYS, taking
+from cowsnap.plan.methods import BENCHMARK, BENCHMARK_KEYS, COMMAND_KEYS, WATCH_KEYS, taking
 from cowsnap.plan.point import PAGE_KIB, parse_list
 
 MAX_RUNS = 20_000  # runs of one config, over all experiments
@@ -41,8 +41,9 @@ WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s")
 # key that does not apply to a point is set to its default before the
 # point's id is computed, so one measurement has one id; a value given that
 # applies to none of the points it was given for is refused. Entries are
-# applied in this order (later ones see earlier results).
-CONDITIONS: dict = {
+# applied in this order (later ones see earlier results): the keys some
+# methods take or that need other values first, then every other key.
+NARROWER: dict = {
     "release": {},
     "exit": {},
     "hold": {},
@@ -59,12 +60,9 @@ CONDITIONS: dict = {
     "sharing_interval_ms": {},
     "timeout_s": {},
     "vm_nodes": {"vm_kernel": Other(("host",))},
-    # Last, so a value that applies to a few methods is refused naming them.
-    **{key: {} for key in ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate",
-                           "numa_mem", "numa_writers", "memcpy_mib", "warm_mib", "vm_kernel", "write_latency_kib",
-                           "passes", "write_s", "write_rate")},
-    **{key: {} for key in WATCH_KEYS},
-}  # fmt: skip
+}
+# Last, so a value that applies to a few methods is refused naming them.
+CONDITIONS = {**NARROWER, **{key: {} for key in (*BENCHMARK_KEYS, *WATCH_KEYS) if key not in NARROWER}}
 APPLIES: dict = {
     key: (taking(key if isinstance(key, str) else "=".join(key)), others) for key, others in CONDITIONS.items()
 }
