@@ -37,7 +37,7 @@ localrules:
 
 onstart:
     knobs.restore_journal()  # what a run killed by SIGKILL left changed
-    jobs.write_schedule(RESULTS, CONFIG["seed"], RUNS.values())
+    jobs.write_schedule(RESULTS, CONFIG["schedule_seed"], RUNS.values())
 
 
 onsuccess:

@@ -53,7 +53,7 @@ def parse_settings(pairs: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["calibrate"]:
-        from cowsnap.measure import calibrate
+        from cowsnap.measure.bench import calibrate
 
         return calibrate.main(argv[1:])
     if argv[:1] == ["watch"]:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         point = config.validate_point(parse_settings(args.settings))
         grid.check_applies([point], "point")
-        point = grid.normalise(point)
+        point = grid.resolve(point)
         grid.check_point(point, "point")
     except config.ConfigError as error:
         print(f"cowsnap: {error}", file=sys.stderr)
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             print(f"cowsnap: --out {args.out}: {reason}", file=sys.stderr)
             return 1
-    from cowsnap.measure import native, runner
+    from cowsnap.measure import native
+    from cowsnap.measure.bench import runner
 
     try:
         build = native.ensure_built(args.build_dir, args.cxxflags)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ids = {"run_id": "cli/" + grid.point_id(point) + "/0"}
     if point["method"] == "watch":
-        from cowsnap.measure import watch_point
+        from cowsnap.measure.watch import point as watch_point
 
         # A failed or stopped watch point leaves the timeline it had read beside its record.
         record = watch_point.run(point, build, ids, args.out.with_suffix(".timeline.csv") if args.out else None)

@@ -42,7 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cowsnap.analyse import watch_report
+from cowsnap.analyse.watch import report as watch_report
 from cowsnap.measure import knobs, native
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import Watch, boot_clock

@@ -26,8 +26,9 @@ import sys
 from pathlib import Path
 
 from cowsnap.analyse import stats
-from cowsnap.measure import native, runner
-from cowsnap.plan import config
+from cowsnap.measure import native
+from cowsnap.measure.bench import runner
+from cowsnap.plan import config, grid
 
 LIMIT = 1.03  # latency on / off, median of the rounds' ratios
 METHODS = ("none", "fork")
@@ -46,7 +47,7 @@ def main() -> int:
     for round_number in range(rounds):
         order = sides if round_number % 2 == 0 else sides[::-1]
         for method, kib in order:
-            point = {**defaults, "size_mib": size_mib, "method": method, "write_latency_kib": kib}
+            point = grid.resolve({"size_mib": size_mib, "method": method, "write_latency_kib": kib})
             record = runner.run(point, build)
             if record["status"] != "ok":
                 raise SystemExit(f"method={method} write_latency_kib={kib}: {record['status']}: {record['reason']}")

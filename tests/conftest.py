@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap.measure import native, runner
-from cowsnap.plan import config
+from cowsnap.measure import native
+from cowsnap.measure.bench import runner
+from cowsnap.plan import config, grid
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def run_point_raw(build):
     """Runs one point (defaults plus the given keys); the record, whatever its status."""
 
     def run(**settings):
-        return runner.run({**config.point_defaults(), "memcpy_mib": 0, **settings}, build)
+        return runner.run(grid.resolve({"memcpy_mib": 0, **settings}), build)
 
     return run
 
@@ -31,8 +32,7 @@ def run_point(build):
     a point this machine cannot run skips the test with the record's reason."""
 
     def run(**settings):
-        point = {**config.point_defaults(), "memcpy_mib": 0, **settings}
-        record = runner.run(point, build)
+        record = runner.run(grid.resolve({"memcpy_mib": 0, **settings}), build)
         if record["status"] == "skipped":
             pytest.skip(f"not on this machine: {record['reason']}")
         assert record["status"] == "ok", record["reason"]

@@ -7,7 +7,8 @@ import os
 import pandas as pd
 import pytest
 
-from cowsnap.measure import calibrate, native
+from cowsnap.measure import native
+from cowsnap.measure.bench import calibrate
 
 SIZE_MIB = 16
 

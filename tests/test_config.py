@@ -182,7 +182,12 @@ BAD_VALUES = {
         "config.experiments",
         "at most 20000",
     ),
-    "seed negative": ({"seed": -1, "experiments": {"e": {}}}, "config.seed", "0 to 4294967295"),
+    "seed negative": ({"schedule_seed": -1, "experiments": {"e": {}}}, "config.schedule_seed", "0 to 4294967295"),
+    "seed by its old name": (
+        {"seed": 5, "experiments": {"e": {}}},
+        "config: unknown key 'seed' (now schedule_seed)",
+        "schedule_seed",
+    ),
     "numa bind to nothing": (base(numa_mem="bind:-"), "numa_mem", "bind:<nodes>"),
     "numa open range": (base(numa_mem="bind:0-"), "numa_mem", "bind:<nodes>"),
     "numa reversed range": (base(numa_mem="bind:3-1"), "numa_mem", "bind:<nodes>"),

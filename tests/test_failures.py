@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap.measure import jobs, knobs, records
+from cowsnap import jobs
+from cowsnap.measure import knobs, records
 from cowsnap.plan import config
 
 REPO = Path(__file__).resolve().parent.parent

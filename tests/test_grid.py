@@ -80,3 +80,31 @@ def test_the_seed_keeps_its_own_threads_and_the_rest_of_the_default_sweep_fits_t
             assert (run.point["writers"], run.point["copiers"]) == (2, 2)
         else:
             assert run.point["writers"] + run.point["copiers"] <= max(cpus, 2), run.run_id
+
+
+def test_a_point_is_resolved_once_and_read_only():
+    """The plan resolves each point (defaults, keys that do not apply, auto
+    threads) into a read-only Point; the stages after it take it as it is
+    and refuse settings the plan never resolved."""
+    import pickle
+
+    from cowsnap.measure.bench import runner, wire
+    from cowsnap.plan.point import Point
+
+    runs = grid.expand(config.validate({"experiments": {"e": {"matrix": {"method": ["fork", "none"]}}}}))
+    assert runs and all(isinstance(run.point, Point) for run in runs)
+    point = runs[0].point
+    assert isinstance(point["writers"], int) and isinstance(point["copiers"], int)
+    with pytest.raises(TypeError, match="read-only"):
+        point["size_mib"] = 1
+    with pytest.raises(TypeError, match="read-only"):
+        point.update(size_mib=1)
+    assert pickle.loads(pickle.dumps(point)) == point  # a job's parameter, as Snakemake passes it
+    assert grid.resolve({**point, "size_mib": 8})["size_mib"] == 8
+    with pytest.raises(ValueError, match="auto"):
+        Point({**point, "writers": "auto"})
+    settings = {**config.point_defaults(), "method": "none"}
+    with pytest.raises(TypeError, match="not a planned point"):
+        runner.run(settings, build=None)
+    with pytest.raises(TypeError, match="not a planned point"):
+        wire.params_of(None, settings)

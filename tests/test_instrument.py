@@ -9,8 +9,9 @@ import stat
 import pytest
 
 from cowsnap.analyse import aggregate
-from cowsnap.measure import knobs, native, runner
-from cowsnap.plan import config
+from cowsnap.measure import knobs, native
+from cowsnap.measure.bench import runner
+from cowsnap.plan import grid
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing system knobs needs root")
 SIZE = {"size_mib": 16, "batch_kib": 512, "pattern": "blocked", "memcpy_mib": 0}
@@ -35,7 +36,7 @@ def test_copies_an_ordinary_user_cannot_count_are_absent_not_zero(build, tmp_pat
     # taskstats query needs CAP_NET_ADMIN: the count cannot be read.
     wrapper = bench_as_nobody(build, tmp_path)
     monkeypatch.setattr(native.Build, "bench", property(lambda self: wrapper))
-    point = {**config.point_defaults(), **SIZE, "method": "fork", "hold": "writers", "release": "none"}
+    point = grid.resolve({**SIZE, "method": "fork", "hold": "writers", "release": "none"})
     with knobs.applied({knobs.TASK_DELAYACCT: "1"}):
         record = runner.measure(point, build)
     assert record["status"] == "ok", record["reason"]
@@ -52,7 +53,7 @@ def test_copies_an_ordinary_user_cannot_count_are_absent_not_zero(build, tmp_pat
 @pytest.mark.parametrize("delayacct", [True, False])
 def test_delay_accounting_is_what_the_point_asks(build, delayacct):
     before = knobs.TASK_DELAYACCT.read_text()
-    point = {**config.point_defaults(), **SIZE, "method": "fork", "delayacct": delayacct}
+    point = grid.resolve({**SIZE, "method": "fork", "delayacct": delayacct})
     record = runner.run(point, build)
     assert record["status"] == "ok", record["reason"]
     assert record["delayacct_effective"] is delayacct
@@ -71,7 +72,7 @@ def test_mthp_point_under_thp_mode_always_gets_its_folio_size(build):
         pytest.skip("this kernel offers no 64 KiB THP size")
     pmd = knobs.environment.THP_DIR / "hugepages-2048kB" / "enabled"
     before = knobs.current(pmd)
-    point = {**config.point_defaults(), **SIZE, "method": "none", "backing": "mthp-64k", "thp_mode": "always"}
+    point = grid.resolve({**SIZE, "method": "none", "backing": "mthp-64k", "thp_mode": "always"})
     record = runner.run(point, build)
     assert record["status"] == "ok", record["reason"]
     assert record["thp_enabled"] == "always" and record["huge_kib"] == 0

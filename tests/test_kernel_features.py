@@ -4,7 +4,7 @@ test with the reason the run recorded."""
 
 import pytest
 
-from cowsnap.measure import runner
+from cowsnap.measure.bench import runner
 
 SMALL = {"size_mib": 32, "batch_kib": 2048, "pattern": "blocked"}
 
@@ -104,11 +104,12 @@ def test_numa_policy_is_read_back(run_point):
 
 
 def test_missing_numa_node_is_skipped_with_reason(build):
-    from cowsnap.measure import environment, runner
-    from cowsnap.plan import config
+    from cowsnap.measure import environment
+    from cowsnap.measure.bench import runner
+    from cowsnap.plan import grid
 
     node = max(environment.numa_nodes()) + 1
-    record = runner.run({**config.point_defaults(), "numa_mem": f"bind:{node}"}, build)
+    record = runner.run(grid.resolve({"numa_mem": f"bind:{node}"}), build)
     assert record["status"] == "skipped"
     assert f"NUMA node {node} does not exist" in record["reason"]
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cowsnap.measure import environment, knobs, runner
-from cowsnap.plan import config
+from cowsnap.measure import environment, knobs
+from cowsnap.measure.bench import runner
+from cowsnap.plan import grid
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing system knobs needs root")
 THP = knobs.THP_ENABLED
@@ -29,7 +30,7 @@ def other_thp_mode() -> str:
 def test_thp_mode_applies_for_the_run_and_is_restored(build):
     before = THP.read_text()
     mode = other_thp_mode()
-    record = runner.run({**config.point_defaults(), "method": "none", "size_mib": 8, "thp_mode": mode}, build)
+    record = runner.run(grid.resolve({"method": "none", "size_mib": 8, "thp_mode": mode}), build)
     assert record["status"] == "ok", record["reason"]
     assert record["thp_enabled"] == mode  # read back while the run had it
     assert THP.read_text() == before
@@ -39,7 +40,7 @@ def test_thp_mode_applies_for_the_run_and_is_restored(build):
 @needs_root
 def test_delay_accounting_is_enabled_for_the_run_and_restored(build):
     before = knobs.TASK_DELAYACCT.read_text()
-    record = runner.run({**config.point_defaults(), "method": "fork", "size_mib": 8, "batch_kib": 512}, build)
+    record = runner.run(grid.resolve({"method": "fork", "size_mib": 8, "batch_kib": 512}), build)
     assert record["delayacct_effective"] is True
     assert "writer_wpcopy_count" in record
     assert knobs.TASK_DELAYACCT.read_text() == before
@@ -49,8 +50,7 @@ def test_delay_accounting_is_enabled_for_the_run_and_restored(build):
 def test_knob_failure_skips_the_point_and_restores(build):
     # A pool far beyond this machine's memory cannot be reserved.
     before = environment.hugetlb_pool()
-    point = {**config.point_defaults(), "backing": "hugetlb-1g", "size_mib": 1024, "batch_kib": 1048576}
-    point["hugetlb_pool"] = 10_000
+    point = grid.resolve({"backing": "hugetlb-1g", "size_mib": 1024, "batch_kib": 1048576, "hugetlb_pool": 10_000})
     record = runner.run(point, build)
     assert record["status"] == "skipped"
     assert "nr_hugepages" in record["reason"] or "MiB" in record["reason"]
@@ -81,7 +81,7 @@ def test_knobs_survive_sigkill_and_the_next_run_restores_them(build):
         process.wait(timeout=30)
         assert knobs.current(THP) == mode  # nothing could restore it...
         assert knobs.JOURNAL.exists()  # ...but the journal remembers
-        record = runner.run({**config.point_defaults(), "method": "none", "size_mib": 4, "batch_kib": 64}, build)
+        record = runner.run(grid.resolve({"method": "none", "size_mib": 4, "batch_kib": 64}), build)
         assert record["status"] == "ok"
         assert THP.read_text() == before
         assert not knobs.JOURNAL.exists()

@@ -22,7 +22,7 @@ REGISTERED = re.compile(r'^COWSNAP_METHOD\("(\w+)",', re.MULTILINE)
 def registered(native_dir: Path) -> dict[str, str]:
     """Method name -> the native file that registers its Snapshot."""
     found = {}
-    for source in sorted(native_dir.glob("*.cpp")):
+    for source in sorted((native_dir / "bench").glob("*.cpp")):
         for name in REGISTERED.findall(source.read_text()):
             assert name not in found, f"{name} registered by {found.get(name)} and {source.name}"
             found[name] = source.name
@@ -64,12 +64,13 @@ from cowsnap.plan import methods
 # The one Python row: a second stop-the-world method.
 methods.METHODS["pause"] = dataclasses.replace(methods.METHODS["stop"], description="a stop under another name")
 
-from cowsnap.measure import native, runner  # every list derives from the table as it is now
-from cowsnap.plan import config
+from cowsnap.measure import native  # every list derives from the table as it is now
+from cowsnap.measure.bench import runner
+from cowsnap.plan import config, grid
 
 cxxflags = config.schema()["properties"]["cxxflags"]["default"]
 build = native.build(Path(sys.argv[1]), cxxflags, native_dir=Path(sys.argv[2]))
-point = config.validate_point({"method": "pause", "size_mib": 4, "batch_kib": 512, "writers": 1, "copiers": 1})
+point = grid.point_of({"method": "pause", "size_mib": 4, "batch_kib": 512, "writers": 1, "copiers": 1})
 print(json.dumps(runner.run(point, build)))
 """
 
@@ -78,8 +79,8 @@ def test_adding_a_method_is_one_row_one_file_and_one_docs_line(tmp_path):
     native_dir = tmp_path / "native"
     shutil.copytree(native.NATIVE_DIR, native_dir)
     # The one C++ file: the stop snapshot's, registered under the new name.
-    stop = (native_dir / "stop_snapshot.cpp").read_text()
-    (native_dir / "pause_snapshot.cpp").write_text(
+    stop = (native_dir / "bench" / "stop_snapshot.cpp").read_text()
+    (native_dir / "bench" / "pause_snapshot.cpp").write_text(
         stop.replace("StopSnapshot", "PauseSnapshot").replace('COWSNAP_METHOD("stop"', 'COWSNAP_METHOD("pause"')
     )
     done = subprocess.run(

@@ -1,5 +1,5 @@
 """One list of point parameters: the config schema's point keys, less the
-keys Python applies itself, are the fields of native/params.def, from which
+keys Python applies itself, are the fields of native/common/params.def, from which
 the Params struct and its text codec are both expanded."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cowsnap.measure import wire
+from cowsnap.measure.bench import wire
 from cowsnap.plan import config, point
 
-PARAMS_DEF = Path(__file__).resolve().parent.parent / "native" / "params.def"
+PARAMS_DEF = Path(__file__).resolve().parent.parent / "native" / "common" / "params.def"
 
 
 def native_fields() -> list[str]:

@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_harness_names_no_method():
-    harness = (REPO / "native" / "harness.cpp").read_text()
+    harness = (REPO / "native" / "bench" / "harness.cpp").read_text()
     methods = [m for m in config.point_schema()["method"]["enum"] if m != "watch"]
     named = [m for m in methods if re.search(rf'"{re.escape(m)}"|Method::{re.escape(m)}\b', harness)]
-    assert not named, f"native/harness.cpp names the methods {named}: ask the Snapshot instead"
+    assert not named, f"native/bench/harness.cpp names the methods {named}: ask the Snapshot instead"
 
 
 # The stages, lowest first: each may import the stages below it, never one
@@ -68,6 +68,25 @@ def test_no_stage_imports_a_stage_above_it():
         if stage_of(target) > stage_of(module)
     ]
     assert not upward, f"imports from a lower stage to a higher one ({' < '.join(STAGES)}): {upward}"
+
+
+# The two products within the stages: each imports what the stages share,
+# never the other's folder.
+PRODUCTS = ("bench", "watch")
+
+
+def test_the_benchmark_and_the_watch_import_only_what_they_share():
+    def product(module: str) -> str:
+        parts = module.split(".")
+        return parts[2] if len(parts) > 3 and parts[2] in PRODUCTS else ""
+
+    crossing = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if product(module) and product(target) and product(module) != product(target)
+    ]
+    assert not crossing, f"one product imports the other's folder: {crossing}"
 
 
 def test_no_import_circle():

@@ -51,7 +51,7 @@ def test_config_values_add_to_the_default_config(tmp_path):
     (tmp_path / "config").mkdir()
     config = f"experiments:\n  solo:\n    repetitions: 3\n    base: {TRIVIAL}\n"
     (tmp_path / "config" / "config.yaml").write_text(config)
-    assert planned(tmp_path, "--config", "seed=5")["run_point"] == 3
+    assert planned(tmp_path, "--config", "schedule_seed=5")["run_point"] == 3
 
 
 def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
@@ -109,7 +109,7 @@ def test_report_text_is_plain(tmp_path):
     import jinja2
     from docutils.core import publish_parts
 
-    from cowsnap.measure import jobs
+    from cowsnap import jobs
 
     evil = (
         "A description.\n\n.. include:: /etc/os-release\n\n.. raw:: html\n\n   <script>alert(1)</script>\n\n"

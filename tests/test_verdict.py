@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from cowsnap.analyse import summary, verdict, watch_report
+from cowsnap.analyse import summary, verdict
+from cowsnap.analyse.watch import report as watch_report
 
 
 def test_the_documented_thresholds():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_kernel_features import large_folio_rule
 
-from cowsnap.measure import runner, vm, wire
+from cowsnap.measure.bench import runner, vm, wire
 from cowsnap.plan import config, grid, kernels
 from cowsnap.plan import point as plan_point
 
@@ -35,7 +35,7 @@ def no_vm(reason: str):
 
 
 def point(**settings) -> dict:
-    return grid.normalise({**config.point_defaults(), "memcpy_mib": 0, "size_mib": SIZE_MIB, **settings})
+    return grid.resolve({"memcpy_mib": 0, "size_mib": SIZE_MIB, **settings})
 
 
 # ---- without a boot

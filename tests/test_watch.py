@@ -21,7 +21,8 @@ import pytest
 from conftest import delayacct_not_ours
 
 from cowsnap import watch_cli
-from cowsnap.analyse import verdict, watch_report
+from cowsnap.analyse import verdict
+from cowsnap.analyse.watch import report as watch_report
 from cowsnap.measure import knobs
 from cowsnap.measure.watch import proc, tracker
 

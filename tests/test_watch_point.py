@@ -21,7 +21,8 @@ import yaml
 from conftest import delayacct_not_ours
 from run_workflow import snakemake
 
-from cowsnap.measure import knobs, watch_point
+from cowsnap.measure import knobs
+from cowsnap.measure.watch import point as watch_point
 from cowsnap.plan import config, grid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def steps(program: Path) -> dict:
 
 def watch_point_of(**keys) -> dict:
     """A watch point as the grid makes it (defaults, normalised, checked)."""
-    point = grid.normalise({**config.point_defaults(), "method": "watch", **keys})
+    point = grid.resolve({"method": "watch", **keys})
     grid.check_point(point, "point")
     return point
 

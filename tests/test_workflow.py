@@ -1,6 +1,7 @@
 """A real Snakemake run of a tiny config, in a temporary folder."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -68,10 +69,9 @@ def test_compile_error_fails_the_build_rule_with_diagnostics(tmp_path):
     from cowsnap.measure import native
 
     broken = tmp_path / "native"
-    broken.mkdir()
-    for source in native.source_files():
-        (broken / source.name).write_text(source.read_text())
-    (broken / "harness.cpp").write_text((broken / "harness.cpp").read_text() + "\nint broken( { \n")
+    shutil.copytree(native.NATIVE_DIR, broken)
+    harness = broken / "bench" / "harness.cpp"
+    harness.write_text(harness.read_text() + "\nint broken( { \n")
     try:
         native.build(tmp_path / "out", "-O2 -std=c++17", broken)
     except native.BuildError as error:

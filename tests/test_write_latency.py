@@ -31,14 +31,16 @@ LATENCY_FEEDS = {
 
 @pytest.mark.parametrize("feed", LATENCY_FEEDS)
 def test_every_percentile_of_the_histogram_is_the_nearest_rank_of_its_raw_values(tmp_path, feed):
-    """The benchmark's histogram (native/latency.cpp), fed known values: each
+    """The benchmark's histogram (native/bench/latency.cpp), fed known values: each
     percentile is the nearest-rank percentile of the raw values, to the
     histogram's resolution (exact below 64 ns, 1/32 of the value above), and
     never above the largest value."""
     program = tmp_path / "histogram_check"
     here = Path(__file__).parent / "data" / "histogram_check.cpp"
-    sources = [str(here), str(native.NATIVE_DIR / "latency.cpp")]
-    subprocess.run(["c++", "-O2", "-std=c++17", f"-I{native.NATIVE_DIR}", *sources, "-o", str(program)], check=True)
+    sources = [str(here), str(native.NATIVE_DIR / "bench" / "latency.cpp")]
+    subprocess.run(
+        ["c++", "-O2", "-std=c++17", f"-I{native.NATIVE_DIR / native.COMMON}", *sources, "-o", str(program)], check=True
+    )
     values = LATENCY_FEEDS[feed]
     quantiles = ("0.001", "0.1", "0.5", "0.9", "0.99", "0.999", "1")
     printed = subprocess.run([str(program), *quantiles], input="\n".join(map(str, values)), capture_output=True,

@@ -270,7 +270,7 @@ KEYS: dict[str, Key] = {
     "n": Key("ok runs of the point", "the runs"),
     "kernel": Key("kernel release (the guest's for a VM run)", "uname"),
     "virtualized": Key(
-        "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.vm"
+        "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.bench.vm"
     ),
     "host_kernel": Key("kernel release of the machine that ran the VM", "uname"),
     "vm_kernel_release": Key(

@@ -1,1 +1,3 @@
-"""Measuring: the native build, one run, the knobs it sets, watching a process."""
+"""Measuring, shared by both products: the native build (native), the
+machine (environment, host), the knobs a run sets (knobs), records
+(records). The benchmark's runs are in bench/, the watch's in watch/."""

@@ -1,15 +1,17 @@
 """What a point needs of the kernel it runs on, as data: the checks that
 skip it (a file that must exist, or hold text, and the reason when it does
 not) and the knobs it sets. One list, two executors: the runner applies them
-on this machine (cowsnap.measure.runner), a VM boot writes them into the
-guest's script (cowsnap.measure.vm).
+on this machine (cowsnap.measure.bench.runner), a VM boot writes them into the
+guest's script (cowsnap.measure.bench.vm).
 
 A reason may name {nodes} (the NUMA nodes there are) or {offered} (the mTHP
 sizes the kernel offers); each executor fills them in its own way."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cowsnap.measure import environment, knobs
 from cowsnap.plan import point as plan_point
@@ -109,3 +111,46 @@ def knobs_of(point: dict, hugetlb_pool: dict[str, int]) -> list[Knob]:
         target = needed if point["hugetlb_pool"] != "auto" else total + max(0, needed - free)
         wanted.append(Knob(f"{HUGETLB}/hugepages-{size}/nr_hugepages", str(target)))
     return wanted
+
+
+# On this machine (a VM boot writes the same checks into its guest's script).
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def host_knobs(wanted: list[Knob]) -> dict[Path, str]:
+    """Knobs as this machine sets them: by path, those only set where the
+    kernel has them left out where it has not."""
+    return {Path(knob.path): knob.value for knob in wanted if not knob.if_present or Path(knob.path).exists()}
+
+
+def failed_check(wanted: list[Check]) -> str:
+    """The reason of the first check this machine fails ('' when none)."""
+    for check in wanted:
+        path = Path(check.path)
+        if not path.exists() or (check.nonempty and not environment.read_text(path)):
+            offered = ", ".join(f"mthp-{s}k" for s in environment.mthp_sizes_kib()) or "none"
+            return check.reason.format(nodes=environment.numa_nodes(), offered=offered)
+    return ""
+
+
+def host_mode_knobs(point: dict) -> dict[Path, str]:
+    """The THP mode and delay accounting a point, of the benchmark or a watch
+    point, runs under."""
+    return host_knobs(mode_knobs(point))
+
+
+def knob_skip_reason(point: dict, wanted: dict[Path, str]) -> str:
+    """Why the point cannot have the system settings it wants here: no THP
+    or delay accounting in this kernel, or a knob to change without root
+    ('' when it can)."""
+    return failed_check(mode_checks(point)) or root_needed(wanted)
+
+
+def root_needed(wanted: dict[Path, str]) -> str:
+    """A knob to change without root ('' when none)."""
+    if not is_root():
+        for path, value in wanted.items():
+            if knobs.current(path) != value:
+                return f"needs root to set {path} to {value} (it is {knobs.current(path)})"
+    return ""

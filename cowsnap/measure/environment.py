@@ -11,6 +11,8 @@ from pathlib import Path
 
 from cowsnap.plan.point import parse_list
 
+REPO = Path(__file__).resolve().parents[2]  # the checkout whose commit a record names
+
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 HUGETLB_DIR = Path("/sys/kernel/mm/hugepages")
 NODE_DIR = Path("/sys/devices/system/node")

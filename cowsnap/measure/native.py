@@ -1,12 +1,14 @@
 """Build native/ through cppyy's toolchain and load it into Python.
 
-genreflex (cppyy's dictionary generator, on Cling) turns native/cowsnap.h into
-a reflection dictionary; the system C++ compiler builds it with the code that
-starts a run into one shared library, which cppyy.load_reflection_info loads
-(a run parses no header and compiles nothing). The same compiler builds the
-benchmark itself into an executable, cowsnap-bench, that each run starts:
-the timed work runs in a process holding only the benchmark. A plain C
-program doing the same work, cowsnap-calibrate, is built beside it. Builds
+native/ holds a folder per binary. genreflex (cppyy's dictionary generator,
+on Cling) turns native/common/cowsnap.h into a reflection dictionary; the
+system C++ compiler builds it with native/common/ and native/library/ (the
+code that starts a run, and the watch's taskstats listener) into one shared
+library, which cppyy.load_reflection_info loads (a run parses no header and
+compiles nothing). The same compiler builds native/common/ and native/bench/
+into an executable, cowsnap-bench, that each run starts: the timed work runs
+in a process holding only the benchmark. A plain C program doing the same
+work, native/calibrate/calibrate.c, is built beside it as cowsnap-calibrate. Builds
 are cached under a key made of the sources, the flags (the benchmark's link
 flags included), the compiler and cppyy versions, and the CPU model when the
 flags tune for the build machine (-march=native), so a cluster of mixed
@@ -35,10 +37,13 @@ CALIBRATE = "cowsnap-calibrate"
 # The benchmark links the C++ runtime in: its process maps about as many
 # regions as a plain C program's, so its fork() has as few to copy.
 BENCH_LINK_FLAGS = ("-static-libstdc++", "-static-libgcc")
-HEADER = "cowsnap.h"
 BUILD_INFO = "build.json"
-# Sources of the library Python loads; every other .cpp is the benchmark's.
-LIBRARY_SOURCES = ("spawn.cpp", "wire.cpp", "taskstats.cpp", "watch.cpp")
+# One folder of native/ per binary, and common/ for what both C++ binaries
+# compile: the interface Python sees (cowsnap.h), the wire and taskstats.
+COMMON = "common"
+HEADER = f"{COMMON}/cowsnap.h"
+SELECTION = "library/selection.xml"  # what genreflex exposes to Python
+FOLDERS = {LIBRARY: (COMMON, "library"), BENCH: (COMMON, "bench")}
 
 
 class BuildError(RuntimeError):
@@ -70,13 +75,18 @@ def cppyy_version() -> str:
 
 
 def source_files(native_dir: Path = NATIVE_DIR) -> list[Path]:
-    return sorted(p for p in native_dir.iterdir() if p.suffix in {".h", ".def", ".c", ".cpp", ".xml"})
+    return sorted(p for p in native_dir.rglob("*") if p.suffix in {".h", ".def", ".c", ".cpp", ".xml"})
+
+
+def compiled(binary: str, native_dir: Path = NATIVE_DIR) -> list[str]:
+    """The C++ sources one binary compiles: those of its folders."""
+    return [str(path) for folder in FOLDERS[binary] for path in sorted((native_dir / folder).glob("*.cpp"))]
 
 
 def source_hash(native_dir: Path = NATIVE_DIR) -> str:
     digest = hashlib.sha256()
     for path in source_files(native_dir):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(str(path.relative_to(native_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -118,32 +128,30 @@ def build(out_dir: Path, cxxflags: str, native_dir: Path = NATIVE_DIR) -> Build:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        cpp = [p for p in source_files(native_dir) if p.suffix == ".cpp"]
-        library_sources = [str(p) for p in cpp if p.name in LIBRARY_SOURCES]
-        bench_sources = [str(p) for p in cpp if p.name != "spawn.cpp"]
+        include = f"-I{native_dir / COMMON}"
         _run(
             [
                 _tool("genreflex"),
                 str(native_dir / HEADER),
-                f"--selection={native_dir / 'selection.xml'}",
+                f"--selection={native_dir / SELECTION}",
                 "-o",
                 "cowsnap_rflx.cpp",
                 "--rootmap=libcowsnap.rootmap",
                 f"--rootmap-lib={LIBRARY}",
-                f"-I{native_dir}",
+                include,
             ],
             cwd=tmp,
         )
         cling_flags = _run([_tool("cling-config"), "--cppflags"], tmp).split()
         _run(
-            ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", f"-I{native_dir}"]
-            + library_sources
+            ["c++", *cling_flags, *cxxflags.split(), "-fPIC", "-shared", include]
+            + compiled(LIBRARY, native_dir)
             + ["cowsnap_rflx.cpp", "-o", LIBRARY],
             cwd=tmp,
         )
-        bench_flags = [*cxxflags.split(), "-pthread", *BENCH_LINK_FLAGS, f"-I{native_dir}"]
-        _run(["c++", *bench_flags, *bench_sources, "-o", BENCH], cwd=tmp)
-        calibrate = native_dir / "calibrate.c"
+        bench_flags = [*cxxflags.split(), "-pthread", *BENCH_LINK_FLAGS, include]
+        _run(["c++", *bench_flags, *compiled(BENCH, native_dir), "-o", BENCH], cwd=tmp)
+        calibrate = native_dir / "calibrate" / "calibrate.c"
         if calibrate.exists():
             _run(["cc", "-O2", "-std=c11", "-pthread", str(calibrate), "-o", CALIBRATE], cwd=tmp)
         info = {

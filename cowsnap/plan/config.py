@@ -112,6 +112,7 @@ def read_yaml(path: Path) -> dict:
 # The most values a config may expand to (YAML aliases repeat a value
 # without copying it; everything after parsing walks the expansion).
 MAX_VALUES = 1_000_000
+RENAMED = {"seed": "schedule_seed"}  # top-level keys by their former names, named in the error
 
 
 def _expanded_size(node: yaml.Node, memo: dict) -> int:
@@ -185,8 +186,11 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
     rule, value, instance = error.validator, error.validator_value, error.instance
     if rule == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
-        unknown = sorted(set(instance) - set(allowed))
-        return f"{where}: unknown key {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
+        unknown = ", ".join(
+            repr(key) + (f" (now {RENAMED[key]})" if key in RENAMED else "")
+            for key in sorted(set(instance) - set(allowed))
+        )
+        return f"{where}: unknown key {unknown}; allowed keys: {', '.join(allowed)}"
     if rule == "enum":
         return f"{where}: {quote(instance)} is not allowed; allowed values: {', '.join(map(str, value))}"
     if rule == "pattern":

@@ -16,7 +16,7 @@ from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
 from cowsnap.plan.methods import BENCHMARK, BENCHMARK_KEYS, COMMAND_KEYS, WATCH_KEYS, taking
-from cowsnap.plan.point import PAGE_KIB, parse_list
+from cowsnap.plan.point import PAGE_KIB, Point, parse_list
 
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
@@ -115,6 +115,20 @@ def commands_as_text(point: dict) -> dict:
     """The point with each command given as an argv list written as one
     command line (shlex.join), so a command has one form and one id."""
     return {k: shlex.join(v) if k in COMMAND_KEYS and isinstance(v, list) else v for k, v in point.items()}
+
+
+def resolve(settings: dict, smoke_mib: int = 0, cpus: int | None = None) -> Point:
+    """The one resolution of a point, made where it is planned: the
+    defaults for keys not given, the keys that do not apply at their
+    defaults (normalise), auto threads for this machine (threads.resolve),
+    smoke mode's sizes (scale). Every later stage takes the Point as it is."""
+    given = {**cowsnap_config.point_defaults(), **settings}
+    return Point(scale(threads.resolve(normalise(given), cpus), smoke_mib))
+
+
+def point_of(settings: dict) -> Point:
+    """A point given on a command line: checked against the schema, resolved."""
+    return resolve(cowsnap_config.validate_point(settings))
 
 
 def normalise(point: dict) -> dict:
@@ -231,7 +245,7 @@ def check_meaningful(point: dict, where: str) -> None:
                 "pages); allowed: mthp-<N>k with N a power of two from 8 (the sizes a kernel offers: "
                 "ls /sys/kernel/mm/transparent_hugepage/)"
             )
-    writers = threads.resolve(point)["writers"]  # auto: as this machine resolves it
+    writers = point["writers"]
     per_writer_kib = point["size_mib"] * 1024 // writers
     if point["write_latency_kib"] > per_writer_kib:
         raise ConfigError(
@@ -322,7 +336,7 @@ def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[d
     check_applies(given, f"config.experiments.{name}")
     kept = []
     for point in given:
-        point = scale(threads.resolve(normalise(point)), smoke_mib)
+        point = resolve(point, smoke_mib)
         if point not in kept:
             kept.append(point)
     for point in kept:
@@ -363,7 +377,7 @@ def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | Non
     watch point has none: its program has no writers' time to compare)."""
     if "baseline" not in experiment or point["method"] not in BENCHMARK:
         return None
-    return scale(threads.resolve(normalise({**point, **experiment["baseline"]})), smoke_mib)
+    return resolve({**point, **experiment["baseline"]}, smoke_mib)
 
 
 def point_label(point: dict, axes: list[str]) -> str:
@@ -373,7 +387,7 @@ def point_label(point: dict, axes: list[str]) -> str:
 def expand(config: dict) -> list[Run]:
     """Every run of every experiment, in the order they are to run: in
     rounds, one per repetition, each holding that repetition of every point
-    shuffled with config["seed"] across experiments. Drift on a noisy
+    shuffled with config["schedule_seed"] across experiments. Drift on a noisy
     machine does not line up with one setting, and a point's n-th run is a
     neighbour of its baseline's n-th run, so their ratio can be taken run by
     run (cowsnap.analyse.stats)."""
@@ -391,7 +405,7 @@ def expand(config: dict) -> list[Run]:
             baseline = baseline_of(point, experiment, smoke_mib)
             baseline_id = point_id(baseline) if baseline is not None else ""
             runs.extend(Run(name, point_id(point), rep, point, baseline_id) for rep in range(experiment["repetitions"]))
-    shuffle = random.Random(config["seed"]).shuffle
+    shuffle = random.Random(config["schedule_seed"]).shuffle
     rounds = []
     for repetition in sorted({run.repetition for run in runs}):
         this_round = [run for run in runs if run.repetition == repetition]

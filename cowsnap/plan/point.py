@@ -13,11 +13,11 @@ from cowsnap.plan.methods import WATCH_KEYS, arrays_needed
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
 # Point keys that say where the point runs: this machine (vm_kernel host) or
-# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
+# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.bench.vm).
 VM_KEYS = ("vm_kernel", "vm_nodes")
 # A watch point's own keys (plan/methods.py: WATCH_KEYS) are Python's too.
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
-# Every other point key is a field of the native Params (native/params.def).
+# Every other point key is a field of the native Params (native/common/params.def).
 
 # The writers' phases: while the snapshot lived, and after it ended (fork:
 # when the parent saw the child exit; uffd and stop: when the copy was done).
@@ -27,6 +27,40 @@ PHASE_SUFFIXES = tuple(f"_{phase}" for phase in SNAPSHOT_PHASES)
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}  # hugetlb backing -> page size in KiB
 VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
+
+
+class Point(dict):
+    """A point resolved once, where the sweep is planned (plan.grid.resolve):
+    every key set, the keys that do not apply at their defaults, its threads
+    as numbers. Read-only, so every later stage, the wire included, measures
+    the point the plan made; a variant is a new point,
+    grid.resolve({**point, key: value})."""
+
+    def __init__(self, settings=(), /):
+        super().__init__(settings)
+        unresolved = [key for key in ("writers", "copiers") if self.get(key) == "auto"]
+        if unresolved:
+            raise ValueError(f"{', '.join(unresolved)} still auto: resolve the point with plan.grid.resolve")
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a Point is read-only: make a new one with plan.grid.resolve({**point, key: value})")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self):  # pickled as a job's parameter: rebuilt whole, not key by key
+        return (Point, (dict(self),))
+
+
+def planned(point: dict) -> Point:
+    """The point a stage after the plan was given, as the plan made it: a
+    Point as it is, or one a job read back from its parameters; TypeError
+    for settings the plan never resolved."""
+    if isinstance(point, Point):
+        return point
+    raise TypeError(
+        f"{type(point).__name__} is not a planned point: resolve it with plan.grid.resolve (settings) or "
+        "plan.grid.point_of (a command line's settings)"
+    )
 
 
 def native_params(point: dict) -> dict:
@@ -66,6 +100,12 @@ def folio_kib(backing: str) -> int:
 
 def memory_needed_mib(point: dict) -> int:
     return point["size_mib"] * arrays_needed(point) + 2 * point["memcpy_mib"]
+
+
+def warm_mib(point: dict) -> int:
+    """The memory touched and freed before the run: warm_mib, auto being
+    what the point allocates."""
+    return memory_needed_mib(point) if point["warm_mib"] == "auto" else point["warm_mib"]
 
 
 def hugetlb_pages_needed(point: dict) -> int:

@@ -1,4 +1,4 @@
-// Feeds the benchmark's write-latency histogram (native/latency.cpp) the
+// Feeds the benchmark's write-latency histogram (native/bench/latency.cpp) the
 // nanosecond values read from stdin, one per line, and prints each quantile
 // asked for on the command line as "q ns", then "max ns".
 #include <cstdint>

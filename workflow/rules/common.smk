@@ -6,7 +6,8 @@ from pathlib import Path
 
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import grid
-from cowsnap.measure import jobs, knobs, native
+from cowsnap import jobs
+from cowsnap.measure import knobs, native
 from cowsnap.analyse import aggregate, figures
 from cowsnap import rerun
 

@@ -1,5 +1,5 @@
 # Watch points (method=watch): a program of the user's run under cowsnap
-# watch while its own snapshot is taken (cowsnap.measure.watch_point); one
+# watch while its own snapshot is taken (cowsnap.measure.watch.point); one
 # record per run in the benchmark's layout, read into the same tables. The
 # run's record path is run_point's too: for a watch point this rule makes it.
 WATCH_POINTS = sorted({run.point_id for run in RUNS.values() if run.point["method"] == "watch"})

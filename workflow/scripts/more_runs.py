@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from cowsnap.measure import jobs
+from cowsnap import jobs
 
 with jobs.logged(snakemake.log[0]) as log:
     from cowsnap.analyse import aggregate, precision

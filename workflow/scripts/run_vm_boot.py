@@ -2,7 +2,8 @@
 # run in the boot's folder, which run_point copies.
 from pathlib import Path
 
-from cowsnap.measure import jobs, runner, vm
+from cowsnap import jobs
+from cowsnap.measure.bench import runner, vm
 
 out = Path(snakemake.output[0])
 out.mkdir(parents=True, exist_ok=True)

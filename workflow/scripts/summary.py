@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from cowsnap.measure import jobs
+from cowsnap import jobs
 
 with jobs.logged(snakemake.log[0]):
     import pandas as pd

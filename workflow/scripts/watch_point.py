@@ -1,10 +1,11 @@
 # One watch point: the user's program under cowsnap watch, its snapshot
-# taken under its load (cowsnap.measure.watch_point); the record written
+# taken under its load (cowsnap.measure.watch.point); the record written
 # atomically; a run that fails or is stopped leaves its timeline so far
 # beside the record (<repetition>.timeline.csv).
 from pathlib import Path
 
-from cowsnap.measure import jobs, watch_point
+from cowsnap import jobs
+from cowsnap.measure.watch import point as watch_point
 
 out = Path(snakemake.output[0])
 jobs.timed_job(

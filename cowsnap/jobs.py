@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cowsnap.measure import native, records, runner, vm
+from cowsnap.measure import native, records
+from cowsnap.measure.bench import runner, vm
 
 SCHEDULE = "schedule.json"
 RUN_SUMMARY = ("run_id", "status", "reason", "kernel", "writers_s")  # a run's line in its job's log
-# Test hook, read by the benchmark executable (native/bench_main.cpp): when
+# Test hook, read by the benchmark executable (native/bench/bench_main.cpp): when
 # set to a folder, each benchmark process writes <pid>.waiting there and waits,
 # its settings in place and nothing measured yet, until the folder holds
 # <pid> or "all". Tests use it to hold a sweep at a known point.
@@ -101,7 +102,7 @@ def write_schedule(results: Path, seed: int, runs) -> None:
     """The shuffled order of every run of the config, read by each timed job
     (it is not a parameter of the rule, so a new order reruns nothing)."""
     positions = {run.run_id: run.position for run in runs}
-    records.write(Path(results) / SCHEDULE, {"seed": seed, "positions": positions})
+    records.write(Path(results) / SCHEDULE, {"schedule_seed": seed, "positions": positions})
 
 
 def schedule_ids(record_path: Path, run_id: str) -> dict:
@@ -109,7 +110,7 @@ def schedule_ids(record_path: Path, run_id: str) -> dict:
     results folder its record goes in (results/<experiment>/<point>/<n>.json)."""
     try:
         schedule = json.loads((Path(record_path).parents[2] / SCHEDULE).read_text())
-        return {"schedule_seed": schedule["seed"], "schedule_position": schedule["positions"][run_id]}
+        return {"schedule_seed": schedule["schedule_seed"], "schedule_position": schedule["positions"][run_id]}
     except (OSError, ValueError, KeyError, TypeError):
         return {"schedule_seed": None, "schedule_position": None}
 

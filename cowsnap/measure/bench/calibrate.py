@@ -4,9 +4,9 @@
                       [--cold] [--build-dir results/build]
                       [--cxxflags ...] [--out DIR]
 
-Runs the same work twice, through the harness (cowsnap.measure.runner: cppyy's
+Runs the same work twice, through the harness (cowsnap.measure.bench.runner: cppyy's
 library starts the C++ benchmark, cowsnap-bench) and as `cowsnap-calibrate`, a small
-plain C program (native/calibrate.c) compiled in the same build: one writer
+plain C program (native/calibrate/calibrate.c) compiled in the same build: one writer
 writes every element of an array of 4 KiB pages once, with no snapshot
 (write), after a forked child copied the array and exited (reuse), and while
 a forked child holds its copy (copy). Plain C runs twice: alone, and with
@@ -38,9 +38,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.measure import host, native, runner
-from cowsnap.plan import config
+from cowsnap.measure import host, native
+from cowsnap.measure.bench import runner
+from cowsnap.plan import config, grid
 from cowsnap.plan import point as plan_point
+from cowsnap.plan.point import Point
 
 PROGRAM = native.CALIBRATE
 SIDES = ("plain_c", "plain_c_threads", "harness")
@@ -87,7 +89,9 @@ def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: in
     """One run of the plain C program of the build in build_dir."""
     program = Path(build_dir) / PROGRAM
     if not program.exists():
-        raise CalibrationError(f"{program}: missing (the build compiles native/calibrate.c beside {native.LIBRARY})")
+        raise CalibrationError(
+            f"{program}: missing (the build compiles native/calibrate/calibrate.c beside {native.LIBRARY})"
+        )
     command = [str(program), str(size_mib), str(batch_kib), str(parked_threads), str(warm_mib)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -99,11 +103,11 @@ def c_program(build_dir: Path, size_mib: int, batch_kib: int, parked_threads: in
     return values
 
 
-def harness_point(name: str, size_mib: int, batch_kib: int, warm_mib: int = 0) -> dict:
-    """The full point (defaults filled in) of one harness measurement."""
+def harness_point(name: str, size_mib: int, batch_kib: int, warm_mib: int = 0) -> Point:
+    """The resolved point of one harness measurement."""
     settings = {"size_mib": size_mib, "batch_kib": batch_kib, "warm_mib": warm_mib, **BASE, **POINTS[name]}
     try:
-        return config.validate_point(settings)
+        return grid.point_of(settings)
     except config.ConfigError as error:
         raise CalibrationError(f"harness point {name!r}: {error}") from error
 

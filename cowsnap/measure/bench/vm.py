@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, knobs, native, spawn, wire
+from cowsnap.measure import checks, environment, knobs, native, spawn
+from cowsnap.measure.bench import wire
 from cowsnap.plan import kernels
 from cowsnap.plan import point as plan_point
 

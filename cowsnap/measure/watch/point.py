@@ -42,10 +42,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import environment, knobs, native, runner, spawn
+from cowsnap.measure import checks, environment, knobs, native, spawn
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
+from cowsnap.plan import point as plan_point
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 READY_POLL_S = 0.05  # between two runs of ready_command
@@ -79,7 +80,7 @@ def skip_reason(point: dict) -> str:
             return f"{key}: {words[0]} is not installed here (not found on PATH, or not executable)"
     if point["thp_mode"] != "keep" and not environment.THP_DIR.exists():
         return f"thp_mode={point['thp_mode']}: this kernel has no transparent huge pages"
-    return runner.knob_skip_reason(point, runner.mode_knobs(point))
+    return checks.knob_skip_reason(point, checks.host_mode_knobs(point))
 
 
 def exit_status(process: subprocess.Popen) -> int | None:
@@ -407,18 +408,19 @@ def keep_timeline(the_watch: Watch, path: Path | None) -> None:
 def run(point: dict, build: native.Build, ids: dict | None = None, partial: Path | None = None) -> dict:
     """The record of one watch point: ids, its settings, environment, build,
     measurements (partial: where a failed or stopped run leaves its timeline)."""
+    point = plan_point.planned(point)
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
     settings = grid.recorded_settings(point)
     record = {**(ids or {}), "started_at": started_at, **settings, **build.describe(), "virtualized": "none"}
     reason = skip_reason(point)
     if reason:
-        return {**record, **environment.capture(runner.REPO), "status": "skipped", "reason": reason}
+        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": reason}
     folder = Path(tempfile.mkdtemp(prefix="cowsnap-watch."))
     try:
-        with knobs.applied(runner.mode_knobs(point)):
-            record.update(environment.capture(runner.REPO))  # read back under the knobs
+        with knobs.applied(checks.host_mode_knobs(point)):
+            record.update(environment.capture(environment.REPO))  # read back under the knobs
             return {**record, **measure(point, build, folder, partial)}
     except knobs.KnobError as error:
-        return {**record, **environment.capture(runner.REPO), "status": "skipped", "reason": str(error)}
+        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": str(error)}
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -19,11 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, host, knobs, native, vm, wire
+from cowsnap.measure import checks, environment, host, knobs, native
+from cowsnap.measure.bench import vm, wire
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
@@ -31,36 +30,10 @@ def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
     return (int(numbers[0]), int(numbers[1])) >= (major, minor)
 
 
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def host_knobs(wanted: list[checks.Knob]) -> dict[Path, str]:
-    """Knobs as this machine sets them: by path, those only set where the
-    kernel has them left out where it has not."""
-    return {Path(knob.path): knob.value for knob in wanted if not knob.if_present or Path(knob.path).exists()}
-
-
-def failed_check(wanted: list[checks.Check]) -> str:
-    """The reason of the first check this machine fails ('' when none)."""
-    for check in wanted:
-        path = Path(check.path)
-        if not path.exists() or (check.nonempty and not environment.read_text(path)):
-            offered = ", ".join(f"mthp-{s}k" for s in environment.mthp_sizes_kib()) or "none"
-            return check.reason.format(nodes=environment.numa_nodes(), offered=offered)
-    return ""
-
-
-def mode_knobs(point: dict) -> dict[Path, str]:
-    """The THP mode and delay accounting a point, of the benchmark or a watch
-    point, runs under."""
-    return host_knobs(checks.mode_knobs(point))
-
-
 def wanted_knobs(point: dict) -> dict[Path, str]:
     """The system settings this point runs under, by sysfs/procfs path: its
     modes and what its page backing needs."""
-    return host_knobs(checks.knobs_of(point, environment.hugetlb_pool()))
+    return checks.host_knobs(checks.knobs_of(point, environment.hugetlb_pool()))
 
 
 def skip_reason(point: dict) -> str:
@@ -70,25 +43,9 @@ def skip_reason(point: dict) -> str:
     return (
         memory_shortfall("the point", plan_point.memory_needed_mib(point))
         or populate_unsupported(point, "")
-        or failed_check(checks.checks_of(point))
-        or root_needed(wanted_knobs(point))
+        or checks.failed_check(checks.checks_of(point))
+        or checks.root_needed(wanted_knobs(point))
     )
-
-
-def knob_skip_reason(point: dict, wanted: dict[Path, str]) -> str:
-    """Why the point cannot have the system settings it wants here: no THP
-    or delay accounting in this kernel, or a knob to change without root
-    ('' when it can)."""
-    return failed_check(checks.mode_checks(point)) or root_needed(wanted)
-
-
-def root_needed(wanted: dict[Path, str]) -> str:
-    """A knob to change without root ('' when none)."""
-    if not is_root():
-        for path, value in wanted.items():
-            if knobs.current(path) != value:
-                return f"needs root to set {path} to {value} (it is {knobs.current(path)})"
-    return ""
 
 
 def vm_skip_reason(point: dict) -> str:
@@ -137,7 +94,7 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     """The record of one run: ids, settings, environment, build, measurements.
     The record says how many of the point's threads wanted a CPU at once and
     whether that oversubscribed this machine."""
-    point = threads.resolve(point)  # a point of `cowsnap run` or a test may still say auto
+    point = plan_point.planned(point)
     if plan_point.is_vm(point):
         return run_vm([(point, ids or {})], build)[0]
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
@@ -146,10 +103,10 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     record.update(runnable_threads=runnable, oversubscribed=runnable > threads.usable_cpus())
     reason = skip_reason(point)
     if reason:
-        return {**record, **environment.capture(REPO), "status": "skipped", "reason": reason}
+        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": reason}
     try:
         with knobs.applied(wanted_knobs(point)):
-            record.update(environment.capture(REPO))  # read back under the knobs
+            record.update(environment.capture(environment.REPO))  # read back under the knobs
             reason = hugetlb_shortfall(point)
             if reason:
                 return {**record, "status": "skipped", "reason": reason}
@@ -157,21 +114,21 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
             measured = measure(point, build)
             return {**record, **measured, **host.during(before, host.counters())}
     except knobs.KnobError as error:
-        return {**record, **environment.capture(REPO), "status": "skipped", "reason": str(error)}
+        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": str(error)}
 
 
 def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
     """The records of (point, ids) runs whose vm_kernel names one kernel and
-    that share vm_nodes, all measured in one boot (cowsnap.measure.vm); a
+    that share vm_nodes, all measured in one boot (cowsnap.measure.bench.vm); a
     point the host already knows it cannot run is skipped without a boot.
     Each record keeps the point's vm_kernel (a series or a release) and says
     which installed release it named (vm_kernel_release, '' when none) and
     which booted (kernel)."""
     records, todo = [], []
-    runs = [(threads.resolve(point), ids) for point, ids in runs]  # as run() does
+    runs = [(plan_point.planned(point), ids) for point, ids in runs]
     for point, ids in runs:
         release = vm.release_of(point["vm_kernel"])
-        host = {k: v for k, v in environment.capture(REPO).items() if not k.startswith("hugetlb_")}
+        host = {k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith("hugetlb_")}
         record = {
             **ids,
             "started_at": vm.started_at(),

@@ -1,7 +1,7 @@
 """The native wire, the one place a point meets the benchmark: a point as
 the native Params, the Params as the text the benchmark executable reads,
 and its Result (returned, or as that executable's output) as a record's
-measured keys. The codec is native/wire.cpp's, through the loaded build."""
+measured keys. The codec is native/common/wire.cpp's, through the loaded build."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from functools import cache
 
 from cowsnap.measure import native
 from cowsnap.plan import point as plan_point
-from cowsnap.plan import threads
 
 TEXT_OR_NUMBER = ("touched_during",)  # Params text fields whose config value may be a number
 FLAGS = ("snapshot_ok", "delayacct_effective", "writers_wait", "samples_sharing")  # measured values that are booleans
@@ -18,11 +17,9 @@ FLAGS = ("snapshot_ok", "delayacct_effective", "writers_wait", "samples_sharing"
 
 def params_of(cowsnap, point: dict):
     """The benchmark's Params (of the loaded cowsnap namespace) for a point,
-    its auto threads resolved for this machine."""
+    as the plan resolved it (warm_mib auto as the memory it allocates)."""
+    point = {**plan_point.planned(point), "warm_mib": plan_point.warm_mib(point)}
     params = cowsnap.Params()
-    point = threads.resolve(point)
-    if point.get("warm_mib") == "auto":
-        point = {**point, "warm_mib": plan_point.memory_needed_mib(point)}
     for key, value in plan_point.native_params(point).items():
         # A text field may take a number (touched_during: free or a fraction).
         setattr(params, key, str(value) if key in TEXT_OR_NUMBER else value)
@@ -31,8 +28,8 @@ def params_of(cowsnap, point: dict):
 
 @cache
 def result_fields() -> tuple[tuple[str, str], ...]:
-    """(kind, name) of every Result field, in native/result.def's order."""
-    text = (native.NATIVE_DIR / "result.def").read_text()
+    """(kind, name) of every Result field, in native/common/result.def's order."""
+    text = (native.NATIVE_DIR / native.COMMON / "result.def").read_text()
     return tuple(re.findall(r"^COWSNAP_RESULT\((\w+), (\w+)\)", text, re.MULTILINE))
 
 

@@ -1,0 +1,1 @@
+"""What `cowsnap watch` says about the program it watched (report)."""
