@@ -55,7 +55,7 @@ def test_config_values_add_to_the_default_config(tmp_path):
 
 
 def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
-    first = f"seed: 1\nexperiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
+    first = f"schedule_seed: 1\nexperiments:\n  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
     (sweep_folder / "first.yaml").write_text(first)
     done = sweep(sweep_folder, "--configfile", "first.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -63,7 +63,7 @@ def test_new_experiment_seed_and_order_rerun_nothing_done(sweep_folder):
     assert len(records) == 2
     assert sorted(json.loads(p.read_text())["schedule_position"] for p in records) == [0, 1]
     # Another seed, a new experiment listed first: only its runs are planned.
-    grown = f"seed: 7\nexperiments:\n  b:\n    repetitions: 3\n    base: {TRIVIAL[:-1]}, pattern: blocked}}\n"
+    grown = f"schedule_seed: 7\nexperiments:\n  b:\n    repetitions: 3\n    base: {TRIVIAL[:-1]}, pattern: blocked}}\n"
     grown += f"  a:\n    repetitions: 2\n    base: {TRIVIAL}\n"
     (sweep_folder / "grown.yaml").write_text(grown)
     jobs = planned(sweep_folder, "--configfile", "grown.yaml")

@@ -208,6 +208,10 @@ def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild,
     assert len(children) == 1
     (child_pid, child), *_ = children.items()
     assert 0 <= child["start_s"] < child["end_s"]
+    # The parent wrote while its child lived and copied: a snapshot child, and the memory line says so.
+    assert child["child_role"] == "snapshot child" and list(result["roles"]) == ["snapshot child"]
+    assert "memory: the snapshot copied" in "\n".join(result["verdict"])
+    assert "workers" not in "\n".join(result["verdict"])
     assert {(e["event"], e["pid"]) for e in result["events"]} >= {("started", child_pid), ("exited", child_pid)}
     import pandas as pd
 
@@ -642,6 +646,7 @@ def test_redis_bgsave_copies_agree_with_redis_own_cow_size(build, tmp_path, monk
         assert during["wpcopy_count"] >= 0.9 * redis_pages
         assert bool(note) == verdict.disagree(during["wpcopy_count"], during["private_dirty_pages"])
     assert "memory: the snapshot copied" in "\n".join(result["verdict"])
+    assert {p["child_role"] for p in result["processes"].values() if p["role"] == "child"} == {"snapshot child"}
 
 
 class FakeTerminal(io.StringIO):

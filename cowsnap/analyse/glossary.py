@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cowsnap.analyse.verdict import CPU_WAIT_SHARE, NOISE_CV, OUTLIER_Z
+from cowsnap.measure.watch.tracker import CHILD_ROLES
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 # The writers' whole phase, and its parts (cowsnap.plan.point.SNAPSHOT_PHASES) in words.
@@ -32,6 +33,27 @@ def _usage(who: str, phased: bool, source: str) -> dict[str, Key]:
         f"{who}_majflt": Key(f"{who}'s major faults (retried faults, uffd waits)", source, "lower", phased),
         f"{who}_utime_s": Key(f"{who}'s user time (s)", source, "lower", phased),
         f"{who}_stime_s": Key(f"{who}'s kernel time (s)", source, "lower", phased),
+    }
+
+
+def _role_keys(role: str) -> dict[str, Key]:
+    """A watch point's keys of one child role (cowsnap.measure.watch.tracker.CHILD_ROLES)."""
+    stem, source = role.replace(" ", "_"), "cowsnap watch: each child's role from what it did"
+    return {
+        f"{stem}_count": Key(f"watch: {role} processes the program forked", source),
+        f"{stem}_wpcopy_count": Key(
+            f"watch: COW copies by the program's {role} processes (pages)",
+            "taskstats of each, or its private dirty pages' growth where taskstats did not count; reuses are "
+            "counted machine-wide only (pgreuse)",
+            "lower",
+            True,
+        ),
+        f"{stem}_wpcopy_source": Key(f"where the {role} processes' copy count came from", source),
+        f"{stem}_private_dirty_pages": Key(
+            f"watch: private dirty pages of the {role} processes, each at its peak, summed",
+            "/proc/PID/smaps_rollup Private_Dirty, read every 50 ms while each lives",
+            "lower",
+        ),
     }
 
 
@@ -251,7 +273,8 @@ KEYS: dict[str, Key] = {
         "",
         True,
     ),
-    "children": Key("children the program forked for its snapshot", "cowsnap watch"),
+    "children": Key("children the program forked, of every role", "cowsnap watch"),
+    **{key: entry for role in CHILD_ROLES for key, entry in _role_keys(role).items()},
     "anon_pages": Key(
         "the program's resident anonymous memory when its snapshot began (pages)", "/proc/PID/status RssAnon"
     ),
@@ -347,6 +370,16 @@ METRICS = [
     "pages_written",
     "pages_written_during_snapshot",
     "writers_paused_s",
+    *(
+        f"{role.replace(' ', '_')}_{key}"
+        for role in CHILD_ROLES
+        for key in (
+            "count",
+            "wpcopy_count",
+            "private_dirty_pages",
+            *(f"wpcopy_count{phase}" for phase in PHASES if phase),
+        )
+    ),
 ]
 
 

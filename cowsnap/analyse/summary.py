@@ -19,6 +19,7 @@ from cowsnap.analyse import after_exit, labels, verdict
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES
 from cowsnap.analyse.ranking import rankings
+from cowsnap.measure.watch.tracker import CHILD_ROLES
 from cowsnap.plan import methods
 
 # Writers' time within this factor of the floor: "near the floor".
@@ -258,17 +259,31 @@ def watch_points(points: pd.DataFrame) -> list[str]:
         return []
     lines = section(
         "Real programs (watch points)",
-        "A program run under cowsnap watch while its own snapshot is taken under its load: its threads are the "
+        "A program run under cowsnap watch while its own snapshot is taken under its load, or while its workers run: "
+        "its threads are the "
         "writers, its children the child. Copies are counted against all of its minor faults.",
     )
     for _, row in rows.iterrows():
         during, after = "_during_snapshot", "_after_snapshot"
+        # A pool's workers are no snapshot: its lines speak of the workers, and the snapshot's levers stay out.
+        pool = row.get("worker_count", 0) > 0 and not row.get("snapshot_child_count", 0) > 0
+        children = f"its {fmt_count(row['worker_count'])} workers" if pool else "its snapshot"
         text = (
             f"- {row['experiment']}: {row['label']}: {program_name(row)} "
-            f"({fmt_count(row.get('anon_pages'))} anonymous pages when its snapshot began), while its snapshot "
+            f"({fmt_count(row.get('anon_pages'))} anonymous pages when {children} began), while {children} "
             f"lived ({fmt_interval(row, 'snapshot_end_s', ' s')}): {phase_facts(row, during)}; its children made "
             f"{fmt_count(row.get('child_wpcopy_count'))} copies (child_wpcopy_count)"
         )
+        roles = []
+        for role in CHILD_ROLES:
+            stem = role.replace(" ", "_")
+            if row.get(f"{stem}_count", 0) > 0 and not pd.isna(row.get(f"{stem}_wpcopy_count")):
+                roles.append(
+                    f"{fmt_count(row[f'{stem}_wpcopy_count'])} by {fmt_count(row[f'{stem}_count'])} {role}(s) "
+                    f"({stem}_wpcopy_count)"
+                )
+        if roles:
+            text += f", {', '.join(roles)}"
         delay, kernel = row.get(f"copy_delay_s{during}"), row.get(f"writer_stime_s{during}")
         if pd.isna(delay):
             text += f"; time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
@@ -277,9 +292,10 @@ def watch_points(points: pd.DataFrame) -> list[str]:
                 f"; {fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s{during}) of "
                 f"{fmt(kernel)} s of kernel time (writer_stime_s{during})"
             )
-        text += f". After it ended ({fmt(row.get(f'watch_s{after}'))} s watched): {phase_facts(row, after)}."
+        ended = "they" if pool else "it"
+        text += f". After {ended} ended ({fmt(row.get(f'watch_s{after}'))} s watched): {phase_facts(row, after)}."
         lines.append(text)
-        for phase in (during, after):
+        for phase in () if pool else (during, after):
             lever = watch_lever(row, phase)
             if lever:
                 lines.append(f"  - lever ({'while it lived' if phase == during else 'after it ended'}): {lever}")

@@ -133,6 +133,12 @@ def count_command(pid: int | None = None) -> str:
     )
 
 
+CHILD_WRITES = (
+    "the child writes memory it shares with the parent: allocate its buffers in the child, or mark a buffer "
+    "allocated before fork MADV_DONTFORK"
+)
+
+
 def lever(phase_name: str, copies: float, child_copies: float, reuses: float, faults: float) -> str:
     """The lever from the sweep's findings for one phase ('' when none fits).
     phase_name: during_snapshot | after_snapshot; copies include the
@@ -148,10 +154,7 @@ def lever(phase_name: str, copies: float, child_copies: float, reuses: float, fa
                 "writes reuse the page instead"
             )
         if children >= LEVER_SHARE * copies:
-            levers.append(
-                "the child writes memory it shares with the parent: allocate its buffers in the child, or mark "
-                "a buffer allocated before fork MADV_DONTFORK"
-            )
+            levers.append(CHILD_WRITES)
         return "; ".join(levers) + "." if levers else ""
     if phase_name != "after_snapshot":
         return ""
@@ -190,6 +193,39 @@ def memory_words(
         f"{copied_pages / anon_pages:.0%} of the {mib(anon_pages, page_bytes)} {of_what}: that much memory more "
         "while the snapshot lived"
     )
+
+
+def worker_words(
+    count: int, copied_pages: float, anon_pages: float, source: str, private_pages: float, forked_by_the_program=True
+) -> str:
+    """What a pool's workers cost in memory: their copies against what each
+    shared with the parent at fork, or, where another process forked them
+    (a fork server), against the program's memory at its first fork ('' when
+    the copies are unknown)."""
+    if is_missing(copied_pages):
+        return ""
+    workers = f"{count} worker{'s' if count != 1 else ''}"
+    words = f"{workers} copied {mib(copied_pages)} ({source})"
+    if not is_missing(anon_pages) and anon_pages > 0:
+        share = f"{copied_pages / (count * anon_pages):.0%}"
+        if forked_by_the_program:
+            whose = "each shared with the parent at fork" if count != 1 else "it shared with the parent at fork"
+        else:
+            share += " each" if count != 1 else ""
+            whose = "the program had at its first fork (another process forked them)"
+        words += f", {share} of the {mib(anon_pages)} of anonymous memory {whose}"
+    if not is_missing(private_pages):
+        words += f"; their private memory peaked at {mib(private_pages)}"
+    return words
+
+
+# Interpreters whose reads write: reading an object writes its reference
+# count, so a forked worker copies every page of objects it only reads.
+READS_WRITE = ("python",)
+
+
+def reads_write(comm: str) -> bool:
+    return str(comm).startswith(READS_WRITE)
 
 
 def duration(seconds) -> str:

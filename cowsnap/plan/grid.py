@@ -436,7 +436,7 @@ def round_runs(config: dict, name: str, point_ids: list[str], round_index: int) 
     precision, smoke_mib = experiment["precision"], config.get("smoke_mib", 0)
     points = {point_id(point): point for point in experiment_points(name, experiment, smoke_mib)}
     first = experiment["repetitions"] + round_index * precision["step"]
-    shuffle = random.Random(f"{config['seed']}/{name}/{round_index}").shuffle
+    shuffle = random.Random(f"{config['schedule_seed']}/{name}/{round_index}").shuffle
     runs = []
     for repetition in range(first, min(first + precision["step"], precision["max_repetitions"])):
         this_round = []

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cowsnap.analyse import verdict
+from cowsnap.analyse.watch import levers
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, PHASE_WORDS, Watch
 
@@ -69,8 +70,19 @@ def plain_lines(rows: list[dict]) -> list[str]:
     return out
 
 
-def phase_lines(name: str, phase: dict, root: int) -> list[str]:
-    """The verdict on one phase, each number computed from the phase."""
+def role_words(role: str, count: int) -> str:
+    """'2 workers', '1 snapshot child'."""
+    plural = {"snapshot child": "snapshot children"}.get(role, role + "s")
+    return f"{count} {role if count == 1 else plural}"
+
+
+def phase_lines(
+    name: str, phase: dict, root: int, by_role: dict[str, tuple[int, float]] | None = None, program_exited=False
+) -> list[str]:
+    """The verdict on one phase, each number computed from the phase.
+    by_role: the children's (count, copies in this phase) per child role;
+    program_exited: the watched program exited in this phase."""
+    by_role = by_role or {}
     words, faults, reuses = PHASE_WORDS[name], phase["minflt"], phase["pgreuse"]
     copies, source, note = verdict.best_copies(phase)
     head = f"{words} ({phase['seconds']:.1f} s)"
@@ -93,24 +105,76 @@ def phase_lines(name: str, phase: dict, root: int) -> list[str]:
                 line += f" ({100 * phase['wpcopy_delay_s'] / cpu:.2g}% of their {cpu:.3g} s of CPU time)"
             if phase["child_wpcopy_count"] > 0:
                 line += f"; {phase['child_wpcopy_count']:,.0f} of them by the children"
+                shown = [
+                    f"{role_words(role, count)} {copies:,.0f}"
+                    for role, (count, copies) in by_role.items()
+                    if not math.isnan(copies) and copies > 0
+                ]
+                if shown:
+                    line += f" ({', '.join(shown)})"
         line += f"; system-wide pgreuse +{reuses:,.0f}"
         if note:
             line += f"; {note}"
+    if program_exited:
+        line += "; the program exited in this phase, so its faults include its own teardown"
     lines = [line + "."]
-    lever = verdict.lever(name, copies, phase["child_wpcopy_count"], reuses, faults)
+    # The child lever is for snapshot children: a worker's copies have levers of their own (worker_lines).
+    workers = sum(copies for role, (_, copies) in by_role.items() if role != "snapshot child" and copies > 0)
+    child_copies = phase["child_wpcopy_count"] - workers if workers else phase["child_wpcopy_count"]
+    # The after-exit levers are a snapshot's: a pool's parent faults after its workers for reasons of its own.
+    snapshot = not by_role or "snapshot child" in by_role
+    lever = verdict.lever(name, copies - workers, child_copies, reuses, faults) if snapshot else ""
     if lever:
         lines.append("  lever: " + lever)
     return lines
 
 
+def worker_lines(result: dict) -> list[str]:
+    """What a pool's workers copied, against what each shared at fork, and
+    the levers measured for them: for an interpreter whose reads write, the
+    examples' (levers.py); otherwise the benchmark's for a child that writes."""
+    workers = result.get("roles", {}).get("worker")
+    if not workers:
+        return []
+    memory = result["memory"]
+    anon = memory["anon_pages_at_fork"]
+    words = verdict.worker_words(
+        workers["count"], workers["wpcopy_count"], anon, workers["source"], workers["private_dirty_pages"],
+        workers["forked_by_the_program"],
+    )  # fmt: skip
+    lines = ["workers: " + (words or f"{role_words('worker', workers['count'])}, copies not counted") + "."]
+    # Levers where the workers copied most of what they shared; a few pages of the interpreter's own are no lever's.
+    if math.isnan(workers["wpcopy_count"]) or workers["wpcopy_count"] < verdict.MOSTLY * workers["count"] * anon:
+        return lines
+    comm = result["processes"].get(result["root"], {}).get("comm", "")
+    if verdict.reads_write(comm):
+        lines.append(
+            f"  levers ({comm}: reading an object writes its reference count, so workers copy what they read):"
+        )
+        lines += [f"    {line}" for line in levers.lever_lines(levers.read())]
+    else:
+        lines.append(f"  lever: {verdict.CHILD_WRITES.replace('the child writes', 'the workers write')}.")
+    return lines
+
+
 def verdict_lines(result: dict) -> list[str]:
-    """The watch's answer: per phase, then what the snapshot cost in memory."""
+    """The watch's answer: per phase, then per child role what it cost in
+    memory: a snapshot's copies, workers' copies, and their levers."""
     lines = []
+    roles = result.get("roles", {})
+    root_end = result["processes"][result["root"]]["end_s"] if result["root"] in result["processes"] else None
     for name, phase in result["phases"].items():
-        lines += phase_lines(name, phase, result["root"])
+        by_role = {role: (entry["count"], entry["phases"].get(name, 0.0)) for role, entry in roles.items()}
+        exited = name == "after_snapshot" and root_end is not None
+        lines += phase_lines(name, phase, result["root"], by_role, exited)
+    lines += worker_lines(result)
     during = result["phases"].get("during_snapshot")
-    if during is not None:
+    if during is not None and (not roles or "snapshot child" in roles):
         copies, source, _ = verdict.best_copies(during)
+        others = sum(
+            entry["phases"].get("during_snapshot", 0.0) for role, entry in roles.items() if role != "snapshot child"
+        )
+        copies -= others if not math.isnan(others) else 0.0
         memory = result["memory"]
         words = verdict.memory_words(copies, memory["anon_pages_at_fork"], source, proc.PAGE_BYTES)
         if words:
@@ -247,7 +311,12 @@ def draw_timeline(table, watch: Watch, stem: Path) -> list[Path]:
             label="a child lived" if i == 0 else None,
         )
         ax.annotate(
-            f"{pid} ({comm})", (start, 1.0), xycoords=("data", "axes fraction"), fontsize=7, va="top", rotation=90
+            f"{pid} ({comm}, {watch.child_role(watch.processes[pid])})",
+            (start, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            va="top",
+            rotation=90,
         )
     ax.set_xlabel("seconds since the watch started (end of each interval)")
     ax.set_ylabel("pages per interval")

@@ -47,7 +47,7 @@ from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
 from cowsnap.plan import point as plan_point
-from cowsnap.plan.point import PHASE_SUFFIXES
+from cowsnap.plan.point import PHASE_SUFFIXES, SNAPSHOT_PHASES
 
 READY_POLL_S = 0.05  # between two runs of ready_command
 POLL_S = 0.05  # between two readings of the watched processes while waiting
@@ -62,6 +62,11 @@ CHILD_COUNTERS = ("wpcopy_count", "wpcopy_delay_s", "minflt", "majflt", "utime_s
 
 class StepFailed(RuntimeError):
     """A step of the point failed; the message is the record's reason."""
+
+
+# Every command sees the project's examples/ folder here, so a config can
+# run them from the run's own folder: sh -c 'exec python3 "$COWSNAP_EXAMPLES"/pool_flat.py'.
+EXAMPLES_VARIABLE = "COWSNAP_EXAMPLES"
 
 
 def argv(command: str) -> list[str]:
@@ -109,6 +114,7 @@ class Started:
                 process = subprocess.Popen(
                     words,
                     cwd=self.folder,
+                    env={**os.environ, EXAMPLES_VARIABLE: str(environment.REPO / "examples")},
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -246,10 +252,14 @@ class Point:
             return [p for pid, p in self.watch.processes.items() if pid not in known and p.role == "child"]
 
         def ended() -> bool:
+            # The children running the program's own code end it; a helper (a child that exec'd another
+            # program, such as a fork server) may live on with the program, unless it is the only child.
+            children = forked()
+            waited = [p for p in children if p.same_program] or children
             return (
                 (trigger is None or exit_status(trigger) is not None)
-                and bool(forked())
-                and not any(p.alive for p in forked())
+                and bool(children)
+                and not any(p.alive for p in waited)
             )
 
         timeout = self.point["timeout_s"]
@@ -258,7 +268,7 @@ class Point:
         def too_long() -> str:
             children = forked()
             return f"the snapshot did not end within timeout_s={timeout:g} s {how}: " + (
-                f"{len(children)} children forked, {sum(p.alive for p in children)} still running"
+                f"{len(children)} children forked, {sum(p.alive and p.same_program for p in children)} still running"
                 if children
                 else "the program forked no child"
             )
@@ -349,8 +359,27 @@ def measured(the_watch: Watch, mark: float, children: list, during: list[dict], 
     values.update(child_values(during + after))
     values["writer_wpcopy_source"] = source(the_watch, [r for r in during + after if r.get("role") == "watched"])
     values["child_wpcopy_source"] = source(the_watch, [r for r in during + after if r.get("role") == "child"])
-    values["snapshot_end_s"] = max(p.end_s for p in children) - mark
+    values["snapshot_end_s"] = max(p.end_s for p in children if p.end_s is not None) - mark
     values["children"] = len(children)
+    values.update(role_values(the_watch))
+    return values
+
+
+def role_values(the_watch: Watch) -> dict:
+    """Per child role present (tracker.CHILD_ROLES): how many, their copies
+    (all, and per phase) with the source, each one's private dirty pages at
+    its peak summed; a count that could not be read is absent."""
+    values: dict = {}
+    for role, entry in the_watch.role_totals().items():
+        stem = role.replace(" ", "_")
+        values[f"{stem}_count"] = entry["count"]
+        values[f"{stem}_wpcopy_source"] = entry["source"]
+        counts = {
+            f"{stem}_wpcopy_count": entry["wpcopy_count"],
+            f"{stem}_private_dirty_pages": entry["private_dirty_pages"],
+            **{f"{stem}_wpcopy_count_{phase}": entry["phases"].get(phase, 0.0) for phase in SNAPSHOT_PHASES},
+        }
+        values.update({key: value for key, value in counts.items() if not math.isnan(value)})
     return values
 
 

@@ -73,7 +73,7 @@ def private_dirty_pages(pid: int) -> tuple[float, str]:
     plus the child's own new memory. Returns (pages, reason if not read)."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return math.nan, ""  # gone: nothing to say
     except OSError as error:
         return math.nan, f"cannot read /proc/{pid}/smaps_rollup: {error.strerror}"
@@ -92,13 +92,13 @@ def anon_pages(pid: int) -> float:
     return math.nan
 
 
-def executable(pid: int) -> str:
-    """The program a process runs ('' when unreadable): a child that ran
-    another program (exec) holds no snapshot of its parent."""
+def command_line(pid: int) -> bytes | None:
+    """/proc/PID/cmdline (None when gone): a forked child keeps its parent's
+    until it execs another program."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return None
 
 
 def owner_of(pid: int) -> int:

@@ -37,7 +37,7 @@ COUNTERS = {
     "stime_s": "/proc/PID/stat",
     "cpu_delay_s": "taskstats cpu_delay_total",
     "unaccounted_minflt": "taskstats of each thread: minor faults of threads without delay accounting",
-    "private_dirty_pages": "/proc/PID/smaps_rollup Private_Dirty of the snapshot children, at its peak",
+    "private_dirty_pages": "smaps_rollup Private_Dirty of the children running their parent's program, at its peak",
 }
 TASKSTATS_COUNTERS = ("wpcopy_count", "wpcopy_delay_s", "cpu_delay_s", "unaccounted_minflt")
 USAGE = ("minflt", "majflt", "utime_s", "stime_s")
@@ -47,6 +47,14 @@ PHASE_WORDS = {
     "during_snapshot": "while a child lived",
     "after_snapshot": "after the children exited",
 }
+# What a child did, decided when the watch ends (child_role): a helper runs
+# another program (exec); a worker copied at least as much as its parent
+# did while it lived, and either copied WORKER_MIN_PAGES or more itself or
+# worked (CPU time) at least as much as its parent meanwhile; any other
+# child is a snapshot child: its parent writes while it lives, so the
+# parent copies.
+CHILD_ROLES = ("snapshot child", "worker", "helper")
+WORKER_MIN_PAGES = 256
 # Between two readings of the children's private dirty pages while one
 # lives: the copies a child makes in its last moments are missed.
 MEMORY_INTERVAL_S = 0.05
@@ -79,7 +87,7 @@ class Process:
     reported: dict = field(default_factory=dict)  # cumulative at the last interval row
     exit_code: int | None = None
     threads: dict = field(default_factory=dict)  # tid -> Thread
-    snapshot: bool = True  # a child still running its parent's program (not exec'd)
+    same_program: bool = True  # a child still running its parent's program (it has not exec'd another)
     shared_pages: float = math.nan
 
     @property
@@ -151,12 +159,19 @@ class Watch:
         process = Process(pid, stat["comm"], stat["ppid"], role, max(start, 0.0) if start > -0.01 else None)
         self.processes[pid] = process
         if role == "child":
-            root_program = proc.executable(self.root)
-            process.snapshot = not root_program or proc.executable(pid) == root_program
+            self.check_program(process)
             if math.isnan(self.memory["anon_pages_at_fork"]):
                 self.memory["anon_pages_at_fork"] = proc.anon_pages(self.root)
             self.event("started", process, max(start, 0.0))
         return process
+
+    def check_program(self, process: Process) -> None:
+        """A child that execs another program (its command line is no longer
+        its parent's) is not its parent's copy: read at every sampling, as
+        it may exec after the watch first saw it."""
+        if process.same_program:
+            mine, parents = proc.command_line(process.pid), proc.command_line(process.ppid)
+            process.same_program = mine is None or parents is None or mine == parents
 
     def event(self, what: str, process: Process, at: float) -> None:
         self.events.append(
@@ -202,6 +217,8 @@ class Watch:
             if not process.alive:
                 continue
             process.comm = stat["comm"]
+            if process.role == "child":
+                self.check_program(process)
             values = {k: stat[k] for k in USAGE}
             if not self.uncounted("wpcopy_count"):
                 counts = self.native.task_counts(pid, True)
@@ -226,16 +243,23 @@ class Watch:
             queue.extend(proc.children_of(pid) - seen)
 
     def sample_memory(self) -> None:
-        """Reads the live snapshot children's private dirty pages, at most
+        """Reads the live children's private dirty pages (those running their parent's program), at most
         every MEMORY_INTERVAL_S (the main loop calls this between readings)."""
         if self.now() - self.last_memory < MEMORY_INTERVAL_S:
             return
+        self.last_memory = self.now()
+        # Children forked since the last reading: a pool's workers may copy all they will within one interval.
+        for parent in [p for p in self.processes.values() if p.alive]:
+            for pid in proc.children_of(parent.pid) - set(self.processes):
+                stat = proc.read_stat(pid)
+                if stat is not None and stat["state"] not in "ZX":
+                    self._add(pid, "child", stat)
         for process in list(self.processes.values()):
             if process.role == "child" and process.alive:
                 self._sample_memory(process)
 
     def _sample_memory(self, process: Process) -> None:
-        if process.role != "child" or not process.snapshot:
+        if process.role != "child" or not process.same_program:
             return
         began = time.perf_counter()
         pages, reason = proc.private_dirty_pages(process.pid)
@@ -248,7 +272,7 @@ class Watch:
         live = [
             p.total.get("private_dirty_pages", 0.0) - p.base.get("private_dirty_pages", 0.0)
             for p in self.processes.values()
-            if p.role == "child" and p.alive and p.snapshot
+            if p.role == "child" and p.alive and p.same_program
         ]
         peak = self.memory["peak_child_private_pages"]
         self.memory["peak_child_private_pages"] = max(sum(live), 0.0 if math.isnan(peak) else peak)
@@ -407,6 +431,44 @@ class Watch:
             if row["scope"] == "process" and not math.isnan(row.get("unaccounted_minflt", math.nan)):
                 row["unaccounted_minflt"] = self.unaccounted_minflt(self.processes[row["pid"]], row["tick"])
 
+    def own_copies(self, pid: int) -> tuple[float, str]:
+        """A process's copies over the watch and their source: taskstats, or
+        its private dirty pages' growth where taskstats did not count them."""
+        process = self.processes[pid]
+        rows = [r for r in self.rows if r.get("pid") == pid]
+        counted = sum(r["wpcopy_count"] for r in rows)
+        if rows and not math.isnan(counted) and not any(r.get("unaccounted_minflt", 0.0) > 0 for r in rows):
+            return counted, "taskstats"
+        if "private_dirty_pages" in process.total:
+            return process.total["private_dirty_pages"] - process.base.get(
+                "private_dirty_pages", 0.0
+            ), "child_private_dirty"
+        return math.nan, ""
+
+    def parent_while(self, child: Process, keys: tuple[str, ...]) -> float:
+        """The sum of the child's parent's counters `keys` in the intervals the child lived."""
+        end = child.end_s if child.end_s is not None else math.inf
+        rows = [
+            r
+            for r in self.rows
+            if r.get("pid") == child.ppid and r["t_end_s"] > (child.start_s or 0.0) and r["t_start_s"] < end
+        ]
+        return sum(r[key] for r in rows for key in keys)
+
+    def child_role(self, child: Process) -> str:
+        """snapshot child, worker or helper (CHILD_ROLES), from what the child did."""
+        if not child.same_program:
+            return "helper"
+        own, _ = self.own_copies(child.pid)
+        parent = self.parent_while(child, ("wpcopy_count",))
+        if math.isnan(parent):  # copies not counted: its minor faults bound them
+            parent = self.parent_while(child, ("minflt",))
+        if math.isnan(own) or own < parent:
+            return "snapshot child"
+        cpu = ("utime_s", "stime_s")
+        worked = sum(child.total.get(k, 0.0) - child.base.get(k, 0.0) for k in cpu) >= self.parent_while(child, cpu)
+        return "worker" if own >= WORKER_MIN_PAGES or worked else "snapshot child"
+
     def lifetimes(self) -> list[tuple[int, str, float, float | None]]:
         return [(p.pid, p.comm, p.start_s or 0.0, p.end_s) for p in self.processes.values() if p.role == "child"]
 
@@ -440,6 +502,7 @@ class Watch:
             totals[process.pid] = {
                 "comm": process.comm,
                 "role": process.role,
+                "child_role": self.child_role(process) if process.role == "child" else "",
                 "ppid": process.ppid,
                 "start_s": process.start_s,
                 "end_s": process.end_s,
@@ -482,7 +545,36 @@ class Watch:
             "processes": totals,
             "events": self.events,
             "phases": phase_totals(self.rows, self.counted()),
+            "roles": self.role_totals(),
         }
+
+    def role_totals(self) -> dict[str, dict]:
+        """Per child role present: how many, their copies (and source), each
+        one's private dirty pages at its peak summed, per phase the copies."""
+        out: dict[str, dict] = {}
+        for pid, process in self.processes.items():
+            if process.role != "child":
+                continue
+            role = self.child_role(process)
+            own, source = self.own_copies(pid)
+            entry = out.setdefault(
+                role,
+                {"count": 0, "wpcopy_count": 0.0, "sources": set(), "private_dirty_pages": 0.0, "phases": {},
+                 "forked_by_the_program": True},
+            )  # fmt: skip
+            entry["count"] += 1
+            entry["forked_by_the_program"] &= process.ppid == self.root
+            entry["wpcopy_count"] += own
+            entry["sources"].add(source or "not counted")
+            peak = self.processes[pid].total.get("private_dirty_pages")
+            growth = math.nan if peak is None else peak - self.processes[pid].base.get("private_dirty_pages", 0.0)
+            entry["private_dirty_pages"] += growth
+            for row in self.rows:
+                if row.get("pid") == pid:
+                    entry["phases"][row["phase"]] = entry["phases"].get(row["phase"], 0.0) + row["wpcopy_count"]
+        for entry in out.values():
+            entry["source"] = " and ".join(sorted(entry.pop("sources")))
+        return {role: out[role] for role in CHILD_ROLES if role in out}
 
 
 def unaccounted_reason(process: Process, unaccounted: float) -> str:
