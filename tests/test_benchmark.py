@@ -114,6 +114,26 @@ def test_a_wrong_snapshot_fails_the_run(run_point_raw):
     assert "snapshot inconsistent" in record["reason"]
 
 
+@pytest.mark.parametrize("method", ["fork", "uffd", "stop"])
+def test_a_copy_not_checked_says_so_for_every_method(run_point, method):
+    """check_copy false (the seed's program checks nothing): no method
+    checks, and the record says why there is no snapshot_ok."""
+    record = run_point(method=method, check_copy=False, **SIZE)
+    assert "snapshot_ok" not in record and "child_check_s" not in record
+    assert record["snapshot_check"].startswith("not checked: check_copy is false")
+    checked = run_point(method=method, **SIZE)
+    assert checked["snapshot_ok"] is True and "snapshot_check" not in checked
+
+
+def test_a_wrong_snapshot_nothing_checks_is_refused():
+    from cowsnap.plan import config, grid
+
+    with pytest.raises(config.ConfigError, match="inject=wipe-on-fork applies to none of its points"):
+        grid.check_applies(
+            [config.validate_point({"method": "fork", "inject": "wipe-on-fork", "check_copy": False})], "p"
+        )
+
+
 def test_the_benchmark_runs_in_a_lean_process(run_point):
     # Not inside the Python/Cling process that called it: a fork there
     # copies thousands of mappings.

@@ -214,6 +214,7 @@ KEYS: dict[str, Key] = {
     "numa_nodes_used": Key("where sampled array pages landed", "move_pages"),
     "writer_cpus": Key("the CPU each writer thread finished on", "sched_getcpu"),
     "snapshot_ok": Key("the copy equals the array when the snapshot was taken", "the method's own check"),
+    "snapshot_check": Key("why the copy was not checked (check_copy false)", "the benchmark"),
     "page_bytes": Key("page size of the backing (bytes)", "the backing"),
     "pages": Key("pages the array spans", "the mapping"),
     "batches": Key("copy and release batches", "size_mib / batch_kib"),

@@ -53,7 +53,8 @@ NARROWER: dict = {
     ("populate", "write-after-release"): {},
     "dest": {},
     "dontfork": {"dest": ("zeroed",)},
-    "inject": {},
+    "check_copy": {},
+    "inject": {"check_copy": (True,)},  # a wrong snapshot that nothing checks would show nothing
     "alloc": {"backing": ("4k", "thp"), "populate": NOT_MAP},
     "hugetlb_pool": {"backing": tuple(PAGE_KIB)},
     "numa_copiers": {},
@@ -70,7 +71,7 @@ APPLIES: dict = {
 
 # Point keys added after records existed, with the default that leaves a
 # point's id unchanged (so finished runs are not redone).
-LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free", "warm_mib": 0}
+LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free", "warm_mib": 0, "check_copy": True}
 
 
 @dataclass(frozen=True)

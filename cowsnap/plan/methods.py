@@ -88,6 +88,7 @@ METHODS: dict[str, Method] = {
             "dest",
             "dontfork",
             "inject",
+            "check_copy",
             "alloc",
             "numa_copiers",
             "sharing_interval_ms",
@@ -105,7 +106,7 @@ METHODS: dict[str, Method] = {
         start="write-protecting the array",
         lever="no fork: userfaultfd write-protect (Linux 5.7+); a writer that reaches an uncopied batch "
         "waits for its copy",
-        keys=("start", "dest", "numa_copiers"),
+        keys=("start", "dest", "check_copy", "numa_copiers"),
     ),
     "stop": Method(
         description="the writers wait while the parent copies",
@@ -117,7 +118,7 @@ METHODS: dict[str, Method] = {
         writers_wait="always",
         start="the stop-the-world copy",
         lever="the writers pause for the whole copy",
-        keys=("dest", "alloc", "numa_copiers"),
+        keys=("dest", "check_copy", "alloc", "numa_copiers"),
     ),
     "watch": Method(
         description="no benchmark: a program of yours, run under cowsnap watch while its own snapshot is taken "

@@ -112,6 +112,8 @@ void fill_fork_time_values(Region& region);
 bool holds_fork_time_values(const element* copy, std::size_t first, std::size_t count);
 // The same check with `threads` threads, each a contiguous slice.
 bool copy_is_consistent(const element* copy, std::size_t n, int threads);
+// A point with check_copy false, as the seed's program, checks nothing: its record says so (snapshot_check).
+inline const char* const NOT_CHECKED = "not checked: check_copy is false (the seed's program checks nothing)";
 
 // The kiB of the array's mapping backed by PMD-mapped huge pages (smaps).
 long anon_huge_kib(const void* data);
