@@ -120,8 +120,17 @@ def test_benchmark_points_keep_the_ids_they_had_before_watch_points():
         assert not set(grid.WATCH_KEYS) & set(point)
         assert grid.point_id(point) == point_id
         assert grid.point_id({**point, "write_latency_kib": 0}) != point_id  # another measurement
-    shipped = grid.expand(config.load(REPO / "config" / "config.yaml"))
-    assert {r.point_id for r in shipped if r.experiment == "seed"} == {"pe9dd5e0b3f", "pd3e1723f9b", "p7ee71b2f92"}
+    shipped = config.load(REPO / "config" / "config.yaml")
+    # The seed's snapshots do not check their copy (check_copy: false): another measurement, other ids; its
+    # no-snapshot point (check_copy does not apply) keeps its id, and so do the others without check_copy.
+    seed_ids = {r.point_id for r in grid.expand(shipped) if r.experiment == "seed"}
+    assert seed_ids == {"p4a01fe4d20", "pef6f9f2407", "p7ee71b2f92"}
+    shipped["experiments"]["seed"]["base"]["check_copy"] = True  # the default
+    assert {r.point_id for r in grid.expand(shipped) if r.experiment == "seed"} == {
+        "pe9dd5e0b3f",
+        "pd3e1723f9b",
+        "p7ee71b2f92",
+    }
 
 
 def test_a_command_has_one_form_and_one_id():

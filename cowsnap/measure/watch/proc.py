@@ -92,11 +92,12 @@ def anon_pages(pid: int) -> float:
     return math.nan
 
 
-def command_line(pid: int) -> bytes | None:
-    """/proc/PID/cmdline (None when gone): a forked child keeps its parent's
-    until it execs another program."""
+def auxv(pid: int) -> bytes | None:
+    """/proc/PID/auxv (None when unreadable): the kernel writes it at exec,
+    so a forked child has its parent's until it execs another program (a
+    child that only renames itself, as Redis's BGSAVE child does, keeps it)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/auxv").read_bytes()
     except OSError:
         return None
 

@@ -166,11 +166,11 @@ class Watch:
         return process
 
     def check_program(self, process: Process) -> None:
-        """A child that execs another program (its command line is no longer
-        its parent's) is not its parent's copy: read at every sampling, as
-        it may exec after the watch first saw it."""
+        """A child that execs another program (its auxiliary vector is no
+        longer its parent's) is not its parent's copy: read at every
+        sampling, as it may exec after the watch first saw it."""
         if process.same_program:
-            mine, parents = proc.command_line(process.pid), proc.command_line(process.ppid)
+            mine, parents = proc.auxv(process.pid), proc.auxv(process.ppid)
             process.same_program = mine is None or parents is None or mine == parents
 
     def event(self, what: str, process: Process, at: float) -> None:
