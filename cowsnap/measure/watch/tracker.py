@@ -453,7 +453,7 @@ class Watch:
             for r in self.rows
             if r.get("pid") == child.ppid and r["t_end_s"] > (child.start_s or 0.0) and r["t_start_s"] < end
         ]
-        return sum(r[key] for r in rows for key in keys)
+        return sum(r.get(key, 0.0) for r in rows for key in keys)
 
     def child_role(self, child: Process) -> str:
         """snapshot child, worker or helper (CHILD_ROLES), from what the child did."""
@@ -461,7 +461,8 @@ class Watch:
             return "helper"
         own, _ = self.own_copies(child.pid)
         parent = self.parent_while(child, ("wpcopy_count",))
-        if math.isnan(parent):  # copies not counted: its minor faults bound them
+        # Copies not counted, or not all (threads without delay accounting count 0): its minor faults bound them.
+        if math.isnan(parent) or self.parent_while(child, ("unaccounted_minflt",)) > 0:
             parent = self.parent_while(child, ("minflt",))
         if math.isnan(own) or own < parent:
             return "snapshot child"
