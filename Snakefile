@@ -31,6 +31,7 @@ localrules:
     build,
     aggregate,
     more_runs,
+    levers,
     plot,
     summary,
 
@@ -52,3 +53,4 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+        LEVERS_TABLES,

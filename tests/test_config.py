@@ -156,6 +156,10 @@ def base(**point):
     return one_experiment(base=point)
 
 
+# The pool example's arguments (config/config.yaml's pool experiment).
+POOL = "--items 200000 --ready-file ready --go-file go --end-file end"
+
+
 def with_results(path):
     return {"results": path, "experiments": {"e": {}}}
 
@@ -270,7 +274,7 @@ BAD_VALUES = {
     "precision without a baseline": (
         one_experiment(repetitions=3, precision={"max_repetitions": 5}),
         "config.experiments.e.precision",
-        "with a baseline",
+        "with a reference or a baseline",
     ),
     "run cap at precision's maximum": (
         one_experiment(repetitions=1, baseline={"method": "none"}, precision={"max_repetitions": 1000},
@@ -299,6 +303,154 @@ BAD_VALUES = {
         base(method="uffd", touched_during=0.5),
         "touched_during=0.5",
         "method fork with start with_child",
+    ),
+    # The fifth round: runs that would take days or cannot end, labels that
+    # lie, commands that cannot run, precision that adds nothing, hard reading.
+    "a run of days at a rate written as MiB/s": (
+        base(size_mib=128, writers=1, write_rate=100),
+        "config.experiments.e.base.write_rate: 100 makes each run take at least 46 h",
+        "within a day",
+    ),
+    "passes beyond a day": (
+        base(size_mib=65536, writers=1, passes=1_000_000, method="none"),
+        "config.experiments.e.base.passes: 1000000 makes each run take at least",
+        "within a day",
+    ),
+    "an mTHP folio larger than the array": (
+        base(size_mib=1, batch_kib=1024, backing="mthp-2048k"),
+        "config.experiments.e.base.backing: mthp-2048k: a 2048 KiB folio does not fit a 1 MiB array",
+        "size_mib 2 or more",
+    ),
+    "a THP larger than the array": (
+        base(size_mib=1, batch_kib=1024, backing="thp"),
+        "config.experiments.e.base.backing: thp: a 2048 KiB huge page",
+        "size_mib 2 or more",
+    ),
+    "a child held past its timeout": (
+        base(hold="writers", write_s=700),
+        "config.experiments.e.base.timeout_s (the default): 600 s is shorter than the child must live (write_s=700)",
+        "timeout_s above 700",
+    ),
+    "a child waiting past its timeout for a share at a rate": (
+        base(size_mib=64, writers=1, touched_during=0.5, write_rate=1000, timeout_s=60),
+        "config.experiments.e.base.timeout_s: 60 s is shorter than the child must live (write_rate=1000)",
+        "timeout_s above 4194.3",
+    ),
+    "a VM point past what its boot allows": (
+        base(vm_kernel="6.1", write_s=1300),
+        "config.experiments.e.base.write_s: 1300",
+        "in a VM each point is killed after 1200 s",
+    ),
+    "warming more than the VM has": (
+        base(vm_kernel="6.1", size_mib=16, warm_mib=4096),
+        "config.experiments.e.base.warm_mib: 4096 MiB is more memory than the VM it runs in has (1024 MiB",
+        "or at most 512",
+    ),
+    "a huge page pool beyond the machine": (
+        base(backing="hugetlb-2m", hugetlb_pool=16_777_216),
+        "config.experiments.e.base.hugetlb_pool: 16777216 huge pages",
+        "more than this machine has",
+    ),
+    "precision with a baseline and no ratio_half_width or reference": (
+        one_experiment(repetitions=3, baseline={"method": "none"}, matrix={"method": ["none", "fork"]},
+                       precision={"max_repetitions": 5}),
+        "config.experiments.e.precision: adds runs for a lever",
+        "a reference with at least one lever, or ratio_half_width with a baseline",
+    ),
+    "precision whose reference has no lever": (
+        one_experiment(repetitions=3, reference={"method": "fork"}, matrix={"method": ["none", "fork"]},
+                       precision={"max_repetitions": 5}),
+        "its reference has no lever",
+        "a reference with at least one lever",
+    ),
+    "ratio_half_width without a baseline": (
+        one_experiment(repetitions=3, reference={"method": "fork"}, matrix={"method": ["fork", "uffd"]},
+                       precision={"max_repetitions": 5, "ratio_half_width": 0.05}),
+        "config.experiments.e.precision.ratio_half_width: 0.05",
+        "with a baseline other than the points it compares",
+    ),
+    "ratio_half_width over runs that are not timed": (
+        one_experiment(repetitions=3, baseline={"release": "munmap"}, base={"sharing_interval_ms": 20},
+                       matrix={"release": ["munmap", "none"]},
+                       precision={"max_repetitions": 5, "ratio_half_width": 0.05}),
+        "config.experiments.e.precision.ratio_half_width: 0.05",
+        "such runs are not timed",
+    ),
+    "precision at the default repetitions": (
+        one_experiment(reference={"method": "fork"}, matrix={"method": ["fork", "uffd"]},
+                       precision={"max_repetitions": 9}),
+        "config.experiments.e.repetitions: 1 is too few for precision",
+        "a lever is compared with its reference from 3 rounds on, so no round could add a run; allowed: "
+        "repetitions 3 or more",
+    ),
+    "ratio_half_width over one run": (
+        one_experiment(baseline={"method": "none"}, matrix={"method": ["none", "fork"]},
+                       precision={"max_repetitions": 9, "ratio_half_width": 0.05}),
+        "config.experiments.e.repetitions: 1 is too few for precision",
+        "allowed: repetitions 2 or more",
+    ),
+    "ratio_half_width as a percentage": (
+        one_experiment(repetitions=3, baseline={"method": "none"}, matrix={"method": ["none", "fork"]},
+                       precision={"max_repetitions": 5, "ratio_half_width": 5}),
+        "config.experiments.e.precision.ratio_half_width: 5 is not allowed (a fraction: 0.05 is 5%)",
+        "above 0, below 1",
+    ),
+    "a misspelt pool example": (
+        base(method="watch", watch_command=f"sh -c 'exec python3 \"$COWSNAP_EXAMPLES\"/pool_gcfreeze.py {POOL}'"),
+        "config.experiments.e.base.watch_command",
+        "does not exist, so every run fails; allowed: an existing file (did you mean pool_gc_freeze.py?",
+    ),
+    "a pool example without sh -c": (
+        base(method="watch", watch_command=f"python3 \"$COWSNAP_EXAMPLES\"/pool_objects.py {POOL}"),
+        "config.experiments.e.base.watch_command",
+        "$COWSNAP_EXAMPLES (in '$COWSNAP_EXAMPLES/pool_objects.py') is shell syntax, and a command runs without "
+        "a shell",
+    ),
+    "a pipe without a shell": (
+        base(method="watch", watch_command="my-server | tee log"),
+        "config.experiments.e.base.watch_command",
+        "'|' is shell syntax",
+    ),
+    "a relative program": (
+        base(method="watch", watch_command="./watchprog 64"),
+        "config.experiments.e.base.watch_command: './watchprog 64': the program ./watchprog is a relative path",
+        "write its absolute path",
+    ),
+    "a relative script": (
+        base(method="watch", watch_command=["python3", "serve.py"]),
+        "the script serve.py is a relative path",
+        "write its absolute path",
+    ),
+    "a program in sh -c that is not installed": (
+        base(method="watch", watch_command="sh -c 'exec cowsnap-no-such-program --serve'"),
+        "in sh -c, the program cowsnap-no-such-program is not installed here",
+        "every run fails",
+    ),
+    "a variable in sh -c that is not set": (
+        base(method="watch", watch_command="sh -c 'exec python3 \"$COWSNAP_EXAMPLE\"/pool_flat.py'"),
+        "$COWSNAP_EXAMPLE is not set where the command runs",
+        "a variable that is set",
+    ),
+    "a look-alike character in a key": (
+        one_experiment(matrix={"p\u0430ttern": ["random"]}),
+        "config.experiments.e.matrix: unknown key 'p\u0430ttern' (not ASCII: '\u0430' at position 2 is U+0430 "
+        "CYRILLIC SMALL LETTER A; did you mean 'pattern'?)",
+        "allowed keys: size_mib",
+    ),
+    "a look-alike character in a value": (
+        base(pattern="bl\u043ecked"),
+        "U+043E CYRILLIC SMALL LETTER O; did you mean 'blocked'?",
+        "allowed values: interleaved, blocked",
+    ),
+    "a single value where an axis wants a list": (
+        one_experiment(matrix={"writers": 2}),
+        "config.experiments.e.matrix.writers: 2 is not a list (a single value is written as a list of one: [2])",
+        "allowed values: a list [...] of: an integer from 1 to 4096 or auto",
+    ),
+    "a mapping where exclude wants a list": (
+        one_experiment(matrix={"writers": [1, 2]}, exclude={"writers": 2}),
+        "config.experiments.e.exclude: {'writers': 2} is not a list",
+        "a list [...] of partial points",
     ),
 }  # fmt: skip
 
@@ -354,21 +506,129 @@ ALIAS_BOMB = (
     ],
 )
 def test_dry_run_refuses_without_a_traceback(tmp_path, config_text):
-    import subprocess
-    import sys
-
-    (tmp_path / "bad.yaml").write_text(config_text)
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parents[2] / "Snakefile"),
-         "--cores", "1", "--dry-run", "--configfile", "bad.yaml"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
+    done, output = dry_run(tmp_path, config_text)
     assert done.returncode != 0
     named = "appears twice (" in output or "expands to" in output  # errors of the file itself name it
     assert "cowsnap: config" in output or (named and "bad.yaml" in output), output
     assert "Traceback" not in output and 'File "' not in output, output
     assert len(output) < 10_000, len(output)
+
+
+def dry_run(folder, config_text, *args):
+    """snakemake --dry-run of config_text (as bad.yaml) in folder: (the
+    finished process, its output); within 10 s, writing nothing under results/."""
+    import subprocess
+    import sys
+    import time
+
+    (folder / "bad.yaml").write_text(config_text)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(config.SCHEMA_PATH.parents[2] / "Snakefile"),
+         "--cores", "1", "--dry-run", "--configfile", "bad.yaml", *args],
+        cwd=folder, capture_output=True, text=True,
+    )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert not (folder / "results").exists()
+    return done, done.stdout + done.stderr
+
+
+WATCHED = "      method: watch\n      ready_command: test -e ready\n      snapshot_command: touch go\n"
+# The fifth round's faults, written as a user writes them: (the config, what
+# the refusal must name).
+FIFTH_ROUND = {
+    "a run of days": ("experiments:\n  e: {base: {size_mib: 128, writers: 1, write_rate: 100}}\n",
+                      "config.experiments.e.base.write_rate: 100 makes each run take at least 46 h"),
+    "memory beyond the machine": pytest.param(
+        "experiments:\n  e: {base: {size_mib: 256, warm_mib: 262144}}\n",
+        "config.experiments.e.base.warm_mib: 262144 MiB is more memory than this machine has",
+        marks=pytest.mark.skipif(grid.machine_memory_mib() >= 262144, reason="this machine has 256 GiB"),
+    ),
+    "a label that lies": ("experiments:\n  e: {base: {size_mib: 1, batch_kib: 1024, backing: mthp-2048k}}\n",
+                          "config.experiments.e.base.backing: mthp-2048k: a 2048 KiB folio does not fit"),
+    "a misspelt pool example": (
+        f"experiments:\n  pool:\n    base:\n{WATCHED}      watch_command: sh -c 'exec python3 "
+        f"\"$COWSNAP_EXAMPLES\"/pool_gcfreeze.py {POOL}'\n",
+        "config.experiments.pool.base.watch_command",
+    ),
+    "a pool example without sh -c": (
+        f"experiments:\n  pool:\n    base:\n{WATCHED}      watch_command: python3 "
+        f"\"$COWSNAP_EXAMPLES\"/pool_objects.py {POOL}\n",
+        "config.experiments.pool.base.watch_command",
+    ),
+    "a program beside the config": (
+        f"experiments:\n  e:\n    base:\n{WATCHED}      watch_command: ./watchprog 64\n",
+        "config.experiments.e.base.watch_command: './watchprog 64': the program ./watchprog is a relative path",
+    ),
+    "a child held past its timeout": (
+        "experiments:\n  e: {base: {hold: writers, write_s: 700}}\n",
+        "config.experiments.e.base.timeout_s (the default): 600 s is shorter than the child must live",
+    ),
+    "a child waiting past its timeout at a rate": (
+        "experiments:\n  e: {base: {size_mib: 64, writers: 1, touched_during: 0.5, write_rate: 1000}}\n",
+        "config.experiments.e.base.timeout_s (the default): 600 s is shorter than the child must live",
+    ),
+    "precision with nothing to add to": (
+        "experiments:\n  e: {repetitions: 3, baseline: {method: none}, matrix: {method: [none, fork]},\n"
+        "      precision: {max_repetitions: 9}}\n",
+        "config.experiments.e.precision: adds runs for a lever",
+    ),
+    "ratio_half_width without a baseline": (
+        "experiments:\n  e: {repetitions: 3, reference: {method: fork}, matrix: {method: [fork, uffd]},\n"
+        "      precision: {max_repetitions: 9, ratio_half_width: 0.05}}\n",
+        "config.experiments.e.precision.ratio_half_width: 0.05",
+    ),
+    "a reference without a lever": (
+        "experiments:\n  e: {repetitions: 3, reference: {method: fork}, matrix: {method: [none, fork]},\n"
+        "      precision: {max_repetitions: 9}}\n",
+        "config.experiments.e.precision: adds runs for a lever",
+    ),
+    "precision at the default repetitions": (
+        "experiments:\n  e: {reference: {method: fork}, matrix: {method: [fork, uffd]},\n"
+        "      precision: {max_repetitions: 9}}\n",
+        "config.experiments.e.repetitions: 1 is too few for precision",
+    ),
+    "ratio_half_width as a percentage": (
+        "experiments:\n  e: {repetitions: 3, baseline: {method: none}, matrix: {method: [none, fork]},\n"
+        "      precision: {max_repetitions: 9, ratio_half_width: 5}}\n",
+        "config.experiments.e.precision.ratio_half_width: 5 is not allowed (a fraction: 0.05 is 5%)",
+    ),
+    "a look-alike character": ("experiments:\n  e: {matrix: {p\u0430ttern: [random]}}\n",
+                               "'\u0430' at position 2 is U+0430 CYRILLIC SMALL LETTER A; did you mean 'pattern'?"),
+    "a scalar for an axis": ("experiments:\n  e: {matrix: {writers: 2}}\n",
+                             "config.experiments.e.matrix.writers: 2 is not a list"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("config_text", "named"), FIFTH_ROUND.values(), ids=FIFTH_ROUND.keys())
+def test_the_fifth_round_is_refused_at_dry_run(tmp_path, config_text, named):
+    (tmp_path / "watchprog").write_text("#!/bin/sh\n")
+    done, output = dry_run(tmp_path, config_text)
+    assert done.returncode != 0
+    assert f"cowsnap: {named}" in output or named in output and "cowsnap: config" in output, output
+    assert "Traceback" not in output and 'File "' not in output, output
+    assert len(output) < 10_000, len(output)
+    if "watchprog" in config_text:  # the advice names the program beside the config
+        assert f"write its absolute path, {tmp_path.resolve() / 'watchprog'} (beside the config)" in output, output
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml"])
+def test_the_dry_run_says_what_the_runs_cost_at_most(tmp_path, path):
+    text = (config.SCHEMA_PATH.parents[2] / path).read_text()
+    done, output = dry_run(tmp_path, text)
+    assert done.returncode == 0, output[-3000:]
+    runs = len(grid.expand(config.validate(config.read_yaml(tmp_path / "bad.yaml"))))
+    bound = next(line for line in output.splitlines() if line.startswith(f"cowsnap: {runs} runs"))
+    assert " of runs" in bound and "at most" in bound and "MiB of memory in one run" in bound, bound
+
+
+def test_the_dry_run_warns_of_likely_mistakes_and_goes_on(tmp_path):
+    done, output = dry_run(tmp_path, "experiments:\n  e: {base: {size_mib: 8, batch_kib: 2048, copiers: 8}}\n")
+    assert done.returncode == 0, output[-3000:]
+    assert (
+        "cowsnap: warning: config.experiments.e.base.copiers: 8 copiers for the 4 batches of the array "
+        "(size_mib=8 over batch_kib=2048): 4 copy nothing"
+    ) in output, output
 
 
 def test_keys_that_do_not_apply_take_their_defaults_before_the_id():
@@ -467,3 +727,122 @@ def test_every_output_option_is_checked_on_its_resolved_path(tmp_path, command):
     )  # fmt: skip
     assert done.returncode != 0
     assert "resolves to '/etc/cowsnap'" in done.stderr, done.stderr
+
+
+def test_warming_beyond_the_machine_is_refused_an_array_beyond_it_is_skipped(monkeypatch):
+    monkeypatch.setattr(grid, "machine_memory_mib", lambda: 24 * 1024)
+    message = error_of(base(size_mib=256, warm_mib=262144))
+    assert "config.experiments.e.base.warm_mib: 262144 MiB is more memory than this machine has (24576 MiB" in message
+    assert "allowed: auto (what the point allocates, 1152 MiB), 0, or at most 24576" in message
+    # An array larger than the machine is meaningful elsewhere: its runs skip it here, and the dry run says so.
+    large = config.validate(base(size_mib=32768, method="none"))
+    assert grid.expand(large)
+    (warning,) = grid.warnings(large)
+    assert warning.startswith("config.experiments.e.base.size_mib: the point needs 32896 MiB"), warning
+    assert "more than this machine has (24576 MiB, MemTotal): its runs are skipped here" in warning
+
+
+@pytest.mark.parametrize(
+    ("point", "warned"),
+    [
+        ({"size_mib": 8, "batch_kib": 2048, "copiers": 8}, "base.copiers: 8 copiers for the 4 batches"),
+        ({"size_mib": 1024, "timeout_s": 60}, "base.timeout_s: 60 s leaves less than twice the child's bound"),
+        ({"size_mib": 128, "writers": 1, "write_rate": 1000, "method": "none"},
+         "base.write_rate: 1000: each run takes at least 4 h 40 min"),
+        ({"method": "watch", "watch_command": "cowsnap-no-such-program --serve"},
+         "base.watch_command: cowsnap-no-such-program (watch_command) is not installed here (not on PATH): the "
+         "point's runs are skipped, with the reason"),
+    ],
+)  # fmt: skip
+def test_likely_mistakes_are_warnings_naming_the_key(point, warned):
+    checked = config.validate(base(**point))
+    assert grid.expand(checked)  # not refused
+    assert any(warned in line for line in grid.warnings(checked)), grid.warnings(checked)
+
+
+def test_the_shipped_configs_warn_of_nothing_a_user_must_fix():
+    checked = config.load(config.SCHEMA_PATH.parents[2] / "config" / "config.yaml")
+    kinds = {line.split(": ", 1)[0].rsplit(".", 1)[-1] for line in grid.warnings(checked)}
+    assert kinds <= {"watch_command"}, kinds  # at most a program not installed here (redis): skipped
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sleep 600",
+        "sh -c 'exit 5'",
+        "sh -c 'echo not yet; exit 1'",
+        "sh -c 'cd /tmp && ./server --port 0'",
+        "redis-server --port 0 --unixsocket redis.sock --save '' --appendonly no",
+        ["python3", "-c", "import os; print(os.environ['HOME'], '$HOME | tee')"],
+        f"sh -c 'exec python3 \"$COWSNAP_EXAMPLES\"/pool_flat.py {POOL}'",
+        f"sh -c 'PYTHONHASHSEED=0 exec env -u X python3 -u \"${{COWSNAP_EXAMPLES}}/pool_objects.py\" {POOL} >o 2>&1'",
+    ],
+)
+def test_commands_that_can_run_are_not_refused(command):
+    assert grid.expand(config.validate(base(method="watch", watch_command=command)))
+
+
+def test_a_run_bound_holds_its_sure_parts():
+    from cowsnap.plan import point as plan_point
+
+    for path in sorted(config.SCHEMA_PATH.parents[2].glob("config/*.yaml")):
+        for run in grid.expand(config.load(path)):
+            point = run.point
+            if point["method"] == "watch":
+                continue
+            bound = plan_point.run_bound(point)
+            assert plan_point.writers_at_least(point).seconds <= bound.seconds, (path, point)
+            child = plan_point.child_at_least(point)
+            assert child is None or child.seconds <= plan_point.child_at_most(point), (path, point)
+            assert bound.memory_mib >= max(plan_point.memory_needed_mib(point), plan_point.warm_mib(point))
+    small, large = (plan_point.run_bound(grid.resolve({"size_mib": size})) for size in (64, 1024))
+    assert small.seconds < large.seconds and small.memory_mib < large.memory_mib
+
+
+def test_the_plan_mirrors_what_the_runs_do():
+    """The plan judges commands and time limits as the runs apply them."""
+    import inspect
+    import re
+
+    from cowsnap.analyse import stats
+    from cowsnap.measure import environment
+    from cowsnap.measure.bench import vm
+    from cowsnap.measure.watch import point as watch_point
+    from cowsnap.plan import commands
+    from cowsnap.plan import point as plan_point
+
+    assert commands.EXAMPLES_VARIABLE == watch_point.EXAMPLES_VARIABLE
+    assert grid.COMPARED_FROM == stats.MIN_PAIRS
+    assert commands.EXAMPLES == environment.REPO / "examples"
+    assert (plan_point.WATCH_STOP_S, plan_point.WATCH_EXIT_S) == (watch_point.STOP_GRACE_S, watch_point.EXIT_NOTICE_S)
+    limit = f'max({plan_point.VM_POINT_LIMIT_S}, max(int(2 * p["timeout_s"]) for p in points))'
+    assert limit in inspect.getsource(vm.run_batch)
+    native = config.SCHEMA_PATH.parents[2] / "native"
+    assert "using element = std::uint64_t;" in (native / "common" / "internal.h").read_text()
+    assert plan_point.ELEMENT_BYTES == 8
+    assert f"writes_per_look = {plan_point.WRITES_PER_LOOK};" in (native / "bench" / "writers.cpp").read_text()
+    memcpy = (native / "bench" / "counters.cpp").read_text().split("double memcpy_gbps", 1)[1]
+    passes = rf"i < {plan_point.MEMCPY_PASSES}; \+\+i\) {{\s+const auto t0 = clock::now\(\);\s+std::memcpy"
+    assert re.search(passes, memcpy)
+
+
+# Whole runs `cowsnap run` measured on the 2-core development VM (2026-12-06),
+# the process's start included: each point's bound must hold them, the one
+# slowed tenfold by other work beside it too.
+MEASURED_RUNS = [
+    ({"size_mib": 256, "method": "none", "writers": 1, "passes": 5}, 1.13),
+    ({"size_mib": 256, "method": "fork", "writers": 2, "copiers": 2}, 2.92),
+    ({"size_mib": 16, "method": "none", "writers": 1, "warm_mib": 2048}, 8.64),
+    (
+        {"size_mib": 256, "method": "fork", "writers": 1, "copiers": 1, "sharing_interval_ms": 1, "release": "none"},
+        42.9,
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "seconds"), MEASURED_RUNS)
+def test_the_bound_holds_what_runs_measured_here(settings, seconds):
+    from cowsnap.plan import point as plan_point
+
+    assert plan_point.run_bound(grid.resolve(settings)).seconds >= seconds

@@ -117,3 +117,78 @@ def test_the_levers_are_the_measured_tables_numbers(tmp_path):
     assert "examples/pool_flat.py): the workers copied 0.4 MiB, 5% of what they copied of objects" in lines[1]
     assert len(lines) == 2  # only what was measured
     assert levers.lever_lines(made[1:])[0].startswith("no lever for these workers was measured here")
+
+
+# A sweep's pool experiment, its records as it wrote them (config/config.yaml's
+# `pool` entry run alone on 2026-12-06: 5 programs, 3 runs each).
+POOL_SWEEP = REPO / "tests" / "data" / "results" / "pool-sweep"
+
+
+def test_the_shipped_levers_table_is_what_its_sweeps_records_give(tmp_path):
+    """cowsnap/analyse/watch/levers.csv is written from a sweep's records,
+    never by hand: regenerated from the stored ones, it is the same file."""
+    from cowsnap.analyse.watch import levers
+
+    assert levers.main([str(POOL_SWEEP), str(tmp_path / "levers.csv")]) == 0
+    assert (tmp_path / "levers.csv").read_text() == levers.TABLE.read_text()
+
+
+def test_a_watch_point_is_named_by_what_its_command_runs():
+    from cowsnap.analyse.watch import levers
+
+    script = """sh -c 'exec python3 "$COWSNAP_EXAMPLES"/pool_flat.py --items 200000 --ready-file ready'"""
+    assert levers.program_of(script) == levers.example_of(script) == "pool_flat"
+    assert levers.program_of("redis-server --port 0 --save ''") == "redis-server"
+    assert levers.program_of("env A=1 python3 -X dev -m http.server 8000") == "http.server"
+    assert levers.program_of(["/usr/bin/python3", "-u", "/srv/train.py"]) == "train"
+    assert levers.example_of("python3 train.py") == ""
+
+
+def pool_sweep_tables():
+    """The stored pool sweep's runs, points and comparisons tables, as its
+    aggregate made them (each program's reference: the default config's)."""
+    from cowsnap.analyse import aggregate
+    from cowsnap.measure import records
+    from cowsnap.plan import config, grid
+
+    references = grid.references(config.load(REPO / "config" / "config.yaml"), "pool")
+    runs = aggregate.runs_table([records.read(path) for path in sorted(POOL_SWEEP.glob("pool/p*/*.json"))])
+    runs["reference_id"] = runs["point_id"].map(references).fillna("")
+    tables = aggregate.statistics(runs)
+    return runs, tables["points"], tables["comparisons"]
+
+
+def test_a_pools_summary_line_leads_with_what_its_workers_copied():
+    import pandas as pd
+
+    from cowsnap.analyse import summary, verdict
+    from cowsnap.analyse.watch import levers
+
+    runs, points, comparisons = pool_sweep_tables()
+    text = summary.build(runs, points, pd.DataFrame(), None, comparisons)
+    assert "- pool: sh" not in text  # named by the script, not the shell that runs it
+    for name in levers.EXAMPLES:
+        (line,) = [line for line in text.splitlines() if line.startswith(f"- pool: {name}: ")]
+        point = points[points["watch_command"].str.contains(f"/{name}.py")].iloc[0]
+        copies = point["worker_wpcopy_count"]
+        assert line.startswith(
+            f"- pool: {name}: its 2 workers copied {copies:,.0f} pages, {verdict.mib(copies)} (worker_wpcopy_count"
+        ), line
+        assert f"their private memory peaked at {verdict.mib(point['worker_private_dirty_pages'])}" in line
+        assert line.index("their private memory peaked") < line.index("minor faults")  # before the parent's
+
+
+def test_the_pools_are_ranked_against_the_objects_round_by_round():
+    from cowsnap.analyse import summary
+
+    _, points, comparisons = pool_sweep_tables()
+    lines = summary.watch_points(points, comparisons)
+    ranked = [line for line in lines if line[:1].isdigit()]
+    assert [line.split(",")[0] for line in ranked] == [
+        "1. pool_flat", "2. pool_shared_memory", "3. pool_forkserver", "4. pool_gc_freeze",
+    ]  # fmt: skip
+    flat = ranked[0]
+    assert "workers' copies 0.0325x pool_objects's (0.0323-0.0325x, 75.0% interval of 3 paired rounds)" in flat
+    assert "resolved, pool_flat copies less than pool_objects" in flat
+    assert "resolved, pool_flat peaks lower than pool_objects" in flat
+    assert "resolved, pool_forkserver peaks higher than pool_objects" in ranked[2]

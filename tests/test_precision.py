@@ -31,21 +31,23 @@ def test_open_comparisons_get_rounds_of_runs_up_to_the_cap(sweep_folder):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def ranking(rows):
-    points = pd.DataFrame(
-        [{"experiment": "e", "point_id": p, "node_type": "n", "start": "with_child", "backing": "4k",
-          "baseline_id": "b"} for p, *_ in rows]
+def comparisons(rows):
+    """(lever, metric, ratio, resolved) rows of a comparisons table."""
+    return pd.DataFrame(
+        [{"experiment": "e", "point_id": p, "node_type": "n", "metric": m, "objective": True, "ratio": r,
+          "resolved": done} for p, m, r, done in rows]
     )  # fmt: skip
-    ratios = pd.DataFrame(
-        [{"experiment": "e", "point_id": p, "node_type": "n", "metric": "writers_s", "baseline_method": "none",
-          "ratio": r, "ci_low": lo, "ci_high": hi} for p, r, lo, hi in rows]
-    )  # fmt: skip
-    return points, ratios
 
 
-def test_a_point_is_open_while_its_ranking_step_overlaps_or_its_interval_is_too_wide():
-    points, ratios = ranking([("a", 1.0, 0.9, 1.1), ("b", 1.5, 1.4, 1.6), ("c", 1.55, 1.5, 1.7)])
-    assert precision.unresolved(points, ratios) == {"b", "c"}  # a is resolved from b
-    assert precision.unresolved(points, ratios, half_width=0.05) == {"a", "b", "c"}  # a's is 10% wide
-    points, ratios = ranking([("a", 1.0, 0.98, 1.02), ("b", 1.5, 1.48, 1.52)])
-    assert precision.unresolved(points, ratios, half_width=0.05) == set()
+def test_a_lever_is_open_while_it_may_still_be_better_on_an_objective():
+    table = comparisons(
+        [
+            ("a", "writers_s", 0.9, False),  # open, and better by its median: may be the best
+            ("b", "writers_s", 1.2, False),  # open, but only ever worse: more runs decide nothing
+            ("c", "writers_s", 0.5, True),  # resolved already
+            ("c", "write_max_s", 1.5, True),
+            ("d", "snapshot_memory_mib", 0.8, False),  # open on memory only
+        ]
+    )
+    assert precision.open_levers(table) == {"a", "d"}
+    assert precision.open_levers(table.assign(resolved=True)) == set()

@@ -151,3 +151,24 @@ def test_every_module_constant_is_used():
                     if uses < 2:  # the assignment itself
                         unused.append(f"{path.relative_to(REPO)}: {target.id}")
     assert not unused, f"constants nothing reads: {unused}"
+
+
+# The analyse modules that may read measure/: the one that turns its records
+# into tables, calibrate's report (its sides and quantities), and the watch's
+# live display of its tracker. Every other analyse module reads the tables.
+READS_MEASURE = {
+    "cowsnap.analyse.aggregate": "reads the records into the tables",
+    "cowsnap.analyse.calibration": "names calibrate's sides and quantities",
+    "cowsnap.analyse.watch.report": "the live display of cowsnap watch's tracker",
+}
+
+
+def test_the_analysis_reads_tables_not_the_measuring_code():
+    graph = import_graph()
+    assert set(READS_MEASURE) <= set(graph)
+    reading = {
+        module: sorted(name for name in imported if name.startswith("cowsnap.measure"))
+        for module, imported in graph.items()
+        if module.startswith("cowsnap.analyse") and module not in READS_MEASURE
+    }
+    assert not {module: names for module, names in reading.items() if names}

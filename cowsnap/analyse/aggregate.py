@@ -2,7 +2,7 @@
 
     python -m cowsnap.analyse.aggregate --restat FOLDER...
 
-recomputes the statistics tables (points, ratios, scaling) of each folder
+recomputes the statistics tables (points, ratios, comparisons, scaling) of each folder
 from its runs.csv: how the small tables under tests/data are made, and how
 a folder of old results gets today's statistics."""
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from cowsnap.analyse import stats
 from cowsnap.measure import records
+from cowsnap.plan import methods
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 # Record keys that are lists, each kept in a long table of its own.
@@ -27,8 +28,8 @@ TIMELINE_KEYS = (*SHARING_KEYS, *LATENCY_KEYS)
 
 # The tables an experiment's records make (write's outputs, by name), and
 # those of them computed from the runs table alone.
-TABLES = ("runs", "points", "ratios", "scaling", "sharing", "latency")
-STATISTICS = ("points", "ratios", "scaling")
+TABLES = ("runs", "points", "ratios", "comparisons", "scaling", "sharing", "latency")
+STATISTICS = ("points", "ratios", "comparisons", "scaling")
 
 # The writers' whole phase, the part while the snapshot lived (fork: until
 # the parent saw the child exit; uffd and stop: until the copy was done),
@@ -62,6 +63,12 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     reuses: faults that took a 4 KiB page back without copying (pgreuse,
       system-wide).
     splits: huge page mappings split by a write (thp_split_pmd).
+    snapshot_memory_counted_mib: the memory the counters say the snapshot
+      holds, the cross-check of snapshot_memory_mib (see destinations()):
+      the destinations it writes, size_mib each, plus the writers' copies
+      while it lived (copies_during_snapshot x page_bytes; after it, a
+      copy replaces a page no longer shared). NaN where copies are not
+      counted.
     timed: false for runs that sampled the sharing timeline and for runs
       in a VM under software emulation (virtualized tcg); their times are
       left out (NaN) so that no statistic uses them. Their counters stay.
@@ -89,12 +96,29 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     out["child_copy_gbps"] = _column(out, "size_mib") * 2**20 / _column(out, "child_copy_s") / 1e9
     out["faults_per_page"] = _column(out, "writer_minflt") / _column(out, "pages")
     out["fork_net_s"] = _column(out, "fork_s") - _column(out, "fork_empty_s")
+    # The writers' copies while the snapshot lived (without a snapshot: all of them).
+    snapshot = _column(out, "method").isin(methods.COPYING)
+    held = out["copies_during_snapshot"].where(snapshot, out["copies"])
+    counted_bytes = destinations(out) * _column(out, "size_mib") * 2**20 + held * _column(out, "page_bytes")
+    out["snapshot_memory_counted_mib"] = counted_bytes / 2**20
     out["virtualized"] = virtualized(out)
     out["node_type"] = node_type(out)
     sampled = _column(out, "sharing_interval_ms").fillna(0).astype(float) > 0
     out["timed"] = ~sampled & (out["virtualized"] != "tcg")
     out.loc[~out["timed"], _timing_columns(out)] = float("nan")
     return out
+
+
+def destinations(table: pd.DataFrame) -> pd.Series:
+    """Array-sized regions a run's snapshot writes besides the array: its
+    copy (a method that copies), and where the copy is made into a zeroed
+    destination that both processes hold (fork, dest=zeroed: the child's
+    writes copy the parent's destination), that destination too: what
+    cowsnap.plan.methods counts as the zeroed destination's extra region."""
+    method, rows = _column(table, "method"), methods.METHODS.items()
+    copy = method.map({name: float(m.copies) for name, m in rows})
+    zeroed = method.map({name: float(m.arrays_zeroed_dest - m.arrays_fresh_dest) for name, m in rows})
+    return copy + zeroed.where(_column(table, "dest") == "zeroed", 0.0)
 
 
 NODE_KEYS = ["cpu_model", "online_cpus", "numa_nodes", "kernel", "virtualized"]
@@ -164,13 +188,18 @@ def latency_table(rows: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(buckets, columns=["run_id", *LATENCY_KEYS])
 
 
-def write(paths: list[Path], outputs: dict[str, Path]) -> pd.DataFrame:
-    """The one statistics pass: runs.csv (one row per run), points.csv (per
-    point: settings, label, medians with their intervals, the floor),
-    ratios.csv (each point against its baseline), scaling.csv (fits against
-    the array size), sharing.csv, latency.csv."""
+def write(paths: list[Path], outputs: dict[str, Path], references: dict[str, str] | None = None) -> pd.DataFrame:
+    """The one statistics pass: runs.csv (one row per run, with its
+    reference_id from `references`, point id -> the reference snapshot it
+    is a lever on), points.csv (per point: settings, label, medians with
+    their intervals, the floor), ratios.csv (each point against its
+    baseline), comparisons.csv (each lever against its reference, round by
+    round, per objective), scaling.csv (fits against the array size),
+    sharing.csv, latency.csv."""
     rows = [records.read(path) for path in paths]
     table = runs_table(rows)
+    if not table.empty and "point_id" in table:
+        table["reference_id"] = table["point_id"].map(references or {}).fillna("")
     table.to_csv(outputs["runs"], index=False)
     for name, frame in statistics(table).items():
         frame.to_csv(outputs[name], index=False)
@@ -184,7 +213,12 @@ def statistics(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     points = stats.point_table(table) if not table.empty else pd.DataFrame()
     if not points.empty:
         points = stats.floor(table, points)
-    return {"points": points, "ratios": stats.ratio_table(table, points), "scaling": stats.scaling_table(table)}
+    return {
+        "points": points,
+        "ratios": stats.ratio_table(table, points),
+        "comparisons": stats.comparison_table(table, points),
+        "scaling": stats.scaling_table(table),
+    }
 
 
 def restat(folder: Path) -> dict[str, pd.DataFrame]:

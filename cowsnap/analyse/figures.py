@@ -16,6 +16,8 @@ NAMES = (
     "fork_scaling",
     "write_latency",
     "after_exit_copies",
+    "levers",
+    "tradeoff",
 )
 
 
@@ -26,12 +28,14 @@ def figures_for(
     sizes: int = 1,
     times_writes: bool = False,
     kernels: int = 1,
+    has_reference: bool = False,
 ) -> list[str]:
     """The figures that say something for an experiment (a watch point has
     no writers' time or array: its figures are the phase ones; fork runs
     over several array sizes get the scaling figure; points whose writers
     time their writes, the write latency figure; fork runs on several
-    kernels, the after-exit copies by kernel and backing)."""
+    kernels, the after-exit copies by kernel and backing; levers against
+    a reference snapshot, each lever round by round and the trade-off)."""
     names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
     if "watch" in methods:
         names += ["phase_faults", "phase_kernel_time"]
@@ -47,6 +51,8 @@ def figures_for(
         names.append("write_latency")
     if "fork" in methods and kernels >= 2:
         names.append("after_exit_copies")
+    if has_reference:
+        names += ["levers", "tradeoff"]
     return names
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cowsnap.analyse.verdict import CPU_WAIT_SHARE, NOISE_CV, OUTLIER_Z
-from cowsnap.measure.watch.tracker import CHILD_ROLES
+from cowsnap.plan.methods import CHILD_ROLES
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 # The writers' whole phase, and its parts (cowsnap.plan.point.SNAPSHOT_PHASES) in words.
@@ -37,7 +37,7 @@ def _usage(who: str, phased: bool, source: str) -> dict[str, Key]:
 
 
 def _role_keys(role: str) -> dict[str, Key]:
-    """A watch point's keys of one child role (cowsnap.measure.watch.tracker.CHILD_ROLES)."""
+    """A watch point's keys of one child role (cowsnap.plan.methods.CHILD_ROLES)."""
     stem, source = role.replace(" ", "_"), "cowsnap watch: each child's role from what it did"
     return {
         f"{stem}_count": Key(f"watch: {role} processes the program forked", source),
@@ -80,6 +80,17 @@ KEYS: dict[str, Key] = {
     "fork_s": Key("fork() call (s)", "steady clock around fork()", "lower"),
     "vm_pte_kib": Key(
         "page-table memory just before the snapshot (KiB)", "VmPTE of /proc/self/status, every method", "lower"
+    ),
+    "snapshot_memory_mib": Key(
+        "memory the snapshot cost: process and child together at their peak over it, less the process before "
+        "the destination (MiB)",
+        "the run's own memory cgroup, every method: its peak (cgroup v1 memory.max_usage_in_bytes, v2 memory.peak; "
+        "reset just before the timed span, read once the snapshot ended) less its usage just before the "
+        "destination is allocated; absent when not counted (snapshot_memory_source)",
+        "lower",
+    ),
+    "snapshot_memory_source": Key(
+        "where snapshot_memory_mib came from, or why there is none", "the benchmark; the runner, without a cgroup"
     ),
     "fork_empty_s": Key("fork() of the bare benchmark process (s)", "steady clock, best of 3", "lower"),
     # write latency (write_latency_kib > 0): each writer times its writes into
@@ -163,6 +174,17 @@ KEYS: dict[str, Key] = {
     "reuses": Key("write faults that reused the page (pages)", "pgreuse (system-wide)", "lower", True),
     "splits": Key("huge page mappings split by a write", "thp_split_pmd (system-wide)", "lower", True),
     "bytes_copied": Key("bytes the writers' copies moved", "copies x 4 KiB", "lower"),
+    "snapshot_memory_counted_mib": Key(
+        "memory the counters say the snapshot holds, the cross-check of snapshot_memory_mib (MiB)",
+        "size_mib per destination the snapshot writes (fork with dest=zeroed: the parent's zeroed destination and "
+        "the child's copy of it) + the writers' copies while it lived (copies_during_snapshot) x page_bytes, as if "
+        "it held them all at once. Pages freed meanwhile make the measure lower: the old page of a copy once the "
+        "child releases its batch (munmap or MADV_DONTNEED on an aligned array: the measure 67-84% of this at "
+        "64-256 MiB, 2026-12-06), a child's exit while the writers still copy (hold=copy), the second copy when "
+        "two writers copy one page at once. Page tables, thread stacks and the child's own pages, not in it, make "
+        "it higher (a fork that holds everything until the writers end: 0.7-1 MiB more at 64 MiB, 2 MiB at 256)",
+        "lower",
+    ),
     "faults_per_page": Key("writers' faults per page", "writer_minflt / pages", "lower"),
     "writer_kernel_share": Key("writers' kernel share of CPU time", "writer_stime_s / (utime + stime)", "lower"),
     "timed": Key("times usable (no pagemap sampling during the run)", "sharing_interval_ms == 0"),
@@ -350,6 +372,8 @@ METRICS = [
     "snapshot_end_s",
     "fork_s",
     "vm_pte_kib",
+    "snapshot_memory_mib",
+    "snapshot_memory_counted_mib",
     "child_copy_s",
     "child_copy_gbps",
     "child_wpcopy_count",

@@ -21,6 +21,7 @@ import seaborn as sns  # noqa: E402
 
 from cowsnap.analyse import after_exit, glossary, verdict  # noqa: E402
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES, figures_for  # noqa: E402, F401 (figures_for: which figures an experiment draws)
+from cowsnap.analyse.summary import avoid  # noqa: E402
 from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
@@ -316,6 +317,73 @@ def after_exit_copies(tables: dict, ax) -> str:
     return ""
 
 
+def _objective_rows(tables: dict) -> pd.DataFrame:
+    comparisons = tables.get("comparisons", pd.DataFrame())
+    if comparisons.empty or "objective" not in comparisons:
+        return comparisons
+    rows = comparisons[comparisons["metric"].isin(list(verdict.OBJECTIVES))].copy()
+    context = avoid.reference_contexts(rows)
+    rows["lever"] = [
+        f"{context[str(row['reference_label'])]}: {avoid.lever_name(row)}".lstrip(": ") for _, row in rows.iterrows()
+    ]
+    return rows
+
+
+def levers_figure(tables: dict, ax) -> str:
+    """Each lever against its reference snapshot, per objective: one dot
+    per round (the lever's run over the reference's run of the same round),
+    and the median of those ratios with its distribution-free interval
+    (the sign test's level)."""
+    rows = _objective_rows(tables)
+    if rows.empty:
+        return "no lever was compared with a reference snapshot"
+    rows = rows.sort_values(["lever", "metric"], ascending=False, kind="stable")
+    names = [f"{row['lever']}: {verdict.OBJECTIVES[row['metric']]}" for _, row in rows.iterrows()]
+    for y, (_, row) in enumerate(rows.iterrows()):
+        dots = [float(pair.split(":")[1]) for pair in str(row["round_ratios"]).split(";") if ":" in pair]
+        ax.plot(dots, [y] * len(dots), "o", color="grey", alpha=0.5, markersize=4)
+        ax.errorbar(
+            row["ratio"],
+            y,
+            xerr=[[row["ratio"] - row["ci_low"]], [row["ci_high"] - row["ratio"]]],
+            fmt="D",
+            color="black" if row["resolved"] else "tab:orange",
+            capsize=3,
+        )
+    ax.set_yticks(range(len(names)), names, fontsize="small")
+    ax.axvline(1, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    times = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}x")
+    ax.xaxis.set_major_formatter(times)
+    ax.xaxis.set_minor_formatter(times)
+    ax.set_xlabel("lever / reference, per round (dots); median and interval (black: resolved; orange: open)")
+    return ""
+
+
+def tradeoff(tables: dict, ax) -> str:
+    """The trade-off between the objectives: each lever's writers' time
+    against its longest write, both over its reference snapshot's (medians
+    of the per-round ratios), the memory it holds at its peak as the
+    marker's area; the reference at (1, 1)."""
+    rows = _objective_rows(tables)
+    if rows.empty:
+        return "no lever was compared with a reference snapshot"
+    wide = rows.pivot_table(index="lever", columns="metric", values="ratio", aggfunc="first")
+    if not {"writers_s", "write_max_s"} <= set(wide):
+        return "no lever has both its writers' time and its longest write compared"
+    memory = wide["snapshot_memory_mib"] if "snapshot_memory_mib" in wide else pd.Series(1.0, index=wide.index)
+    ax.scatter(wide["writers_s"], wide["write_max_s"], s=80 * memory.fillna(1.0), alpha=0.6)
+    for lever, row in wide.iterrows():
+        ax.annotate(str(lever), (row["writers_s"], row["write_max_s"]), fontsize="x-small")
+    ax.scatter([1], [1], s=80, marker="s", color="black", label="the reference (memory 1x)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("writers' time / reference's")
+    ax.set_ylabel("longest write / reference's")
+    ax.legend(fontsize="small", title="area: snapshot memory / reference's", title_fontsize="x-small")
+    return ""
+
+
 FIGURES = {
     "writers_time": writers_time,
     "writer_faults": writer_faults,
@@ -328,6 +396,8 @@ FIGURES = {
     "fork_scaling": fork_scaling,
     "write_latency": write_latency,
     "after_exit_copies": after_exit_copies,
+    "levers": levers_figure,
+    "tradeoff": tradeoff,
 }
 # The statistic a figure's caption takes its interval level from.
 LEVEL_OF = {

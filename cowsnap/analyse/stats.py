@@ -20,11 +20,14 @@ import pandas as pd
 from cowsnap.analyse import glossary
 from cowsnap.analyse.labels import POINT, label, point_labels, settings_of, varying_axes
 from cowsnap.analyse.verdict import (
+    ALSO_COMPARED,
     CPU_WAIT_SHARE,
     GOOD_FIT,
     HOST_TOOK_SHARE,
     NOISE_CV,
+    OBJECTIVES,
     OUTLIER_Z,
+    POOL_OBJECTIVES,
     STEAL_SHARE,
 )
 
@@ -263,6 +266,90 @@ def ratio_table(runs: pd.DataFrame, points: pd.DataFrame, metrics=("writers_s", 
                     "resolved": bool(ratio["ci_low"] > 1 or ratio["ci_high"] < 1),
                     "n": len(group),
                     "n_baseline": len(baseline),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def detectable(median: float, low: float, high: float) -> tuple[float, float]:
+    """(below, above): the true ratios these runs would have resolved from
+    1, given their spread. A lever whose true ratio were r would have shown
+    the interval [low, high] moved by r / median; it leaves 1 behind once
+    r < median / high or r > median / low."""
+    if not (low > 0 and high > 0 and median > 0):
+        return (np.nan, np.nan)
+    return (median / high, median / low)
+
+
+def compare_paired(values: pd.Series, reference: pd.Series, confidence: float = CONFIDENCE) -> dict:
+    """One lever against its reference on one metric, round by round:
+    values and reference indexed by repetition (the n-th runs of both share
+    a round of the schedule). The median of the per-round ratios with its
+    distribution-free interval, whose level is the sign test's: the
+    interval leaves 1 out exactly when a two-sided sign test on the rounds
+    rejects "no difference" at 1 - level. NaNs with fewer than MIN_PAIRS
+    rounds."""
+    values, reference = (v[~v.index.duplicated()] for v in (values, reference))
+    pairs = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
+    pairs = pairs[pairs["b"] > 0]
+    ratios = (pairs["a"] / pairs["b"]).sort_index()
+    if len(ratios) < MIN_PAIRS:
+        ratio, low, high, level = (np.nan,) * 4
+    else:
+        ratio, low, high, level = median_interval(ratios, confidence)
+    below, above = detectable(ratio, low, high)
+    return {
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "ci_level": level,
+        "resolved": bool(low > 1 or high < 1),
+        "detectable_below": below,
+        "detectable_above": above,
+        "rounds": len(ratios),
+        "round_ratios": ";".join(f"{r}:{x:.4g}" for r, x in ratios.items()),
+    }
+
+
+def comparison_table(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """Each lever against its reference snapshot (runs' reference_id, from
+    the experiment's `reference`), on every objective and ALSO_COMPARED
+    metric it has (a pool's program: POOL_OBJECTIVES), round by round (compare_paired): how to avoid it is
+    concluded from these rows. `better` says whether the resolved
+    difference is an improvement in the metric's better direction."""
+    needed = {"reference_id", "repetition"}
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    if points.empty or not needed <= set(ok) or not ok["reference_id"].fillna("").astype(str).str.len().any():
+        return pd.DataFrame()
+    runs_of = {key: group.set_index("repetition") for key, group in ok.groupby(POINT, sort=False)}
+    label_of = {tuple(row[POINT]): row["label"] for _, row in points.iterrows()}
+    rows = []
+    for key, group in runs_of.items():
+        reference_id = group["reference_id"].iloc[0]
+        if not isinstance(reference_id, str) or not reference_id:
+            continue
+        reference_key = (key[0], reference_id, key[2])
+        if reference_key not in runs_of or key not in label_of:
+            continue
+        reference = runs_of[reference_key]
+        for metric in (*OBJECTIVES, *ALSO_COMPARED, *POOL_OBJECTIVES):
+            if metric not in group or metric not in reference:
+                continue
+            compared = compare_paired(group[metric], reference[metric])
+            if np.isnan(compared["ratio"]):
+                continue
+            better = glossary.lookup(metric).better
+            improved = compared["ci_high"] < 1 if better == "lower" else compared["ci_low"] > 1
+            rows.append(
+                {
+                    **dict(zip(POINT, key, strict=True)),
+                    "label": label_of[key],
+                    "reference_id": reference_id,
+                    "reference_label": label_of.get(reference_key, reference_id),
+                    "metric": metric,
+                    "objective": metric in OBJECTIVES or metric in POOL_OBJECTIVES,
+                    **compared,
+                    "better": bool(compared["resolved"] and improved),
                 }
             )
     return pd.DataFrame(rows)

@@ -54,6 +54,23 @@ GOOD_FIT = 0.98
 # start took at least START_SHARE of the first write.
 FIRST_WRITE_SHARE = 0.9
 START_SHARE = 0.5
+# How to avoid it is concluded on three objectives, each a lever's ratio to
+# its reference snapshot round by round (cowsnap.analyse.stats.comparison_table):
+# the writers' total time, the tail (the longest write: a stop-the-world
+# copy's stall shows there), and the memory the snapshot holds at its peak.
+OBJECTIVES = {
+    "writers_s": "writers' time",
+    "write_max_s": "longest write",
+    "snapshot_memory_mib": "snapshot memory",
+}
+# A pool of workers is no snapshot: its programs are compared on what the
+# workers copied and on their peak private memory.
+POOL_OBJECTIVES = {
+    "worker_wpcopy_count": "workers' copies",
+    "worker_private_dirty_pages": "workers' peak private memory",
+}
+# Compared round by round too, not objectives: the tail while the snapshot lived.
+ALSO_COMPARED = {"write_p999_s_during_snapshot": "p99.9 while it lived"}
 # Clock sources the vDSO reads in user space (no system call), so a timed
 # write pays one cheap clock read; on any other each read is a system call.
 VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "hyperv_clocksource_tsc_page", "arch_sys_counter", "timebase",

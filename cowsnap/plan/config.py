@@ -7,8 +7,10 @@ allowed there; nothing runs on a configuration that fails here.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
+import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,8 +158,19 @@ def _location(path, root: str) -> str:
     return text
 
 
+def _resolved(spec: dict) -> dict:
+    """A schema entry with its $ref (a path in the schema file) followed."""
+    if "$ref" not in spec:
+        return spec
+    target: dict = schema()
+    for part in spec["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolved(target), **{key: value for key, value in spec.items() if key != "$ref"}}
+
+
 def allowed_values(spec: dict) -> str:
     """What a schema entry allows, in words."""
+    spec = _resolved(spec)
     if "enum" in spec:
         return ", ".join(map(str, spec["enum"]))
     if "oneOf" in spec:
@@ -168,6 +181,8 @@ def allowed_values(spec: dict) -> str:
         kind = "an integer" if spec["type"] == "integer" else "a finite number"
         low = spec.get("minimum", spec.get("exclusiveMinimum"))
         low_word = "above" if "exclusiveMinimum" in spec else "from"
+        if "exclusiveMaximum" in spec:
+            return f"{kind} {low_word} {low}, below {spec['exclusiveMaximum']}"
         high = spec.get("maximum")
         if low is not None and high is not None:
             return f"{kind} {low_word} {low}" + (f", at most {high}" if low_word == "above" else f" to {high}")
@@ -176,9 +191,42 @@ def allowed_values(spec: dict) -> str:
         return kind
     if spec.get("type") == "boolean":
         return "true, false"
+    if spec.get("type") == "array":
+        if "description" in spec:  # in words, a list named as such
+            return spec["description"] if "list" in spec["description"] else f"a list [...] of {spec['description']}"
+        return "a list [...]" + (f" of: {allowed_values(spec['items'])}" if "items" in spec else "")
+    if spec.get("type") == "object":
+        return "a mapping {...}" + (f" of {spec['description']}" if "description" in spec else "")
     if "pattern" in spec:
         return spec.get("description", f"matching {spec['pattern']}")
     return spec.get("description", spec.get("type", "see cowsnap/plan/schema.yaml"))
+
+
+def _not_ascii(text: str, known=()) -> str:
+    """For a name or value with a character outside ASCII (a Cyrillic 'а'
+    that looks like 'a'), each such character by its code point and name,
+    and the known one it was likely meant to be; '' when it is all ASCII."""
+    if not isinstance(text, str) or text.isascii():
+        return ""
+    chars = ", ".join(
+        f"{char!r} at position {index + 1} is U+{ord(char):04X} {unicodedata.name(char, 'an unnamed character')}"
+        for index, char in enumerate(text)
+        if not char.isascii()
+    )
+    meant = _likely(text, known)
+    return f" (not ASCII: {chars}" + (f"; did you mean {meant!r}?)" if meant else ")")
+
+
+def _likely(text: str, known) -> str:
+    """The known name text was likely meant to be ('' when none is close):
+    one equal to it wherever text is ASCII, else the closest."""
+    known = [str(name) for name in known]
+    same = [
+        name for name in known
+        if len(name) == len(text) and all(a == b for a, b in zip(text, name, strict=True) if a.isascii())
+    ]  # fmt: skip
+    close = difflib.get_close_matches(text, known, n=1, cutoff=0.75)
+    return (same or close or [""])[0]
 
 
 def _explain(error: jsonschema.ValidationError, root: str) -> str:
@@ -187,20 +235,33 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
     if rule == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         unknown = ", ".join(
-            repr(key) + (f" (now {RENAMED[key]})" if key in RENAMED else "")
+            repr(key)
+            + (f" (now {RENAMED[key]})" if key in RENAMED else _not_ascii(key, allowed))
+            + (f" (did you mean {_likely(key, allowed)!r}?)" if key.isascii() and _likely(key, allowed) else "")
             for key in sorted(set(instance) - set(allowed))
         )
         return f"{where}: unknown key {unknown}; allowed keys: {', '.join(allowed)}"
     if rule == "enum":
-        return f"{where}: {quote(instance)} is not allowed; allowed values: {', '.join(map(str, value))}"
+        return (
+            f"{where}: {quote(instance)} is not allowed{_not_ascii(instance, value)}; allowed values: "
+            f"{', '.join(map(str, value))}"
+        )
     if rule == "pattern":
         hint = error.schema.get("description", f"matching {value}")
-        return f"{where}: {quote(instance)} is not allowed; allowed values: {hint}"
+        return f"{where}: {quote(instance)} is not allowed{_not_ascii(instance)}; allowed values: {hint}"
     if rule == "required":
         missing = [key for key in value if key not in instance]
         return f"{where}: missing required key {', '.join(map(repr, missing))}"
     if rule == "propertyNames":
-        return f"{where}: name {quote(instance)} is not allowed; names are lower-case letters, digits and _"
+        return (
+            f"{where}: name {quote(instance)} is not allowed{_not_ascii(instance)}; names are lower-case letters, "
+            "digits and _"
+        )
+    if rule == "type" and value == "array":
+        return (
+            f"{where}: {quote(instance)} is not a list (a single value is written as a list of one: "
+            f"[{quote(instance)}]); allowed values: {allowed_values(error.schema)}"
+        )
     if rule in ("minProperties", "minItems", "minLength"):
         return f"{where}: must not be empty"
     if rule == "type" and value == "string" and isinstance(instance, (int, float)) and not isinstance(instance, bool):
@@ -208,9 +269,12 @@ def _explain(error: jsonschema.ValidationError, root: str) -> str:
             f"{where}: {quote(instance)} is a number, not text (YAML reads an unquoted 6.1 or 6.10 as a number): "
             f"write it in quotes; allowed values: {allowed_values(error.schema)}"
         )
-    if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "oneOf", "const", "maxLength"):
+    if rule in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "oneOf", "const", "maxLength"):
         spec = error.parent.schema if error.parent is not None and error.parent.validator == "oneOf" else error.schema
-        return f"{where}: {quote(instance)} is not allowed; allowed values: {allowed_values(spec)}"
+        fraction = ""
+        if rule in ("maximum", "exclusiveMaximum") and value == 1 and isinstance(instance, (int, float)):
+            fraction = f" (a fraction: {instance / 100:g} is {instance:g}%)"
+        return f"{where}: {quote(instance)} is not allowed{fraction}; allowed values: {allowed_values(spec)}"
     return f"{where}: {error.message}"
 
 
@@ -328,11 +392,11 @@ def validate(config: dict) -> dict:
                     f"above repetitions ({experiment['repetitions']}), so no round could add a run; allowed: more "
                     "than repetitions"
                 )
-            if "baseline" not in experiment:
+            if "reference" not in experiment and "baseline" not in experiment:
                 raise ConfigError(
-                    f"config.experiments.{name}.precision: adds runs where the ranking against the baseline is "
-                    "open, and the experiment has no baseline, so it could never add one; allowed: a precision "
-                    "block with a baseline"
+                    f"config.experiments.{name}.precision: adds runs where a comparison with the reference or the "
+                    "baseline is open, and the experiment has neither, so it could never add one; allowed: a "
+                    "precision block with a reference or a baseline"
                 )
             precision.setdefault("step", experiment["repetitions"])
     return done

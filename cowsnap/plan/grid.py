@@ -9,14 +9,16 @@ import json
 import math
 import random
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
+from cowsnap.plan import commands, threads
 from cowsnap.plan import config as cowsnap_config
 from cowsnap.plan import point as plan_point
-from cowsnap.plan import threads
 from cowsnap.plan.config import ConfigError
-from cowsnap.plan.methods import BENCHMARK, BENCHMARK_KEYS, COMMAND_KEYS, WATCH_KEYS, taking
-from cowsnap.plan.point import PAGE_KIB, Point, parse_list
+from cowsnap.plan.methods import BENCHMARK, BENCHMARK_KEYS, COMMAND_KEYS, COPYING, WATCH_KEYS, taking
+from cowsnap.plan.point import PAGE_KIB, Point, duration, parse_list
 
 MAX_RUNS = 20_000  # runs of one config, over all experiments
 MAX_NODE = 1023  # Linux numbers NUMA nodes below 1024
@@ -180,12 +182,12 @@ SMOKE_WRITE_S = 0.5
 
 
 def scale(point: dict, smoke_mib: int) -> dict:
-    """The point in smoke mode: the array at most smoke_mib (a hugetlb array
-    one huge page at least), its batch and memcpy buffer to fit, a writing
-    time at most SMOKE_WRITE_S; threads kept."""
+    """The point in smoke mode: the array at most smoke_mib (one huge page
+    or folio of its backing at least), its batch and memcpy buffer to fit, a
+    writing time at most SMOKE_WRITE_S; threads kept."""
     if not smoke_mib or point["method"] not in BENCHMARK:
         return point
-    page_mib = PAGE_KIB.get(point["backing"], 4) // 1024 or 1
+    page_mib = -(-plan_point.largest_page_kib(point["backing"]) // 1024)
     size = min(point["size_mib"], max(smoke_mib, page_mib))
     return {
         **point,
@@ -217,8 +219,9 @@ def check_numa(point: dict, where: str) -> None:
             )
 
 
-def check_watch(point: dict, where: str) -> None:
-    """A watch point names its program, and every command is a command line."""
+def check_watch(point: dict, where: str, at: Callable[[str], str] | None = None, config_dirs=()) -> None:
+    """A watch point names its program, every command is a command line,
+    and none would fail every run (plan.commands)."""
     if not point["watch_command"].strip():
         raise ConfigError(
             f"{where}: method=watch needs watch_command (the program to run and watch): "
@@ -232,12 +235,22 @@ def check_watch(point: dict, where: str) -> None:
                 f"{where}: {key}={point[key]!r} is not a command line ({error}); allowed values: a command line "
                 "split as a shell splits words (quotes closed), or an argv list"
             ) from None
+    commands.check(point, at or (lambda key: f"{where}.{key}"), config_dirs)
 
 
-def check_meaningful(point: dict, where: str) -> None:
+def check_meaningful(point: dict, where: str, at: Callable[[str], str] | None = None) -> None:
     """Values the schema allows that could not change what this point
     measures: refused at planning time, with the reason."""
+    at = at or (lambda key: f"{where}.{key}")
     backing = point["backing"]
+    folio = plan_point.largest_page_kib(backing)
+    if (backing == "thp" or backing.startswith("mthp-")) and folio > point["size_mib"] * 1024:
+        what = "huge page" if backing == "thp" else "folio"
+        raise ConfigError(
+            f"{at('backing')}: {backing}: a {folio} KiB {what} does not fit a {point['size_mib']} MiB array "
+            f"(size_mib={point['size_mib']}), so its pages would be plain 4 KiB pages recorded as {backing}; "
+            f"allowed: size_mib {-(-folio // 1024)} or more with backing={backing}, or backing=4k"
+        )
     if backing.startswith("mthp-"):
         kib = plan_point.folio_kib(backing)
         if kib < 8 or kib & (kib - 1):
@@ -265,10 +278,13 @@ def check_meaningful(point: dict, where: str) -> None:
             )
 
 
-def check_point(point: dict, where: str) -> None:
-    """Combinations no machine can run; ConfigError names the keys."""
+def check_point(point: dict, where: str, at: Callable[[str], str] | None = None, config_dirs=()) -> None:
+    """Combinations no machine can run, and runs that cannot end (as
+    planned here: this machine's memory); ConfigError names the keys, at(key)
+    where each was given (default: where.key)."""
+    at = at or (lambda key: f"{where}.{key}")
     if point["method"] not in BENCHMARK:
-        check_watch(point, where)
+        check_watch(point, where, at, config_dirs)
         return
     check_numa(point, where)
     page_kib = PAGE_KIB.get(point["backing"], 4)
@@ -287,18 +303,198 @@ def check_point(point: dict, where: str) -> None:
             f"{where}: batch_kib={point['batch_kib']} is larger than the array "
             f"(size_mib={point['size_mib']}); allowed: batch_kib <= size_mib * 1024"
         )
-    check_meaningful(point, where)
+    check_meaningful(point, where, at)
     if point["write_s"] > 0 and point["passes"] != 1:
         raise ConfigError(
             f"{where}: write_s={point['write_s']} with passes={point['passes']}: the writers write either for a "
             "time or for a number of passes; allowed: write_s 0 with any passes, or passes 1 with write_s above 0"
         )
+    check_time(point, at)
+    check_memory(point, at)
     if point["method"] != "fork":
         return
     if point["hold"] == "writers" and point["start"] == "after_child":
         raise ConfigError(
             f"{where}: hold=writers with start=after_child waits forever (the child waits for "
             "writers that wait for the child); exclude the combination"
+        )
+
+
+def _value(value) -> str:
+    return json.dumps(value).strip(chr(34))
+
+
+def check_time(point: dict, at: Callable[[str], str]) -> None:
+    """A run sure to outlive its own time limit fails every time: refused.
+    A fork point's child is killed at timeout_s, and it lives at least as
+    long as it waits for the writers (plan.point.child_at_least); no run may
+    be sure to take more than MAX_RUN_S."""
+    child = plan_point.child_at_least(point)
+    timeout = point["timeout_s"]
+    if child is not None and child.seconds >= timeout:
+        room = math.ceil(2 * plan_point.child_at_most(point))
+        fix = f"timeout_s above {child.seconds:g}" + (
+            f" ({room} leaves room: twice the child's bound)" if child.seconds < room <= plan_point.MAX_RUN_S else ""
+        )
+        raise ConfigError(
+            f"{at('timeout_s')}: {timeout:g} s is shorter than the child must live ({child.key}="
+            f"{_value(point[child.key])}): {child.why}, at least {duration(child.seconds)}; the child is killed at "
+            f"timeout_s={timeout:g}, so every run fails; allowed: "
+            + (f"{fix}, or a smaller {child.key}" if child.seconds < plan_point.MAX_RUN_S else f"a smaller {child.key}")
+        )
+    writers = plan_point.writers_at_least(point)
+    if writers.seconds > plan_point.MAX_RUN_S:
+        per_writer = "; write_rate counts one-element writes a second per writer (not MiB/s)"
+        hint = per_writer if writers.key == "write_rate" else ""
+        raise ConfigError(
+            f"{at(writers.key)}: {_value(point[writers.key])} makes each run take at least "
+            f"{duration(writers.seconds)}: {writers.why}; allowed: runs sure to end within a day "
+            f"({plan_point.MAX_RUN_S} s, the longest timeout_s and write_s){hint}"
+        )
+
+
+@cache
+def machine_memory_mib() -> int:
+    """This machine's memory (MemTotal of /proc/meminfo), where the sweep
+    is planned; 0 when it cannot be read (nothing is then refused for it)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def check_memory(point: dict, at: Callable[[str], str]) -> None:
+    """Memory a run would take from this machine beyond all it has, through
+    a key the run's own check of available memory does not count (the
+    warming, a huge page pool given as a count): refused, naming the key.
+    An array larger than the machine is skipped by its runs, with the
+    reason (a warning at dry run)."""
+    total = machine_memory_mib()
+    if not total or plan_point.is_vm(point):
+        return  # a VM point: against its VM, where the boots are known (check_boots)
+    warm = plan_point.warm_mib(point)
+    if point["warm_mib"] != "auto" and warm > total:  # auto: the arrays, which the run checks itself
+        raise ConfigError(
+            f"{at('warm_mib')}: {warm} MiB is more memory than this machine has ({total} MiB, MemTotal): "
+            f"warming it fails or wakes the OOM killer; allowed: auto (what the point allocates, "
+            f"{plan_point.memory_needed_mib(point)} MiB), 0, or at most {total} (warm_mib is in MiB)"
+        )
+    if point["backing"] in PAGE_KIB and point["hugetlb_pool"] != "auto":
+        pool = point["hugetlb_pool"] * PAGE_KIB[point["backing"]] // 1024
+        if pool > total:
+            raise ConfigError(
+                f"{at('hugetlb_pool')}: {point['hugetlb_pool']} huge pages of backing={point['backing']} are "
+                f"{pool} MiB, more than this machine has ({total} MiB, MemTotal); allowed: auto (the pages the "
+                f"point needs, {plan_point.hugetlb_pages_needed({**point, 'hugetlb_pool': 'auto'})}), or at most "
+                f"{total * 1024 // PAGE_KIB[point['backing']]} pages"
+            )
+
+
+def _boots(points: list[tuple[dict, Callable[[str], str]]]) -> dict[tuple, list]:
+    """The VM points by boot (one per vm_kernel and vm_nodes, as the workflow boots them)."""
+    boots: dict[tuple, list] = {}
+    for point, at in points:
+        if plan_point.is_vm(point):
+            boots.setdefault((point["vm_kernel"], point["vm_nodes"]), []).append((point, at))
+    return boots
+
+
+def check_boots(points: list[tuple[dict, Callable[[str], str]]]) -> None:
+    """A VM point sure to outlive what its boot allows each point
+    (plan.point.vm_point_limit_s), or warming more than its VM has: refused."""
+    for boot in _boots(points).values():
+        limit = plan_point.vm_point_limit_s([point for point, _ in boot])
+        _, memory = plan_point.vm_shape([point for point, _ in boot])
+        for point, at in boot:
+            writers = plan_point.writers_at_least(point)
+            if writers.seconds >= limit:
+                raise ConfigError(
+                    f"{at(writers.key)}: {_value(point[writers.key])}: {writers.why}, at least "
+                    f"{duration(writers.seconds)}, and in a VM each point is killed after {limit:g} s (twice the "
+                    f"longest timeout_s of its boot's points, {plan_point.VM_POINT_LIMIT_S} s at least), so every "
+                    f"run fails; allowed: timeout_s above {writers.seconds / 2:g}, or a smaller {writers.key}"
+                )
+            if plan_point.warm_mib(point) > memory:
+                raise ConfigError(
+                    f"{at('warm_mib')}: {plan_point.warm_mib(point)} MiB is more memory than the VM it runs in has "
+                    f"({memory} MiB, sized for its boot's arrays: vm_kernel={point['vm_kernel']}, "
+                    f"vm_nodes={point['vm_nodes']}), so warming it fails; allowed: auto (what the point allocates), "
+                    f"0, or at most {memory - plan_point.VM_MEMORY_SPARE_MIB} (warm_mib is in MiB)"
+                )
+
+
+# Rounds a lever needs before it is compared with its reference
+# (cowsnap/analyse/stats.py MIN_PAIRS: tests/test_config.py holds them equal).
+COMPARED_FROM = 3
+
+
+def timed(point: dict) -> bool:
+    """Whether a benchmark point's runs have times (a run that samples
+    sharing has its times left out of every statistic; one under software
+    emulation too, but whether a VM has KVM is known only when it boots)."""
+    return point["method"] in BENCHMARK and point["sharing_interval_ms"] == 0
+
+
+def check_precision(name: str, experiment: dict, points: list[dict], smoke_mib: int = 0) -> None:
+    """Precision that no round could act on: refused, naming the key. A
+    round adds runs to a lever whose comparison with its reference is open
+    and, with ratio_half_width, to a point whose ratio to its baseline is
+    too wide (cowsnap/analyse/precision.py): without a lever (a point whose
+    reference is another point), or without a pair of timed points for a
+    ratio, there is nothing it could add."""
+    precision = experiment.get("precision")
+    if not precision:
+        return
+    at = f"config.experiments.{name}.precision"
+
+    def pairs(of, times: bool) -> list[dict]:
+        return [
+            point for point in points
+            if (other := of(point, experiment, smoke_mib)) is not None and other != point
+            and (not times or timed(point) and timed(other))
+        ]  # fmt: skip
+
+    # A lever is compared on its memory too, which a sampled run keeps; a ratio to the baseline is of times.
+    levers, ratios = pairs(reference_of, times=False), pairs(baseline_of, times=True)
+    width = precision.get("ratio_half_width")
+    if width and not ratios:
+        why = (
+            "the experiment has no baseline"
+            if "baseline" not in experiment
+            else "each point's baseline is the point itself, or one of the two samples sharing "
+            "(sharing_interval_ms: such runs are not timed)"
+        )
+        raise ConfigError(
+            f"{at}.ratio_half_width: {width:g} adds runs where a point's ratio to its baseline is wider than that, "
+            f"and no point here has a ratio to another point ({why}), so it could never add one; allowed: "
+            "ratio_half_width with a baseline other than the points it compares, or no ratio_half_width"
+        )
+    # Round 0 decides from the planned runs: a lever is compared with its
+    # reference from COMPARED_FROM rounds on, and one run's ratio has no width.
+    repetitions = experiment["repetitions"]
+    if (levers or width) and not (levers and repetitions >= COMPARED_FROM) and not (width and repetitions >= 2):
+        compared = f"a lever is compared with its reference from {COMPARED_FROM} rounds on" if levers else ""
+        one = "the ratio of one run to one has no interval to be wider than ratio_half_width" if width else ""
+        least = 2 if width else COMPARED_FROM
+        raise ConfigError(
+            f"config.experiments.{name}.repetitions: {repetitions} is too few for precision: its first round "
+            f"decides from these runs, and {' and '.join(filter(None, (compared, one)))}, so no round could add a "
+            f"run; allowed: repetitions {least} or more"
+        )
+    if not levers and not width:
+        if "reference" not in experiment:
+            lever = "the experiment has no reference"
+        else:
+            lever = "its reference has no lever (no point has a reference other than itself)"
+        raise ConfigError(
+            f"{at}: adds runs for a lever whose comparison with its reference is open, or, with ratio_half_width, "
+            f"for a point whose ratio to its baseline is too wide; {lever} and ratio_half_width is not set, so "
+            "no round could add a run; allowed: a reference "
+            "with at least one lever, or ratio_half_width with a baseline"
         )
 
 
@@ -316,10 +512,44 @@ def point_count(experiment: dict) -> int:
     return sum(math.prod(len(axis) for axis in cross.values()) for cross in _crosses(experiment))
 
 
-def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[dict]:
+def locator(name: str, experiment: dict, label: str, point: dict | None = None) -> Callable[[str], str]:
+    """For a point of an experiment, where a key of it was given: the
+    matrix axis that sets it (of a list of crosses, the one holding the
+    point's value), else the base (a key given nowhere takes its default
+    there), with the point's label."""
+    crosses, listed = _crosses(experiment), isinstance(experiment.get("matrix"), list)
+    defaults = cowsnap_config.point_defaults()
+
+    def point_value(key: str):
+        return (point or {}).get(key)
+
+    def at(key: str) -> str:
+        crossing = [index for index, cross in enumerate(crosses) if key in cross]
+        # The cross this point's value came from, when one of several sets the key.
+        index = next((index for index in crossing if point_value(key) in crosses[index][key]), None)
+        index = crossing[0] if index is None and crossing else index
+        place = "base" if index is None else f"matrix[{index}]" if listed else "matrix"
+        default = place == "base" and experiment["base"].get(key) == defaults.get(key)
+        return (
+            f"config.experiments.{name}.{place}.{key}"
+            + (" (the default)" if default else "")
+            + (f" at point {label}" if label != "base" else "")
+        )
+
+    return at
+
+
+def experiment_points(name: str, experiment: dict, smoke_mib: int = 0, config_dirs=()) -> list[dict]:
     """The base crossed with the matrix, less the excluded points, each
     normalised (keys that do not apply at their defaults) and, in smoke
     mode, scaled down."""
+    return [point for point, _ in located_points(name, experiment, smoke_mib, config_dirs)]
+
+
+def located_points(name: str, experiment: dict, smoke_mib: int = 0, config_dirs=()) -> list[tuple]:
+    """experiment_points, each with its locator (where its keys were given),
+    checked (check_point; a watch point's commands against config_dirs,
+    the folders of the config files, for advice)."""
     points = []
     for cross in _crosses(experiment):
         for values in itertools.product(*cross.values()):
@@ -340,31 +570,35 @@ def experiment_points(name: str, experiment: dict, smoke_mib: int = 0) -> list[d
         point = resolve(point, smoke_mib)
         if point not in kept:
             kept.append(point)
+    located = []
     for point in kept:
-        where = f"config.experiments.{name} point {point_label(point, axes)}"
-        check_point(point, where)
-        baseline = baseline_of(point, experiment, smoke_mib)
-        if baseline is not None:
-            check_baseline_applies(name, experiment["baseline"], baseline, where)
-        if baseline is not None and baseline not in kept:
-            raise ConfigError(
-                f"{where}: its baseline {point_label(baseline, axes)} (the point updated by "
-                f"config.experiments.{name}.baseline) is not a point of the experiment"
-            )
-    return kept
+        label = point_label(point, axes)
+        where, at = f"config.experiments.{name} point {label}", locator(name, experiment, label, point)
+        check_point(point, where, at, config_dirs)
+        located.append((point, at))
+        for role, of in (("baseline", baseline_of), ("reference", reference_of)):
+            other = of(point, experiment, smoke_mib)
+            if other is not None:
+                check_baseline_applies(name, experiment[role], other, where, role)
+            if other is not None and other not in kept:
+                raise ConfigError(
+                    f"{where}: its {role} {point_label(other, axes)} (the point updated by "
+                    f"config.experiments.{name}.{role}) is not a point of the experiment"
+                )
+    return located
 
 
-def check_baseline_applies(name: str, given: dict, baseline: dict, where: str) -> None:
-    """A baseline key the baseline point ignores (set back to its default,
-    as a key that does not apply is) would compare with another point than
-    the one named: refused."""
+def check_baseline_applies(name: str, given: dict, baseline: dict, where: str, role: str = "baseline") -> None:
+    """A baseline (or reference) key the point it names ignores (set back
+    to its default, as a key that does not apply is) would compare with
+    another point than the one named: refused."""
     defaults = cowsnap_config.point_defaults()
     for key, value in given.items():
         if value != defaults[key] and baseline.get(key) != value:
             raise ConfigError(
-                f"{where}: config.experiments.{name}.baseline: {key}={json.dumps(value).strip(chr(34))} does not "
-                f"apply to the baseline point (method={baseline['method']}), so it would change nothing; allowed: "
-                "keys that apply to the baseline's method (cowsnap/plan/grid.py APPLIES)"
+                f"{where}: config.experiments.{name}.{role}: {key}={json.dumps(value).strip(chr(34))} does not "
+                f"apply to the {role} point (method={baseline['method']}), so it would change nothing; allowed: "
+                f"keys that apply to the {role}'s method (cowsnap/plan/grid.py APPLIES)"
             )
 
 
@@ -381,11 +615,34 @@ def baseline_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | Non
     return resolve({**point, **experiment["baseline"]}, smoke_mib)
 
 
+def reference_of(point: dict, experiment: dict, smoke_mib: int = 0) -> dict | None:
+    """The snapshot this one is a lever on (the experiment's `reference`),
+    or None: for a point without a snapshot, or without a reference. A
+    watch point's reference is another program (a pool's lever against the
+    pool that has the problem)."""
+    if "reference" not in experiment or point["method"] not in (*BENCHMARK, "watch") or point["method"] == "none":
+        return None
+    return resolve({**point, **experiment["reference"]}, smoke_mib)
+
+
+def references(config: dict, name: str) -> dict[str, str]:
+    """point id -> its reference's point id, for the experiment's levers
+    (the reference itself and points without one left out). The analysis
+    reads it, the runs do not: a new reference re-runs no measurement."""
+    experiment, smoke_mib = config["experiments"][name], config.get("smoke_mib", 0)
+    pairs = {}
+    for point in experiment_points(name, experiment, smoke_mib):
+        reference = reference_of(point, experiment, smoke_mib)
+        if reference is not None and reference != point:
+            pairs[point_id(point)] = point_id(reference)
+    return pairs
+
+
 def point_label(point: dict, axes: list[str]) -> str:
     return ",".join(f"{axis}={point[axis]}" for axis in axes if axis in point) or "base"
 
 
-def expand(config: dict) -> list[Run]:
+def expand(config: dict, config_dirs=()) -> list[Run]:
     """Every run of every experiment, in the order they are to run: in
     rounds, one per repetition, each holding that repetition of every point
     shuffled with config["schedule_seed"] across experiments. Drift on a noisy
@@ -399,13 +656,17 @@ def expand(config: dict) -> list[Run]:
             f"precision.max_repetitions where an experiment may add runs, over all experiments); "
             f"allowed: at most {MAX_RUNS}"
         )
-    runs = []
+    runs, located = [], []
     smoke_mib = config.get("smoke_mib", 0)
     for name, experiment in config["experiments"].items():
-        for point in experiment_points(name, experiment, smoke_mib):
+        here = located_points(name, experiment, smoke_mib, config_dirs)
+        check_precision(name, experiment, [point for point, _ in here], smoke_mib)
+        located += here
+        for point, _ in here:
             baseline = baseline_of(point, experiment, smoke_mib)
             baseline_id = point_id(baseline) if baseline is not None else ""
             runs.extend(Run(name, point_id(point), rep, point, baseline_id) for rep in range(experiment["repetitions"]))
+    check_boots(located)
     shuffle = random.Random(config["schedule_seed"]).shuffle
     rounds = []
     for repetition in sorted({run.repetition for run in runs}):
@@ -447,3 +708,106 @@ def round_runs(config: dict, name: str, point_ids: list[str], round_index: int) 
         shuffle(this_round)
         runs.extend(this_round)
     return runs
+
+
+# Warnings the dry run prints: values that are legal but likely mistakes.
+MAX_WARNINGS = 20  # lines at most; the rest counted
+
+
+def point_warnings(point: dict, at: Callable[[str], str], config_dirs=(), smoke_mib: int = 0) -> list[tuple[str, str]]:
+    """(the key, the warning) for each value of a checked point that is
+    legal but likely a mistake, or that this machine cannot run (its runs
+    skip it, with the reason). Smoke mode's small arrays with the threads
+    kept are no mistake: their copiers go unwarned."""
+    if point["method"] == "watch":
+        missing = commands.check(point, at, config_dirs)
+        return [("commands", missing)] if missing else []
+    out = []
+    batches = -(-point["size_mib"] * 1024 // point["batch_kib"])
+    if point["method"] in COPYING and point["copiers"] > batches and not smoke_mib:
+        array = f"size_mib={point['size_mib']} over batch_kib={point['batch_kib']}"
+        idle = point["copiers"] - batches
+        text = f"{point['copiers']} copiers for the {batches} batches of the array ({array}): {idle} copy nothing"
+        out.append(("copiers", f"{at('copiers')}: {text}"))
+    child = plan_point.child_at_most(point) if point["method"] == "fork" else 0.0
+    if not plan_point.is_vm(point) and point["timeout_s"] < 2 * child:
+        text = (
+            f"{point['timeout_s']:g} s leaves less than twice the child's bound ({duration(child)}): on a slow or "
+            "busy machine the child may be killed, failing the run"
+        )
+        out.append(("timeout_s", f"{at('timeout_s')}: {text}"))
+    writers = plan_point.writers_at_least(point)
+    if writers.seconds >= plan_point.LONG_RUN_S:
+        text = f"{_value(point[writers.key])}: each run takes at least {duration(writers.seconds)} ({writers.why})"
+        out.append((writers.key, f"{at(writers.key)}: {text}"))
+    total, needed = machine_memory_mib(), plan_point.memory_needed_mib(point)
+    if total and not plan_point.is_vm(point) and needed > total:
+        key = plan_point.run_bound(point).memory_key
+        text = (
+            f"the point needs {needed} MiB (its arrays and memcpy buffers), more than this machine has ({total} MiB, "
+            "MemTotal): its runs are skipped here, with the reason"
+        )
+        out.append((key, f"{at(key)}: {text}"))
+    return out
+
+
+def warnings(config: dict, config_dirs=()) -> list[str]:
+    """The dry run's warnings for a checked config: one line per
+    experiment and key (the first point's words, with how many more), at
+    most MAX_WARNINGS lines."""
+    smoke_mib, found = config.get("smoke_mib", 0), {}
+    located = []
+    for name, experiment in config["experiments"].items():
+        here = located_points(name, experiment, smoke_mib, config_dirs)
+        located += here
+        for point, at in here:
+            for key, text in point_warnings(point, at, config_dirs, smoke_mib):
+                found.setdefault((name, key), []).append(text)
+    total = machine_memory_mib()
+    for boot in _boots(located).values():
+        _, memory = plan_point.vm_shape([point for point, _ in boot])
+        if total and memory + plan_point.VM_MEMORY_SPARE_MIB > total:
+            point, at = boot[0]
+            found.setdefault(("vm", "size_mib"), []).append(
+                f"{at('size_mib')}: the VM of vm_kernel={point['vm_kernel']}, vm_nodes={point['vm_nodes']} needs "
+                f"{memory} MiB, beyond this machine's {total} MiB (MemTotal): its points are skipped here"
+            )
+    lines = [texts[0] + _more(len(texts) - 1) for texts in found.values()]
+    if len(lines) > MAX_WARNINGS:
+        lines = [*lines[: MAX_WARNINGS - 1], f"{len(lines) - MAX_WARNINGS + 1} more warnings like these"]
+    return lines
+
+
+def _more(count: int) -> str:
+    return "" if not count else " (and 1 more point)" if count == 1 else f" (and {count} more points)"
+
+
+def sweep_bound(config: dict, runs: list[Run]) -> str:
+    """The dry run's line on the sweep's cost: its runs (with the most that
+    precision's rounds may add), the most time they take one after another
+    and the most memory one holds (plan.point.run_bound), the experiments
+    that take most of it."""
+    by_point = {(run.experiment, run.point_id): run.point for run in runs}
+    boots = _boots([(point, None) for point in by_point.values()])
+    limits = {key: plan_point.vm_point_limit_s([point for point, _ in boot]) for key, boot in boots.items()}
+    seconds: dict[str, float] = {}
+    planned = most = memory = 0
+    for (name, _), point in by_point.items():
+        experiment = config["experiments"][name]
+        count = most_repetitions(experiment)
+        boot = (point.get("vm_kernel"), point.get("vm_nodes"))
+        bound = plan_point.run_bound(point, limits.get(boot, 0))
+        seconds[name] = seconds.get(name, 0.0) + count * bound.seconds
+        planned, most, memory = planned + experiment["repetitions"], most + count, max(memory, bound.memory_mib)
+    boot_s = len(boots) * plan_point.VM_BOOT_S
+    total = sum(seconds.values()) + boot_s
+    largest = sorted(seconds.items(), key=lambda item: -item[1])[:3]
+    runs_text = f"{planned} runs" + (f", up to {most} with the rounds precision may add" if most > planned else "")
+    return (
+        f"{runs_text}: at most {duration(total)} of runs"
+        + (f" ({len(boots)} VM boot{'s' * (len(boots) > 1)} among them)" if boots else "")
+        + f", at most {memory:,} MiB of memory in one run; most of it: "
+        + ", ".join(f"{name} {duration(part)}" for name, part in largest)
+        + " (a bound from each point's keys, cowsnap/plan/point.py: the parts of a run one after another at a "
+        "tenth of this code's measured speed, a watch step at its timeout_s)"
+    )

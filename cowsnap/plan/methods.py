@@ -14,6 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What a watched program's child did, decided when the watch ends
+# (cowsnap.measure.watch.tracker): a snapshot child, whose parent copies; a
+# worker, that copies inherited memory itself; a helper, that exec'd another
+# program. The records' per-role keys and the summary's words derive from it.
+CHILD_ROLES = ("snapshot child", "worker", "helper")
+
 # The keys of a watch point (method=watch) only; a benchmark point has none
 # of them. Commands are shell-like strings or argv lists.
 COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")

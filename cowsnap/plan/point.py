@@ -1,14 +1,16 @@
 """Facts about a point that every stage may ask: which of its keys the
 native benchmark takes and which Python applies itself, its page sizes, the
-memory and huge pages it needs, the NUMA nodes it names, and what a VM
-running it needs. Pure functions of the point: nothing here reads the
-machine."""
+memory and huge pages it needs, the NUMA nodes it names, what a VM running
+it needs, and the most (and the least) a run of it takes (run_bound). Pure
+functions of the point: nothing here reads the machine."""
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 
-from cowsnap.plan.methods import WATCH_KEYS, arrays_needed
+from cowsnap.plan.methods import COMMAND_KEYS, COPYING, WATCH_KEYS, arrays_needed
 
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
@@ -26,6 +28,8 @@ SNAPSHOT_PHASES = ("during_snapshot", "after_snapshot")
 PHASE_SUFFIXES = tuple(f"_{phase}" for phase in SNAPSHOT_PHASES)
 
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}  # hugetlb backing -> page size in KiB
+# A THP is a PMD's worth of memory: 2 MiB on x86-64, the machines cowsnap runs on.
+THP_KIB = 2048
 VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
 
 
@@ -98,6 +102,14 @@ def folio_kib(backing: str) -> int:
     return PAGE_KIB[backing] if backing in PAGE_KIB else int(backing.removeprefix("mthp-").removesuffix("k"))
 
 
+def largest_page_kib(backing: str) -> int:
+    """The largest page or folio a backing may put the array in: what the
+    array must hold one of at least for the backing to mean anything."""
+    if backing == "thp":
+        return THP_KIB
+    return folio_kib(backing) if backing != "4k" else 4
+
+
 def memory_needed_mib(point: dict) -> int:
     return point["size_mib"] * arrays_needed(point) + 2 * point["memcpy_mib"]
 
@@ -135,3 +147,214 @@ def vm_shape(points: list[dict]) -> tuple[int, int]:
     cpus = max(nodes, -(-threads // nodes) * nodes)
     memory = max(1024, max(memory_needed_mib(p) for p in points) + VM_MEMORY_SPARE_MIB)
     return cpus, -(-memory // (2 * nodes)) * 2 * nodes
+
+
+# ---- A run's cost, bounded from its keys before it starts (plan.grid
+# refuses a point sure to outlive its time limit, warns where a limit is
+# near a bound, and the dry run prints the sweep's bound).
+#
+# The bound of a run's time adds every part of it as if each ran alone on one
+# CPU at this code's slowest rates; the floors below are what `cowsnap run`
+# measured on the 2-core development VM (AMD EPYC, Linux 6.18, 2026-12-06,
+# a VM whose first touch of a page may wait for its host) divided by a safety
+# factor of about ten. No bound holds on a machine shared with other work: a
+# 256 MiB fork run measured there once took 43 s instead of 4 s while other
+# jobs ran beside it; the workflow runs nothing beside a timed run.
+RUN_START_S = 10.0  # a run's fixed part: process, environment, knobs, record (1.1 s measured for a whole run)
+STRIDED_WRITES_S = 1e8  # one-element writes a second on one CPU, interleaved or blocked (1.6e9 measured: vectorised)
+RANDOM_WRITES_S = 1e6  # the same, random or skewed (1.9e7 measured: a cache miss each)
+FAULTS_S = 1e4  # write faults a second, a page copied each (1e5 measured: 2 writers beside 2 copiers on 2 CPUs)
+FAULTS_PER_PAGE = 2  # write faults one page may take in a run: while the snapshot lives, and after it
+TOUCH_MIB_S = 30.0  # memory touched first (filled, zeroed, warmed) (300 MiB/s measured warming 2 GiB, 1 GiB/s filling)
+COPY_MIB_S = 30.0  # the snapshot copied, or checked (340 MiB/s measured: fork's child, 256 MiB, 2 copiers)
+MEMCPY_PASSES = 3  # passes of the memcpy bandwidth measure over its buffer (native counters.cpp)
+PAGEMAP_PAGES_S = 4e5  # pages a sharing sample reads a second (4.4e6 measured: 65,536 pages in 15 ms)
+# A run is sure to take at least this long: no writer makes more one-element
+# writes a second than this (1.6e9 measured; no core stores 8-byte elements
+# twelve times faster).
+MOST_WRITES_S = 2e10
+MAX_RUN_S = 86400  # a day, the longest timeout_s and write_s: a run sure to take longer is a mistake
+LONG_RUN_S = 3600  # a run sure to take an hour or more is worth a warning
+ELEMENT_BYTES = 8  # the array's element (native common/internal.h: element)
+WRITES_PER_LOOK = 4096  # writes between two looks at the clock and the rate (native writers.cpp: writes_per_look)
+BENCH_PROCESS_MIB = 4 + 64  # the benchmark process beyond its arrays: the fresh-page probe (4 MiB), code, histograms
+STRIDED_PATTERNS = ("interleaved", "blocked")
+# A point in a VM: the guest runs each point under `timeout -s KILL` for
+# VM_POINT_LIMIT_S or twice the longest timeout_s of its boot's points,
+# whichever is longer, and the boot for VM_POINT_LIMIT_S more than its points'
+# limits (cowsnap/measure/bench/vm.py run_batch: the same rule).
+VM_POINT_LIMIT_S = 120
+VM_BOOT_S = 60.0  # a boot's own time (20 s measured for a boot of one 16 MiB point under software emulation)
+VM_SLOWDOWN = 20  # a run in a VM under software emulation (a 64 MiB fork run: 15-50 s there, about 1 s here)
+# A watch point: stopping a process group takes up to WATCH_STOP_S (SIGTERM,
+# then SIGKILL), and a program that exits by itself is noticed within
+# WATCH_EXIT_S (cowsnap/measure/watch/point.py: STOP_GRACE_S, EXIT_NOTICE_S).
+WATCH_STOP_S = 5.0
+WATCH_EXIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a run: its seconds, the key that made it that long, and why, in words."""
+
+    seconds: float
+    key: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The most one run of a point may take: seconds (a VM point's without
+    its boot's own time) and memory at once in MiB, with the key that made
+    the memory what it is ('' for a watch point, whose program is unknown)."""
+
+    seconds: float
+    memory_mib: int
+    memory_key: str
+
+
+def array_pages(point: dict) -> int:
+    """Pages of the array in the backing's page size (a THP or mTHP array is counted in 4 KiB pages)."""
+    return -(-point["size_mib"] * 1024 // PAGE_KIB.get(point["backing"], 4))
+
+
+def writes_per_pass(point: dict) -> int:
+    """One-element writes the busiest writer makes in a pass (native
+    writers.cpp WritePattern::per_pass): its share of the elements
+    (interleaved, blocked), or of as many writes as the array has pages."""
+    if point["pattern"] in STRIDED_PATTERNS:
+        return -(-point["size_mib"] * 2**20 // ELEMENT_BYTES // point["writers"])
+    return max(1, array_pages(point) // point["writers"])
+
+
+def _count(number: float) -> str:
+    return f"{number:,.0f}"
+
+
+def writers_at_least(point: dict) -> Span:
+    """The least time the writers take, whatever the machine: until
+    write_s, or their writes at write_rate, or at MOST_WRITES_S."""
+    if point["write_s"] > 0:
+        return Span(
+            point["write_s"], "write_s", f"the writers write for {point['write_s']:g} s after the snapshot began"
+        )
+    per, passes, rate = writes_per_pass(point), point["passes"], point["write_rate"]
+    writes = passes * per
+    made = f"each writer makes {_count(writes)} writes" + (
+        f" ({passes:,} passes of {_count(per)})" if passes > 1 else ""
+    )
+    made += f" (pattern={point['pattern']}, size_mib={point['size_mib']}, writers={point['writers']})"
+    if rate and writes / rate >= writes / MOST_WRITES_S:
+        return Span(writes / rate, "write_rate", f"{made} at write_rate={rate:,} a second")
+    return Span(writes / MOST_WRITES_S, "passes", f"{made}, and no writer makes more than {MOST_WRITES_S:.0e} a second")
+
+
+def child_at_least(point: dict) -> Span | None:
+    """The least time a fork point's child lives while it waits for the
+    writers (hold=writers: all their writes; touched_during: each writer's
+    share of its first pass), None when it does not wait for them."""
+    if point["method"] != "fork":
+        return None
+    if point["hold"] == "writers":
+        span = writers_at_least(point)
+        return Span(
+            span.seconds, span.key, f"with hold=writers it holds its snapshot until the writers end, and {span.why}"
+        )
+    if point["touched_during"] != "free":
+        share = int(float(point["touched_during"]) * writes_per_pass(point))
+        rate = point["write_rate"] or MOST_WRITES_S
+        key = "write_rate" if point["write_rate"] else "touched_during"
+        why = (
+            f"it waits until each writer wrote touched_during={point['touched_during']} of its pass, "
+            f"{_count(share)} writes at {'write_rate=' if point['write_rate'] else 'at most '}{rate:,.0f} a second"
+        )
+        return Span(share / rate, key, why)
+    return None
+
+
+def _writers_at_most(point: dict) -> float:
+    """The most the writers' writes take: every writer's on one CPU at the
+    floor, plus the wait of write_rate (or write_s and one more pass)."""
+    per, rate = writes_per_pass(point), point["write_rate"]
+    floor = STRIDED_WRITES_S if point["pattern"] in STRIDED_PATTERNS else RANDOM_WRITES_S
+    one_pass = per * point["writers"] / floor
+    if point["write_s"] > 0:
+        # A writer looks at the clock after each group of writes (a timed span, or WRITES_PER_LOOK).
+        group = max(WRITES_PER_LOOK, point["write_latency_kib"] * 1024 // ELEMENT_BYTES)
+        return point["write_s"] + one_pass + (min(per, group) / rate if rate else 0.0)
+    return point["passes"] * (one_pass + (per / rate if rate else 0.0))
+
+
+def benchmark_at_most(point: dict) -> float:
+    """The most the benchmark process of a (benchmark) point takes here,
+    its start and record aside: every part added as if alone on one CPU."""
+    size = point["size_mib"]
+    # Touched first: the array, a destination zeroed before the snapshot,
+    # the memcpy buffers, the warming (the copies' pages are faults below).
+    zeroed = point["method"] in COPYING and point["dest"] == "zeroed"
+    touched = (size * (1 + zeroed) + 2 * point["memcpy_mib"] + warm_mib(point)) / TOUCH_MIB_S
+    memcpy = MEMCPY_PASSES * point["memcpy_mib"] / COPY_MIB_S
+    pages_4k = size * 256
+    span = _writers_at_most(point) + FAULTS_PER_PAGE * pages_4k / FAULTS_S
+    if point["method"] in COPYING:
+        span += size / COPY_MIB_S * (2 if point["check_copy"] else 1)
+    if point["populate"] != "none":
+        span += size / TOUCH_MIB_S
+    if point["sharing_interval_ms"] > 0:  # a sample competes with the writers and the copy
+        sample = pages_4k / PAGEMAP_PAGES_S
+        span = span * (1 + sample / (point["sharing_interval_ms"] / 1000)) + 2 * sample
+    return touched + memcpy + span
+
+
+def vm_point_limit_s(points: list[dict]) -> float:
+    """The time a VM boot allows each of its points (cowsnap/measure/bench/vm.py run_batch)."""
+    return max(VM_POINT_LIMIT_S, max(int(2 * point["timeout_s"]) for point in points))
+
+
+def run_bound(point: dict, vm_limit_s: float = 0) -> Bound:
+    """The most one run of the point may take, and the most memory it holds
+    at once (a watch point: each step its command waits for at timeout_s).
+    A VM point's time is at most vm_limit_s (vm_point_limit_s of its boot;
+    0: its own), its boot's own time aside."""
+    if point["method"] == "watch":
+        steps = 1 + sum(bool(point[key].strip()) for key in ("ready_command", "setup_command", "after_command"))
+        stops = sum(bool(point[key].strip()) for key in COMMAND_KEYS) * WATCH_STOP_S
+        waits = point["load_lead_s"] + point["watch_after_s"] + WATCH_EXIT_S
+        return Bound(RUN_START_S + steps * point["timeout_s"] + waits + stops, 0, "")
+    needed = memory_needed_mib(point)
+    if warm_mib(point) > needed:
+        memory, key = warm_mib(point), "warm_mib"
+    else:
+        arrays = point["size_mib"] * arrays_needed(point)
+        memory, key = needed, "size_mib" if arrays >= needed - arrays else "memcpy_mib"
+    bench = benchmark_at_most(point)
+    limit = vm_limit_s or vm_point_limit_s([point])
+    seconds = min(bench * VM_SLOWDOWN, limit) if is_vm(point) else RUN_START_S + bench
+    return Bound(seconds, memory + BENCH_PROCESS_MIB, key)
+
+
+def child_at_most(point: dict) -> float:
+    """The most a fork point's child may live: its copy and check, and
+    while it waits for the writers (hold=writers, touched_during) theirs."""
+    size = point["size_mib"]
+    seconds = size / COPY_MIB_S * (2 if point["check_copy"] else 1) + FAULTS_PER_PAGE * size * 256 / FAULTS_S
+    if point["dest"] == "fresh":
+        seconds += size / TOUCH_MIB_S
+    if point["hold"] == "writers" or point["touched_during"] != "free":
+        seconds += _writers_at_most(point)
+    return seconds
+
+
+def duration(seconds: float) -> str:
+    """Seconds in words: '45 s', '12 min', '3 h 20 min', '2 d 4 h'."""
+    seconds = math.ceil(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -35,6 +35,7 @@ void wait_at_gate() {
 
 int main() {
     using namespace cowsnap::detail;
+    join_memory_cgroup();  // before anything is allocated
     const std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     cowsnap::Result result;
     try {

@@ -1,5 +1,6 @@
-// Kernel counters: /proc/vmstat, getrusage, schedstat, pagemap; and the two
-// reference costs a record carries (fork of the bare process, memcpy bandwidth).
+// Kernel counters: /proc/vmstat, getrusage, schedstat, pagemap, the run's
+// memory cgroup; and the two reference costs a record carries (fork of the
+// bare process, memcpy bandwidth).
 #include "internal.h"
 
 #include <fcntl.h>
@@ -9,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -226,6 +229,137 @@ double warm_memory(std::size_t bytes) {
     if (madvise(warm.region.data, bytes, MADV_POPULATE_WRITE) != 0) write_each_page(warm.region, 1);
     free_region(warm.region);
     return seconds_between(t0, clock::now());
+}
+
+namespace {
+// The run's memory cgroup as join_memory_cgroup() left it: its folder and
+// version, or why this process is in none of its own.
+struct MemoryCgroup {
+    std::string dir;
+    int version = 0;  // 1 or 2
+    std::string error = std::string(MEMORY_CGROUP_VARIABLE) + " is not set: no memory cgroup of the run's own";
+};
+
+MemoryCgroup& memory_cgroup() {
+    static MemoryCgroup cgroup;
+    return cgroup;
+}
+
+bool file_exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+// '' once `text` is written to the file, else why not.
+std::string write_file(const std::string& path, const std::string& text) {
+    const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return std::strerror(errno);
+    const ssize_t wrote = write(fd, text.data(), text.size());
+    const int error = wrote < 0 ? errno : EIO;
+    close(fd);
+    return wrote == ssize_t(text.size()) ? "" : std::strerror(error);
+}
+
+// The number in an open cgroup file, read from its start; -1 when unreadable.
+double read_number(int fd) {
+    char text[64];
+    const ssize_t got = fd < 0 ? -1 : pread(fd, text, sizeof text - 1, 0);
+    if (got <= 0) return -1;
+    text[got] = '\0';
+    char* end;
+    const double value = std::strtod(text, &end);
+    return end == text ? -1 : value;
+}
+
+double read_number(const std::string& path) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const double value = read_number(fd);
+    if (fd >= 0) close(fd);
+    return value;
+}
+
+// Whether the cgroup v2 hierarchy charges hugetlb pages to memory (mounted
+// with memory_hugetlb_accounting, Linux 6.6+); cgroup v1 never does.
+bool hugetlb_charged(int version) {
+    if (version != 2) return false;
+    std::ifstream mounts("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(mounts, line))
+        if (line.find(" - cgroup2 ") != std::string::npos &&
+            line.find("memory_hugetlb_accounting") != std::string::npos)
+            return true;
+    return false;
+}
+
+std::string peak_file(int version) { return version == 1 ? "memory.max_usage_in_bytes" : "memory.peak"; }
+}  // namespace
+
+void join_memory_cgroup() {
+    MemoryCgroup& cgroup = memory_cgroup();
+    const char* dir = std::getenv(MEMORY_CGROUP_VARIABLE);
+    if (dir == nullptr || *dir == '\0') return;
+    const std::string folder(dir);
+    cgroup.version = file_exists(folder + "/memory.max_usage_in_bytes") ? 1
+                     : file_exists(folder + "/memory.peak")            ? 2
+                                                                       : 0;
+    if (cgroup.version == 0) {
+        cgroup.error = file_exists(folder + "/memory.current")
+                           ? folder + " has no memory.peak (cgroup v2 before Linux 5.19)"
+                           : folder + " is no memory cgroup (neither memory.peak nor memory.max_usage_in_bytes)";
+        return;
+    }
+    if (std::string error = write_file(folder + "/cgroup.procs", std::to_string(getpid())); !error.empty()) {
+        cgroup.error = "cannot join " + folder + " (cgroup.procs): " + error;
+        return;
+    }
+    cgroup.dir = folder;
+    cgroup.error.clear();
+}
+
+SnapshotMemory::SnapshotMemory(const Backing& backing) : error_(memory_cgroup().error) {
+    const MemoryCgroup& cgroup = memory_cgroup();
+    if (error_.empty() && backing.kind == Backing::hugetlb && !hugetlb_charged(cgroup.version))
+        error_ = cgroup.version == 1 ? "cgroup v1 does not charge hugetlb pages to memory"
+                                     : "cgroup v2 charges hugetlb pages to memory only when mounted with "
+                                       "memory_hugetlb_accounting (Linux 6.6+), and it is not";
+    if (!error_.empty()) return;
+    const std::string file = cgroup.version == 1 ? "memory.usage_in_bytes" : "memory.current";
+    usage_ = read_number(cgroup.dir + "/" + file);
+    if (usage_ < 0) error_ = "cannot read " + cgroup.dir + "/" + file;
+}
+
+SnapshotMemory::~SnapshotMemory() {
+    if (peak_fd_ >= 0) close(peak_fd_);
+}
+
+void SnapshotMemory::reset_peak() {
+    if (!error_.empty()) return;
+    const MemoryCgroup& cgroup = memory_cgroup();
+    const std::string path = cgroup.dir + "/" + peak_file(cgroup.version);
+    if (cgroup.version == 1) {
+        if (std::string error = write_file(path, "0"); !error.empty())
+            error_ = "cannot reset " + path + ": " + error;
+        return;
+    }
+    // cgroup v2: writing memory.peak resets it to the current usage, for
+    // reads through this open file only (Linux 6.12+; before, it is read-only).
+    peak_fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (peak_fd_ < 0 || write(peak_fd_, "reset\n", 6) != 6)
+        error_ = "cannot reset " + path + " (writable from Linux 6.12): " + std::strerror(errno);
+}
+
+void SnapshotMemory::report(Result& result) {
+    const MemoryCgroup& cgroup = memory_cgroup();
+    const std::string file = peak_file(cgroup.version);
+    double peak = -1;
+    if (error_.empty()) {
+        peak = cgroup.version == 1 ? read_number(cgroup.dir + "/" + file) : read_number(peak_fd_);
+        if (peak < 0) error_ = "cannot read " + cgroup.dir + "/" + file;
+    }
+    // Not counted: absent, never 0, with the reason.
+    if (!error_.empty()) {
+        result.effective["snapshot_memory_source"] = "not counted: " + error_;
+        return;
+    }
+    result.values["snapshot_memory_mib"] = (peak - usage_) / (1024.0 * 1024.0);
+    result.effective["snapshot_memory_source"] = "cgroup v" + std::to_string(cgroup.version) + " " + file;
 }
 
 void fail(Result& result, const std::string& reason) {

@@ -377,6 +377,9 @@ void measure_point(const Params& p, Result& result) {
     prepare_array(p, backing, array, result);
     result.values["batches"] = double(batch_count(p, array.region));
     const auto snapshot = make_snapshot(p.method, {p, array.region, dest.region, query_copies, backing});
+    // The memory the snapshot costs, for every method: what the process
+    // holds now, before the destination, against the peak over the snapshot.
+    SnapshotMemory memory(backing);
     // dest=zeroed, as in the seed: the destination exists, zeroed, before
     // the snapshot; dest=fresh: the method allocates it when it copies.
     if (snapshot && p.dest == "zeroed") dest.region = allocate_destination(p, array.region, true);
@@ -389,8 +392,10 @@ void measure_point(const Params& p, Result& result) {
     result.values["touched_page_us"] = fresh.second_touch_us;
 
     PointRun run(p, array.region, snapshot.get(), query_copies, result);
+    memory.reset_peak();  // after the probe freed its pages
     const Phase phase = run.timed_span();
     run.wind_down();
+    memory.report(result);  // the snapshot ended: a child has been reaped
     run.report(phase);
 }
 

@@ -204,6 +204,33 @@ FreshPageCost fresh_page_cost(std::size_t bytes);
 // seconds.
 double warm_memory(std::size_t bytes);
 
+// The memory a snapshot costs, from a memory cgroup of the run's own (the
+// runner makes it and names it in COWSNAP_MEMORY_CGROUP): the peak of what
+// this process and its children hold together over the snapshot, less what
+// the process held just before the destination was allocated. A cgroup
+// counts every page its processes fault in, copies and page tables
+// included, with nothing sampled while the writers run.
+constexpr const char* MEMORY_CGROUP_VARIABLE = "COWSNAP_MEMORY_CGROUP";
+struct Backing;
+// Moves this process into that cgroup: first thing in main(), before
+// anything is allocated. When it cannot, the record says why.
+void join_memory_cgroup();
+class SnapshotMemory {
+public:
+    // Reads the usage now (just before the destination is allocated).
+    explicit SnapshotMemory(const Backing& backing);
+    ~SnapshotMemory();
+    SnapshotMemory(const SnapshotMemory&) = delete;
+    SnapshotMemory& operator=(const SnapshotMemory&) = delete;
+    void reset_peak();            // just before the timed span
+    void report(Result& result);  // once the snapshot ended (a child reaped)
+
+private:
+    std::string error_;  // empty while counted; else why not
+    double usage_ = 0;
+    int peak_fd_ = -1;  // cgroup v2: the memory.peak this process reset
+};
+
 // ---- numa.cpp: memory policy and CPU placement, and what took effect
 void apply_memory_policy(void* data, std::size_t bytes, const std::string& numa_mem);
 std::string memory_policy_of(void* data);

@@ -8,6 +8,9 @@ rule aggregate:
         f"{RESULTS}/logs/{{experiment}}/aggregate.log",
     conda:
         "../../envs/cowsnap.yaml"
+    params:
+        # Each lever's reference snapshot: the analysis's, not the runs'.
+        references=lambda wildcards: grid.references(CONFIG, wildcards.experiment),
     script:
         "../scripts/aggregate.py"
 
@@ -26,5 +29,6 @@ checkpoint more_runs:
         "../../envs/cowsnap.yaml"
     params:
         precision=lambda wildcards: CONFIG["experiments"][wildcards.experiment]["precision"],
+        references=lambda wildcards: grid.references(CONFIG, wildcards.experiment),
     script:
         "../scripts/more_runs.py"

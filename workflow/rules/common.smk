@@ -11,13 +11,22 @@ from cowsnap.measure import knobs, native
 from cowsnap.analyse import aggregate, figures
 from cowsnap import rerun
 
+# The config files' folders: a watch command's relative path is judged
+# against them (commands run in each run's own empty folder).
+CONFIG_DIRS = [Path(path).resolve().parent for path in workflow.configfiles]
 try:
     for path in workflow.configfiles:
         cowsnap_config.read_yaml(path)  # refuses a key given twice, which YAML would let pass
     CONFIG = cowsnap_config.validate(config)
-    RUNS = {run.run_id: run for run in grid.expand(CONFIG)}  # in schedule order
+    RUNS = {run.run_id: run for run in grid.expand(CONFIG, CONFIG_DIRS)}  # in schedule order
 except cowsnap_config.ConfigError as error:
     sys.exit(f"cowsnap: {error}")  # the message alone: it names the key and what is allowed
+# The main process (a dry run too) warns of values that are legal but likely
+# mistakes, and says what the sweep's runs cost at most (cowsnap.plan.grid).
+if workflow.is_main_process:
+    for _warning in grid.warnings(CONFIG, CONFIG_DIRS):
+        print(f"cowsnap: warning: {_warning}", file=sys.stderr)
+    print(f"cowsnap: {grid.sweep_bound(CONFIG, list(RUNS.values()))}", file=sys.stderr)
 RESULTS = CONFIG["results"]
 EXPERIMENTS = list(CONFIG["experiments"])
 BUILD_KEY = native.build_key(CONFIG["cxxflags"])
@@ -161,7 +170,8 @@ def get_figures(experiment):
     times_writes = any(point.get("write_latency_kib", 0) > 0 for point in points)
     kernels = len({point.get("vm_kernel") for point in points if point["method"] == "fork"})
     has_baseline = "baseline" in CONFIG["experiments"][experiment]
-    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes, kernels)
+    has_reference = "reference" in CONFIG["experiments"][experiment]
+    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes, kernels, has_reference)
 
 
 def get_description(wildcards):

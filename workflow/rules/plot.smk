@@ -29,6 +29,7 @@ rule summary:
         points=expand(rules.aggregate.output.points, experiment=EXPERIMENTS),
         ratios=expand(rules.aggregate.output.ratios, experiment=EXPERIMENTS),
         scaling=expand(rules.aggregate.output.scaling, experiment=EXPERIMENTS),
+        comparisons=expand(rules.aggregate.output.comparisons, experiment=EXPERIMENTS),
     output:
         report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:

@@ -2,6 +2,8 @@
 # watch while its own snapshot is taken (cowsnap.measure.watch.point); one
 # record per run in the benchmark's layout, read into the same tables. The
 # run's record path is run_point's too: for a watch point this rule makes it.
+from cowsnap.analyse.watch import levers as pool_levers
+
 WATCH_POINTS = sorted({run.point_id for run in RUNS.values() if run.point["method"] == "watch"})
 
 
@@ -33,3 +35,26 @@ rule watch_point:
         ids=get_ids,
     script:
         "../scripts/watch_point.py"
+
+
+# The pool experiment's levers (examples/ run as watch points): the numbers
+# `cowsnap watch` cites for a pool of Python workers, from this sweep's
+# records (cowsnap.analyse.watch.levers). The shipped
+# cowsnap/analyse/watch/levers.csv is such a table: tests/test_pool.py holds
+# it equal to the one its sweep's stored records give.
+LEVERS_TABLES = [f"{RESULTS}/{pool_levers.EXPERIMENT}/levers.csv"] if pool_levers.EXPERIMENT in EXPERIMENTS else []
+
+
+rule levers:
+    input:
+        get_records,
+    output:
+        f"{RESULTS}/{{experiment}}/levers.csv",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/levers.log",
+    wildcard_constraints:
+        experiment=pool_levers.EXPERIMENT,
+    conda:
+        "../../envs/cowsnap.yaml"
+    script:
+        "../scripts/levers.py"

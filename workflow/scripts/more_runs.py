@@ -10,6 +10,6 @@ with jobs.logged(snakemake.log[0]) as log:
     from cowsnap.measure import records
 
     runs = aggregate.runs_table([records.read(Path(path)) for path in snakemake.input])
-    chosen = precision.more_runs(runs, snakemake.params.precision)
+    chosen = precision.more_runs(runs, snakemake.params.precision, snakemake.params.references)
     Path(snakemake.output[0]).write_text(json.dumps(chosen) + "\n")
     print(f"{len(chosen)} points get more runs: {chosen}", file=log)

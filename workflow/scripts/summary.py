@@ -9,7 +9,7 @@ with jobs.logged(snakemake.log[0]):
 
     tables = {
         key: pd.concat([aggregate.read_table(path) for path in snakemake.input[key]], ignore_index=True)
-        for key in ("runs", "points", "ratios", "scaling")
+        for key in ("runs", "points", "ratios", "scaling", "comparisons")
     }
-    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"])
+    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"])
     Path(snakemake.output[0]).write_text(text)

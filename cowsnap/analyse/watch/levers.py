@@ -2,13 +2,17 @@
 measured copies: each lever is a program of examples/, run as a watch
 point of the `pool` experiment, and the watch advises a lever only with
 that experiment's numbers (TABLE, written from a sweep's records by
-`python -m cowsnap.analyse.watch.levers RESULTS`)."""
+`python -m cowsnap.analyse.watch.levers RESULTS`; the sweep itself writes
+RESULTS/pool/levers.csv, rule `levers`, and tests/test_pool.py holds TABLE
+equal to the one its sweep's records, kept in
+tests/data/results/pool-sweep/, give)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -36,10 +40,45 @@ COLUMNS = ("example", "runs", "workers", "anon_pages", "worker_wpcopy_count", "w
            "copied_share", "kernel", "measured_on")  # fmt: skip
 
 
+# Words that run the command after them, and shells that run the one given with -c.
+WRAPPERS = ("exec", "env", "nohup", "setsid")
+SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
+
+
+def program_of(command) -> str:
+    """What a command runs, by name ('' for nothing): a Python script's name
+    without .py (the module of `python -m`), else the program's file name;
+    through `sh -c '...'`, exec, env and VAR=value before it. `sh -c 'exec
+    python3 "$DIR"/pool_flat.py --items 9'` runs pool_flat."""
+    try:
+        words = list(map(str, command)) if isinstance(command, list) else shlex.split(str(command))
+    except ValueError:
+        return ""
+    while words and (words[0] in WRAPPERS or re.fullmatch(r"[A-Za-z_]\w*=.*", words[0])):
+        words = words[1:]
+    if not words:
+        return ""
+    name = Path(words[0]).name
+    if name in SHELLS and words[1:2] == ["-c"]:
+        return program_of(words[2]) if len(words) > 2 else name
+    if re.fullmatch(r"python[\d.]*", name):
+        options = iter(words[1:])
+        for word in options:
+            if word == "-m":
+                return next(options, name)
+            if word == "-c":
+                return name
+            if word in ("-W", "-X"):  # an option with a value
+                next(options, None)
+            elif not word.startswith("-"):
+                return Path(word).stem if word.endswith(".py") else Path(word).name
+    return name
+
+
 def example_of(command) -> str:
     """The examples/ program a watch point's command runs ('' for none)."""
-    text = " ".join(command) if isinstance(command, list) else str(command)
-    return next((name for name in re.findall(r"(\w+)\.py\b", text) if name in EXAMPLES), "")
+    name = program_of(command)
+    return name if name in EXAMPLES else ""
 
 
 def from_records(records: list[dict]) -> list[dict]:
@@ -127,19 +166,26 @@ def lever_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def from_paths(paths: list[Path]) -> list[dict]:
+    """from_records of the records at these paths (a pool experiment's)."""
+    return from_records([json.loads(Path(path).read_text()) for path in paths])
+
+
 def main(argv: list[str]) -> int:
-    """python -m cowsnap.analyse.watch.levers RESULTS: the pool experiment's
-    records in RESULTS/pool/ -> TABLE."""
-    if len(argv) != 1:
-        print("usage: python -m cowsnap.analyse.watch.levers RESULTS", file=sys.stderr)
+    """python -m cowsnap.analyse.watch.levers RESULTS [OUT]: the pool
+    experiment's records in RESULTS/pool/ -> OUT (by default TABLE, the
+    table the watch reads)."""
+    if len(argv) not in (1, 2):
+        print("usage: python -m cowsnap.analyse.watch.levers RESULTS [OUT]", file=sys.stderr)
         return 2
     paths = sorted((Path(argv[0]) / EXPERIMENT).glob("p*/*.json"))
-    rows = from_records([json.loads(path.read_text()) for path in paths])
+    rows = from_paths(paths)
     if not rows:
         print(f"no ok run of an examples/ program in {Path(argv[0]) / EXPERIMENT}", file=sys.stderr)
         return 1
-    write(rows)
-    print(f"{TABLE}: {len(rows)} examples from {len(paths)} records")
+    out = Path(argv[1]) if len(argv) == 2 else TABLE
+    write(rows, out)
+    print(f"{out}: {len(rows)} examples from {len(paths)} records")
     return 0
 
 

@@ -11,15 +11,17 @@ the environment back under them, measure, put the knobs back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, host, knobs, native
+from cowsnap.measure import cgroup, checks, environment, host, knobs, native
 from cowsnap.measure.bench import vm, wire
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
@@ -86,8 +88,32 @@ def hugetlb_shortfall(point: dict) -> str:
 
 
 def measure(point: dict, build: native.Build) -> dict:
-    """Runs the point through the compiled benchmark; the measured keys."""
-    return wire.measure(point, build)
+    """Runs the point through the compiled benchmark, in a memory cgroup of
+    the run's own, where it counts the memory its snapshot costs; the
+    measured keys. Without a cgroup, the record says why."""
+    with cgroup.memory_cgroup() as (path, reason), memory_cgroup_named(path):
+        measured = wire.measure(point, build)
+    if not path:
+        measured["snapshot_memory_source"] = f"not counted: {reason}"
+    return measured
+
+
+@contextlib.contextmanager
+def memory_cgroup_named(path: str) -> Iterator[None]:
+    """cgroup.VARIABLE set to path (unset when '') for the benchmark started
+    meanwhile (the native run() passes this environment on); restored after."""
+    before = os.environ.get(cgroup.VARIABLE)
+    if path:
+        os.environ[cgroup.VARIABLE] = path
+    else:
+        os.environ.pop(cgroup.VARIABLE, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(cgroup.VARIABLE, None)
+        else:
+            os.environ[cgroup.VARIABLE] = before
 
 
 def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:

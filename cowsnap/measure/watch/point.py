@@ -366,7 +366,7 @@ def measured(the_watch: Watch, mark: float, children: list, during: list[dict], 
 
 
 def role_values(the_watch: Watch) -> dict:
-    """Per child role present (tracker.CHILD_ROLES): how many, their copies
+    """Per child role present (cowsnap.plan.methods.CHILD_ROLES): how many, their copies
     (all, and per phase) with the source, each one's private dirty pages at
     its peak summed; a count that could not be read is absent."""
     values: dict = {}

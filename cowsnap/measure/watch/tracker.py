@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from cowsnap.measure import knobs
 from cowsnap.measure.watch import proc
+from cowsnap.plan.methods import CHILD_ROLES
 from cowsnap.plan.point import SNAPSHOT_PHASES
 
 # Per-process counters (the record's key stems): name -> where it comes from.
@@ -52,8 +53,7 @@ PHASE_WORDS = {
 # did while it lived, and either copied WORKER_MIN_PAGES or more itself or
 # worked (CPU time) at least as much as its parent meanwhile; any other
 # child is a snapshot child: its parent writes while it lives, so the
-# parent copies.
-CHILD_ROLES = ("snapshot child", "worker", "helper")
+# parent copies (the roles: cowsnap.plan.methods.CHILD_ROLES).
 WORKER_MIN_PAGES = 256
 # Between two readings of the children's private dirty pages while one
 # lives: the copies a child makes in its last moments are missed.

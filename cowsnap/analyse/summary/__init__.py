@@ -1,0 +1,86 @@
+"""results/summary.md: the answer to the seed's two questions, for the
+machine the sweep ran on. Is it copying? How do I avoid it?
+
+One module per section, each reading the tables (points.csv, ratios.csv,
+comparisons.csv, scaling.csv) and returning its lines; build() puts them
+in order. Every number comes from the statistics pass and every verdict
+word is chosen by a threshold of cowsnap.analyse.verdict from those
+numbers; nothing is typed in. No sentence ranks two points by whether
+their intervals overlap: levers are compared with their reference round
+by round (summary.avoid).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cowsnap.analyse import labels
+from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
+from cowsnap.analyse.summary import avoid
+from cowsnap.analyse.summary.answer import the_answer
+from cowsnap.analyse.summary.copying import is_it_copying, the_seed
+from cowsnap.analyse.summary.host import what_the_host_adds
+from cowsnap.analyse.summary.kernels import after_exit_answer, by_kernel
+from cowsnap.analyse.summary.latency import what_a_writer_waits
+from cowsnap.analyse.summary.noise import noise, the_floor
+from cowsnap.analyse.summary.programs import watch_lever, watch_points
+from cowsnap.analyse.summary.scaling import how_fork_scales
+from cowsnap.analyse.summary.words import copying_words, fmt_interval
+from cowsnap.analyse.text import fmt
+
+# What tests and callers use besides build(): each section, and the words they share.
+__all__ = [
+    "after_exit_answer", "build", "by_kernel", "copying_words", "fmt", "fmt_interval", "how_fork_scales",
+    "the_answer", "watch_lever", "watch_points", "what_a_writer_waits",
+]  # fmt: skip
+
+
+def build(
+    runs: pd.DataFrame,
+    points: pd.DataFrame,
+    ratios: pd.DataFrame,
+    scaling: pd.DataFrame | None = None,
+    comparisons: pd.DataFrame | None = None,
+) -> str:
+    lines = ["# What the sweep found", ""]
+    if runs.empty:
+        return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
+    ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])
+    comparisons = comparisons if comparisons is not None else pd.DataFrame()
+    runs = runs.copy()  # one block: a column added to a fragmented frame warns
+    runs["virtualized"] = virtualized(runs)
+    ran = runs[runs["status"] == "ok"] if "status" in runs else runs
+    if not points.empty:
+        lines += the_answer(points, comparisons, scaling)
+    lines += ["## Machine", ""]
+    for _, machine in ran.drop_duplicates(FINGERPRINT)[FINGERPRINT].iterrows():
+        lines.append(
+            f"- {machine['hostname']}: {machine['cpu_model']}, {machine['online_cpus']} CPUs, "
+            f"{machine['numa_nodes']} NUMA node(s), Linux {machine['kernel']}"
+            + (f", in a VM ({machine['virtualized']})" if machine.get("virtualized", "none") != "none" else "")
+        )
+    if ran.drop_duplicates(FINGERPRINT).shape[0] > 1:
+        lines.append("- **Runs from several machines: every number below is for one node type, named with it.**")
+    lines.append("")
+    if points.empty:
+        lines += ["Nothing ran: every run was skipped or failed.", ""]
+    else:
+        lines += is_it_copying(points)
+        lines += watch_points(points, comparisons)
+        lines += by_kernel(points)
+        lines += what_the_host_adds(points, ratios)
+        lines += the_seed(points, ratios)
+        lines += avoid.how_to_avoid(points, comparisons, ratios)
+        lines += what_a_writer_waits(points, ran)
+        lines += how_fork_scales(scaling)
+        lines += noise(points)
+        lines += the_floor(points)
+    lines += ["## Points not measured", ""]
+    names = labels.point_labels(runs)
+    missing = runs[runs["status"] != "ok"].drop_duplicates([*labels.POINT, "status", "reason"])
+    for _, row in missing.iterrows():
+        name = names[tuple(row[labels.POINT])]
+        lines.append(f"- {row['experiment']}: {name}: {row['status']}: {row['reason']}")
+    if missing.empty:
+        lines.append("- none: every point ran")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""Is it copying? The fork points' copies against reuses, per phase, and the
+seed's own program."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cowsnap.analyse import verdict
+from cowsnap.analyse.summary.words import (
+    _baseline_of,
+    copied_memory,
+    fmt_interval,
+    fork_phases,
+    phase_facts,
+    time_facts,
+)
+from cowsnap.analyse.text import fmt, fmt_count, table
+
+
+def is_it_copying(points: pd.DataFrame) -> list[str]:
+    lines = ["## Is it copying?", ""]
+    lines.append(
+        "Per phase of the writers: while the snapshot lived, and after it ended (the seed's question). "
+        f"'Not copying' means copies under {100 * verdict.NOT_COPYING:g}% of the write faults or under "
+        f"{verdict.COPYING_MIN_PAGES} pages, 'copying' {100 * verdict.MOSTLY:g}% or more "
+        "(cowsnap/analyse/verdict.py). Copies: writer_wpcopy_count; faults: writer_minflt; reuses: pgreuse "
+        "(whole machine); copied: the writers' and the child's copies."
+    )
+    lines.append("")
+    during, after = fork_phases(points)
+    rows = []
+    for _, row in during.iterrows():
+        rows.append(
+            [
+                row["experiment"],
+                row["label"],
+                "while the child lived",
+                phase_facts(row, "_during_snapshot"),
+                copied_memory(row),
+                fmt_interval(row, "writers_s", " s"),
+                time_facts(row, _baseline_of(points, row)),
+            ]
+        )
+    for _, row in after.iterrows():
+        kernel = f"{fmt(row.get('writer_stime_s_after_snapshot'))} s of kernel time for {fmt_count(row['pages'])} pages"
+        rows.append(
+            [row["experiment"], row["label"], "after the child exited", phase_facts(row, "_after_snapshot"), "", "",
+             kernel]
+        )  # fmt: skip
+    if rows:
+        lines += table(["experiment", "point", "phase", "copies, reuses", "copied", "writers' time", "time"], rows)
+    else:
+        lines.append("- No fork point of the benchmark ran.")
+    lines += [
+        "",
+        "To check the same on your own program: `cowsnap watch --pid PID` (or `cowsnap watch -- COMMAND`) counts "
+        "its COW copies and reuses per phase of its own snapshot (see docs/watch.md).",
+        "",
+    ]
+    return lines
+
+
+def the_seed(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
+    """The seed's own allocation, where it ran: its munmap failed."""
+    seed = points[(points["method"] == "fork") & (points.get("alloc", "mmap") == "new")] if "alloc" in points else []
+    if len(seed) == 0:
+        return []
+    lines = ["## The seed's program", ""]
+    for _, row in seed.iterrows():
+        calls, failed = row.get("release_calls"), row.get("release_failed")
+        if row.get("release") == "none" or pd.isna(calls):
+            continue
+        lines.append(
+            f"- {row['experiment']}: {row['label']}: {fmt_count(failed)} of {fmt_count(calls)} releases failed "
+            "(release_failed): its array from new is not page-aligned, so every page stays shared until the "
+            f"child exits; while the child lived, {phase_facts(row, '_during_snapshot')}."
+        )
+    aligned = points[
+        (points["method"] == "fork") & (points["alloc"] == "mmap") & points["experiment"].isin(seed["experiment"])
+    ]
+    for _, row in aligned.iterrows():
+        if row.get("release") != "none" and not pd.isna(row.get("release_failed")):
+            lines.append(
+                f"- {row['experiment']}: {row['label']}: {fmt_count(row['release_failed'])} of "
+                f"{fmt_count(row['release_calls'])} releases failed; while the child lived, "
+                f"{phase_facts(row, '_during_snapshot')}."
+            )
+    return lines + [""]

@@ -1,0 +1,65 @@
+"""After the exit, by kernel and page backing: the seed's question per cell."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cowsnap.analyse import after_exit
+from cowsnap.analyse.summary.words import cell_counts
+from cowsnap.analyse.text import fmt, fmt_count, section, table
+
+
+def after_exit_answer(cells: pd.DataFrame) -> list[str]:
+    """The answer's lines on the seed's question, one per kernel and
+    backing measured, each scenario with its own counts: never a sentence
+    for a kernel or backing that was not measured."""
+    if cells.empty:
+        return []
+    lines = ["- **After the child exited, by kernel and page backing** (the writers' write faults after the exit; "
+             "each line holds for that kernel and backing only; where nothing copies, the kernel time left is "
+             "fault handling):"]  # fmt: skip
+    for (kernel, where, backing), group in cells.groupby(["kernel", "where", "backing"], sort=False):
+        parts = [f"{cell['scenario']}: {cell['word']} ({cell_counts(cell, 'faults')})" for _, cell in group.iterrows()]
+        lines.append(f"  - Linux {kernel} ({where}), {backing}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def by_kernel(points: pd.DataFrame) -> list[str]:
+    """The after-exit verdict per kernel x backing x scenario, with the
+    copies while the child lived beside it (counts only: a VM under TCG
+    gives no times), then the backings measured where it copies, ranked."""
+    cells = after_exit.cells(points)
+    if cells.empty:
+        return []
+    lines = section(
+        "After the exit, by kernel and page backing",
+        "Copies: writer_wpcopy_count per phase (delay accounting); faults: writer_minflt; splits: thp_split_pmd; "
+        "reuses: pgreuse (whole machine); the verdict's thresholds are those of Is it copying?; figure "
+        "`<experiment>-after_exit_copies`. Why the kernels differ: docs/findings.md.",
+    )
+    rows = [
+        [
+            f"{cell['kernel']} ({cell['where']})",
+            cell["backing"],
+            cell["scenario"],
+            f"{fmt_count(cell['copies_during_snapshot'])} of {fmt_count(cell['writer_minflt_during_snapshot'])}",
+            f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])}",
+            fmt_count(cell["reuses_after_snapshot"]),
+            fmt_count(cell["splits_after_snapshot"]) if cell["backing"] != "4k" else "",
+            cell["word"],
+        ]
+        for _, cell in cells.iterrows()
+    ]
+    header = ["kernel", "backing", "writes", "copies while the child lived (of faults)",
+              "copies after the exit (of faults)", "reuses after", "splits after", "after the exit"]  # fmt: skip
+    lines += table(header, rows)
+    ranked = after_exit.levers(cells)
+    if ranked:
+        lines += ["", "Where the after-exit writes copy, the backings measured there, fewest copies first:", ""]
+    for kernel, where, scenario, order in ranked:
+        parts = []
+        for _, cell in order.iterrows():
+            timed = "" if "tcg" in where else f", writers after the exit {fmt(cell['writers_s_after_snapshot'])} s"
+            parts.append(f"{cell['backing']} ({cell_counts(cell)}{timed})")
+        lines.append(f"- Linux {kernel} ({where}), {scenario}: " + "; then ".join(parts) + ".")
+    return lines + [""]
