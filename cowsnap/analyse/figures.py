@@ -52,7 +52,9 @@ def figures_for(
     if "fork" in methods and kernels >= 2:
         names.append("after_exit_copies")
     if has_reference:
-        names += ["levers", "tradeoff"]
+        names.append("levers")
+    if has_reference and methods - {"watch"}:
+        names.append("tradeoff")
     return names
 
 

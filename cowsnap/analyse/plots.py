@@ -317,11 +317,23 @@ def after_exit_copies(tables: dict, ax) -> str:
     return ""
 
 
+# A snapshot's objectives, and a pool's (its programs against the problem).
+OBJECTIVE_NAMES = {**verdict.OBJECTIVES, **verdict.POOL_OBJECTIVES}
+TIMES = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}x")
+
+
+def _ratio_axis(axis) -> None:
+    """A log axis of ratios, ticked at 1-2-5 steps and labelled '0.5x'."""
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(TIMES)
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def _objective_rows(tables: dict) -> pd.DataFrame:
     comparisons = tables.get("comparisons", pd.DataFrame())
     if comparisons.empty or "objective" not in comparisons:
         return comparisons
-    rows = comparisons[comparisons["metric"].isin(list(verdict.OBJECTIVES))].copy()
+    rows = comparisons[comparisons["metric"].isin(list(OBJECTIVE_NAMES))].copy()
     context = avoid.reference_contexts(rows)
     rows["lever"] = [
         f"{context[str(row['reference_label'])]}: {avoid.lever_name(row)}".lstrip(": ") for _, row in rows.iterrows()
@@ -338,7 +350,7 @@ def levers_figure(tables: dict, ax) -> str:
     if rows.empty:
         return "no lever was compared with a reference snapshot"
     rows = rows.sort_values(["lever", "metric"], ascending=False, kind="stable")
-    names = [f"{row['lever']}: {verdict.OBJECTIVES[row['metric']]}" for _, row in rows.iterrows()]
+    names = [f"{row['lever']}: {OBJECTIVE_NAMES[row['metric']]}" for _, row in rows.iterrows()]
     for y, (_, row) in enumerate(rows.iterrows()):
         dots = [float(pair.split(":")[1]) for pair in str(row["round_ratios"]).split(";") if ":" in pair]
         ax.plot(dots, [y] * len(dots), "o", color="grey", alpha=0.5, markersize=4)
@@ -353,9 +365,7 @@ def levers_figure(tables: dict, ax) -> str:
     ax.set_yticks(range(len(names)), names, fontsize="small")
     ax.axvline(1, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
-    times = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}x")
-    ax.xaxis.set_major_formatter(times)
-    ax.xaxis.set_minor_formatter(times)
+    _ratio_axis(ax.xaxis)
     ax.set_xlabel("lever / reference, per round (dots); median and interval (black: resolved; orange: open)")
     return ""
 
@@ -374,10 +384,12 @@ def tradeoff(tables: dict, ax) -> str:
     memory = wide["snapshot_memory_mib"] if "snapshot_memory_mib" in wide else pd.Series(1.0, index=wide.index)
     ax.scatter(wide["writers_s"], wide["write_max_s"], s=80 * memory.fillna(1.0), alpha=0.6)
     for lever, row in wide.iterrows():
-        ax.annotate(str(lever), (row["writers_s"], row["write_max_s"]), fontsize="x-small")
+        ax.annotate(f"{lever}, memory {memory[lever]:.2g}x", (row["writers_s"], row["write_max_s"]), fontsize="x-small")
     ax.scatter([1], [1], s=80, marker="s", color="black", label="the reference (memory 1x)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _ratio_axis(ax.xaxis)
+    _ratio_axis(ax.yaxis)
     ax.set_xlabel("writers' time / reference's")
     ax.set_ylabel("longest write / reference's")
     ax.legend(fontsize="small", title="area: snapshot memory / reference's", title_fontsize="x-small")

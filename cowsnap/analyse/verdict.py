@@ -63,6 +63,9 @@ OBJECTIVES = {
     "write_max_s": "longest write",
     "snapshot_memory_mib": "snapshot memory",
 }
+# A resolved difference whose interval lies within NEGLIGIBLE of 1 is said
+# to be that small (memory that differs by a few pages, say).
+NEGLIGIBLE = 0.02
 # A pool of workers is no snapshot: its programs are compared on what the
 # workers copied and on their peak private memory.
 POOL_OBJECTIVES = {

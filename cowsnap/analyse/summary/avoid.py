@@ -84,11 +84,18 @@ def within(row: pd.Series) -> float:
     return max(row["ci_high"], 1 / row["ci_low"]) - 1 if row["ci_low"] > 0 else float("nan")
 
 
+def share(value: float) -> str:
+    """'18%', '0.3%'."""
+    return f"{100 * value:.0f}%" if value >= 0.01 else f"{100 * value:.1f}%"
+
+
 def verdict_words(row: pd.Series) -> str:
-    """'better', 'worse', or 'same within 18%'."""
+    """'better', 'worse', 'better, by under 2%', or 'same within 18%'."""
     if row["resolved"]:
-        return "better" if row["better"] else "worse"
-    return f"same within {100 * within(row):.0f}%"
+        words = "better" if row["better"] else "worse"
+        small = within(row) < verdict.NEGLIGIBLE
+        return f"{words}, by under {share(verdict.NEGLIGIBLE)}" if small else words
+    return f"same within {share(within(row))}"
 
 
 def ratio_cell(row: pd.Series | None) -> str:
@@ -148,7 +155,7 @@ def trades(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
         if row["resolved"] and not row["better"]:
             what = f"{verdict.OBJECTIVES[objective]} {fmt(row['ratio'])}x"
             if objective == "write_max_s":
-                what = f"a stall: its writers wait up to {verdict.duration(point.get('write_max_s'))} ({what})"
+                what = f"a stall of up to {verdict.duration(point.get('write_max_s'))}, its {what}"
             words.append(what)
     return "; ".join(words) or "gives up nothing these runs resolve"
 
@@ -291,9 +298,9 @@ def cannot_tell_apart(comparisons: pd.DataFrame) -> list[str]:
             row["experiment"],
             f"{lever_name(row)} against {row['reference_label']}",
             verdict.OBJECTIVES[row["metric"]],
-            f"within {100 * within(row):.0f}%",
+            f"within {share(within(row))}",
             f"below {fmt(row['detectable_below'])}x or above {fmt(row['detectable_above'])}x",
-            f"{int(row['rounds'])} ({100 * row['ci_level']:.1f}%)",
+            f"{int(row['rounds'])}, {100 * row['ci_level']:.1f}%",
         ]
         for _, row in rows.iterrows()
     ]
