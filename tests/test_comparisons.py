@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cowsnap.analyse import aggregate, stats
+from cowsnap.analyse import aggregate, stats, summary
 from cowsnap.analyse.summary import avoid
 from cowsnap.plan import config, grid
 from cowsnap.plan.config import ConfigError
@@ -108,7 +108,7 @@ def test_levers_are_compared_with_their_reference_round_by_round_on_a_recorded_s
     text = "\n".join(avoid.how_to_avoid(points, table))
     assert f"| method=uffd | {avoid.ratio_cell(row)} |" in text
     answer = "\n".join(avoid.answer_lines(points, table))
-    assert "method=uffd (mitigations)" in answer and "better than the plain fork" in answer
+    assert f"writers' time: method=uffd, {row['ratio']:.3g}x, {row['ci_low']:.3g}-{row['ci_high']:.3g}" in answer
 
 
 def test_the_trade_off_set_keeps_every_lever_no_other_beats_on_all_objectives():
@@ -137,3 +137,54 @@ def test_a_reference_must_be_a_point_of_the_experiment(tmp_path):
     with pytest.raises(ConfigError, match=r"config\.experiments\.e\.reference"):
         config_without_fork = {**experiment, "matrix": {"method": ["none", "uffd"]}}
         grid.expand(config.validate({"experiments": {"e": config_without_fork}}))
+
+
+# A fresh clone's default sweep on this 2-core VM, 2026-12-06: every experiment's runs.
+SWEEP_0612 = Path(__file__).parent / "data" / "results" / "sweep-2026-12-06"
+
+
+def recorded_sweep() -> dict[str, pd.DataFrame]:
+    runs = pd.concat(
+        [aggregate.read_table(path) for path in sorted(SWEEP_0612.glob("*-runs.csv.gz"))], ignore_index=True
+    )
+    return {"runs": runs, **aggregate.statistics(runs)}
+
+
+def test_the_recorded_sweep_answers_on_three_objectives_and_names_the_stall():
+    tables = recorded_sweep()
+    comparisons, runs = tables["comparisons"], tables["runs"]
+    mitigations = comparisons[(comparisons["experiment"] == "mitigations") & (comparisons["metric"] == "writers_s")]
+    uffd = mitigations[mitigations["label"].str.contains("method=uffd") & mitigations["label"].str.contains("4k")]
+    assert uffd.iloc[0]["better"]  # better than the plain fork in every round
+    answer = " ".join(summary.the_answer(tables["points"], comparisons, tables["scaling"]))
+    for objective in ("writers' time:", "longest write:", "snapshot memory:"):
+        assert objective in answer
+    assert "method=stop, a stall of up to" in answer
+    # The memory a snapshot holds is in every record of every benchmark method (hugetlb: not charged, said so).
+    timed = runs[(runs["status"] == "ok") & runs["method"].isin(["none", "fork", "uffd", "stop"])]
+    timed = timed[timed["vm_kernel"].fillna("host") == "host"]
+    charged = timed["backing"] != "hugetlb-2m"
+    assert timed.loc[charged, "snapshot_memory_mib"].notna().all()
+    assert timed.loc[~charged, "snapshot_memory_source"].str.startswith("not counted").all()
+
+
+def nesting(line: str) -> int:
+    depth = deepest = 0
+    for char in line:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def test_the_summary_of_a_recorded_sweep_is_read_in_a_minute():
+    tables = recorded_sweep()
+    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"])
+    lines = text.splitlines()
+    # The answer in its first 12 lines, the next section after them.
+    assert lines[2] == "## The answer" and lines.index("## Machine") <= 13
+    assert all(line.startswith("- **") for line in lines[4 : lines.index("## Machine") - 1])
+    assert not [line for line in lines if not line.startswith("|") and len(line) > 300]
+    assert not [cell for line in lines if line.startswith("|") for cell in line.split(" | ") if len(cell) > 200]
+    assert not [line for line in lines if nesting(line) > 1]
+    assert "\\|" not in text  # no node type (its fields are split by pipes) inside a label
+    assert len(text.encode()) <= 47_500  # at most half of the 95 KB it was on 2026-12-05

@@ -168,12 +168,11 @@ def test_a_pools_summary_line_leads_with_what_its_workers_copied():
     text = summary.build(runs, points, pd.DataFrame(), None, comparisons)
     assert "- pool: sh" not in text  # named by the script, not the shell that runs it
     for name in levers.EXAMPLES:
-        (line,) = [line for line in text.splitlines() if line.startswith(f"- pool: {name}: ")]
+        items = [" ".join(item.split()) for item in ("\n" + text).split("\n- ")[1:]]  # wrapped lines joined
+        (line,) = [item for item in items if item.startswith(f"pool: {name}: ")]
         point = points[points["watch_command"].str.contains(f"/{name}.py")].iloc[0]
         copies = point["worker_wpcopy_count"]
-        assert line.startswith(
-            f"- pool: {name}: its 2 workers copied {copies:,.0f} pages, {verdict.mib(copies)} (worker_wpcopy_count"
-        ), line
+        assert line.startswith(f"pool: {name}: its 2 workers copied {copies:,.0f} pages, {verdict.mib(copies)}, "), line
         assert f"their private memory peaked at {verdict.mib(point['worker_private_dirty_pages'])}" in line
         assert line.index("their private memory peaked") < line.index("minor faults")  # before the parent's
 

@@ -125,19 +125,19 @@ def runs_beside(**columns) -> pd.DataFrame:
 def test_an_unstable_point_is_explained_by_the_machine_only_where_a_measure_passed_its_rule():
     quiet = stats.noise_cause(runs_beside())
     assert not quiet["machine_explains"]
-    assert quiet["noise_cause"].startswith("none the machine measured (a copy fault took 1.5-2.4 µs")
+    assert quiet["noise_cause"].startswith(f"none the machine measured; {verdict.COPY_FAULT_SPREAD}: 1.5-2.4 µs")
     probe = stats.noise_cause(runs_beside(fresh_page_us=[1.7, 3.5, 1.7, 5.0, 1.8]))
-    assert probe["machine_explains"] and "a fresh page's cost varied" in probe["noise_cause"]
+    assert probe["machine_explains"] and "fresh page cost varied" in probe["noise_cause"]
     array_kib = 256 * 1024
     took = stats.noise_cause(runs_beside(host_reported_kib=[0, 0, verdict.HOST_TOOK_SHARE * array_kib, 0, 0]))
-    assert took["machine_explains"] and "reported 26 MiB to its host" in took["noise_cause"]
+    assert took["machine_explains"] and "memory reported to the host: 26 MiB" in took["noise_cause"]
     under = 0.9 * verdict.HOST_TOOK_SHARE * array_kib
     assert not stats.noise_cause(runs_beside(host_reported_kib=[0, 0, under, 0, 0]))["machine_explains"]
     stolen = [0, 0, 0, verdict.STEAL_SHARE, 0]
-    assert "stole up to 2% of the CPU time" in stats.noise_cause(runs_beside(steal_share=stolen))["noise_cause"]
+    assert "steal up to 2% of the CPU time" in stats.noise_cause(runs_beside(steal_share=stolen))["noise_cause"]
     assert not stats.noise_cause(runs_beside(steal_share=[s * 0.9 for s in stolen]))["machine_explains"]
     waited = [0.01, 0.01, verdict.CPU_WAIT_SHARE + 0.01, 0.01, 0.01]
-    assert "waited for a CPU up to 11%" in stats.noise_cause(runs_beside(writer_cpu_wait_share=waited))["noise_cause"]
+    assert "CPU wait up to 11%" in stats.noise_cause(runs_beside(writer_cpu_wait_share=waited))["noise_cause"]
     at_rule = [0.01, 0.01, verdict.CPU_WAIT_SHARE, 0.01, 0.01]
     assert not stats.noise_cause(runs_beside(writer_cpu_wait_share=at_rule))["machine_explains"]
 
@@ -287,24 +287,24 @@ def words(**changes) -> str:
 
 
 def test_no_copies_after_exit_is_not_copying():
-    assert "| after the child exited | not copying: 0 copies for 8,192 write faults (0%)" in words()
+    assert "| after its exit | not copying: 0 of 8,192 write faults (0%)" in words()
 
 
 def test_all_copies_after_exit_is_copying():
     text = words(copies_after_snapshot=8192.0)
-    assert "| after the child exited | copying: 8,192 copies for 8,192 write faults (100%)" in text
+    assert "| after its exit | copying: 8,192 of 8,192 write faults (100%)" in text
     assert "not copying" not in text
 
 
 def test_some_copies_after_exit_is_partly_copying():
-    assert "partly copying: 1,000 copies" in words(copies_after_snapshot=1000.0)
+    assert "partly copying: 1,000 of 8,192 write faults" in words(copies_after_snapshot=1000.0)
 
 
 def test_copies_not_counted_are_said_so_never_zero():
-    reason = "not counted: taskstats query refused: Operation not permitted (needs CAP_NET_ADMIN)"
-    text = words(copies_after_snapshot=float("nan"), copies_source=reason)
-    assert f"copies not counted ({reason})" in text
-    assert "0 copies" not in text
+    reason = "taskstats query refused: Operation not permitted (needs CAP_NET_ADMIN)"
+    text = words(copies_after_snapshot=float("nan"), copies_source=f"not counted: {reason}")
+    assert f"copies not counted: {reason}" in text
+    assert "0 of" not in text.split("## Is it copying?")[1]
 
 
 def test_one_run_has_no_interval():
@@ -319,6 +319,11 @@ def test_summary_of_the_fixed_tables_answers_both_questions():
         assert section in text
     skipped = tables["runs"][tables["runs"]["status"] == "skipped"].iloc[0]
     assert skipped["reason"] in text
+
+
+def item_texts(text: str) -> list[str]:
+    """The summary's list items, each with the lines it was wrapped onto."""
+    return ["- " + item for item in ("\n" + text).split("\n- ")[1:]]
 
 
 def test_a_watch_point_gets_phase_figures_and_its_summary_line():
@@ -338,9 +343,9 @@ def test_a_watch_point_gets_phase_figures_and_its_summary_line():
     assert "75.0% confidence" in plots.caption("phase_faults", "redis", "Redis.", tables["points"])  # 3 runs
     text = summary.build(tables["runs"], tables["points"], tables["ratios"])
     row = tables["points"].iloc[0]
-    line = next(line for line in text.splitlines() if line.startswith("- redis: base: redis-server ("))
+    line = " ".join(next(item for item in item_texts(text) if item.startswith("- redis: redis-server: ")).split())
     copies, faults = row["copies_during_snapshot"], row["writer_minflt_during_snapshot"]
-    assert f"copying: {copies:,.0f} copies for {faults:,.0f} minor faults" in line
+    assert f"copying: {copies:,.0f} of {faults:,.0f} minor faults" in line
     assert f"its children made {row['child_wpcopy_count']:,.0f} copies" in line
     assert f"{summary.fmt(row['copy_delay_s_during_snapshot'])} s in the COW-copy fault path" in line
     assert "- No fork point of the benchmark ran." in text
@@ -568,16 +573,14 @@ def test_the_summary_states_each_points_tail_and_the_longest_write():
         row = next(line for line in text.splitlines() if f"| {point['label']} |" in line)
         return [cell.strip() for cell in row.split("|")[1:-1]]
 
-    assert cells(fork)[2:5] == ["while the snapshot lived", verdict.duration(fork["write_p50_s_during_snapshot"]),
-                                verdict.duration(fork["write_p99_s_during_snapshot"])]  # fmt: skip
-    assert cells(fork)[6].startswith(verdict.duration(fork["write_max_s"]))
-    assert cells(fork)[7] == verdict.duration(baseline["write_p99_s"])
+    assert cells(fork)[2:4] == ["while the snapshot lived", verdict.duration(fork["write_p99_s_during_snapshot"])]
+    assert cells(fork)[5].startswith(verdict.duration(fork["write_max_s"]))
+    assert cells(fork)[6].startswith(verdict.duration(baseline["write_p99_s"]))
     # The stop's writers wait for its end: their tail is the writes after
     # it, and the wait is the longest write.
     stop = points[points["method"] == "stop"].iloc[0]
-    assert cells(stop)[2:5] == ["after the snapshot ended", verdict.duration(stop["write_p50_s_after_snapshot"]),
-                                verdict.duration(stop["write_p99_s_after_snapshot"])]  # fmt: skip
-    assert cells(stop)[6].startswith(f"{verdict.duration(stop['write_max_s'])}: the first write, held up by the stop")
+    assert cells(stop)[2:4] == ["after the snapshot ended", verdict.duration(stop["write_p99_s_after_snapshot"])]
+    assert cells(stop)[5].startswith(f"{verdict.duration(stop['write_max_s'])}: the first write, held up by the stop")
     # Runs recorded before the clock source was: the cost of timing is not known, and said so.
     assert "do not record their clock source" in text
     runs = tables["runs"].copy()  # one block: adding a column to a fragmented frame warns
@@ -624,27 +627,37 @@ KERNEL_CELLS = [
 ]
 
 
-def after_exit_lines(points: pd.DataFrame) -> list[str]:
-    return [line for line in summary.after_exit_answer(after_exit.cells(points)) if line.startswith("  - Linux")]
+def after_exit_line(points: pd.DataFrame) -> str:
+    (line,) = summary.after_exit_answer(after_exit.cells(points))
+    return line
 
 
-def test_the_after_exit_answer_holds_each_cells_own_counts():
+def test_the_after_exit_answer_holds_each_kernel_and_backing_measured():
     points = pd.DataFrame(KERNEL_CELLS)
-    lines = after_exit_lines(points)
-    # One line per kernel and backing measured, and no other.
-    assert [line.split(":")[0] for line in lines] == [
-        "  - Linux 6.18.1 (this machine), 4k",
-        "  - Linux 6.18.1 (this machine), mthp-64k",
-        "  - Linux 6.12.9 (a VM, tcg), 4k",
-        "  - Linux 6.12.9 (a VM, tcg), mthp-64k",
-    ]
+    line = after_exit_line(points)
+    # One clause per kernel, each backing under the verdict all its scenarios share, or each scenario's.
+    kernels = line.split(": ", 1)[1].split(". ")
+    assert [kernel.split(":")[0] for kernel in kernels] == ["Linux 6.18.1, this machine", "Linux 6.12.9, a VM, tcg"]
     for cell in KERNEL_CELLS:
         kernel, backing = cell["node_type"].split(" | ")[3], cell["backing"]
-        (line,) = [line for line in lines if f"Linux {kernel} " in line and f", {backing}:" in line]
-        scenario = after_exit.scenario_of(pd.Series(cell))
+        (clause,) = [k for k in kernels if k.startswith(f"Linux {kernel},")]
+        words = {
+            verdict.copying_word(other["copies_after_snapshot"], other["writer_minflt_after_snapshot"])
+            for other in KERNEL_CELLS
+            if other["node_type"] == cell["node_type"] and other["backing"] == backing
+        }
         word = verdict.copying_word(cell["copies_after_snapshot"], cell["writer_minflt_after_snapshot"])
-        counts = f"{cell['copies_after_snapshot']:,.0f} of {cell['writer_minflt_after_snapshot']:,.0f} faults copied"
-        assert f"{scenario}: {word} ({counts})" in line
+        parts = clause.split(": ", 1)[1].removesuffix(" (see After the exit).").split("; ")
+        if len(words) == 1:
+            assert any(
+                part.startswith(f"{word} on ") and backing in part.split(" on ")[1].split(", ") for part in parts
+            )
+        else:
+            assert f"{backing}: " in clause and f"{word} {after_exit.scenario_of(pd.Series(cell))}" in clause
+    # The counts behind each word are in After the exit, cell by cell.
+    table = "\n".join(summary.by_kernel(points))
+    for cell in KERNEL_CELLS:
+        assert f"{cell['copies_after_snapshot']:,.0f} of {cell['writer_minflt_after_snapshot']:,.0f}" in table
 
 
 def test_a_kernel_or_backing_not_measured_gets_no_sentence():
@@ -656,8 +669,10 @@ def test_a_kernel_or_backing_not_measured_gets_no_sentence():
 
 def test_copies_not_counted_after_the_exit_are_said_so_never_zero():
     points = pd.DataFrame([kernel_cell("6.1.0", "tcg", "thp", "after_child", float("nan"), 30.0)])
-    (line,) = after_exit_lines(points)
-    assert "after-exit copies not counted (taskstats)" in line and "0 of" not in line
+    line = after_exit_line(points)
+    assert "not counted on thp" in line and "0 of" not in line
+    table = "\n".join(summary.by_kernel(points))
+    assert "not counted" in table and "taskstats" in table
 
 
 def test_where_the_after_exit_writes_copy_the_backings_measured_there_are_ranked():

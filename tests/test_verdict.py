@@ -107,10 +107,10 @@ def test_what_held_up_the_longest_write_is_read_from_the_numbers():
     fork = {"method": "fork", "start": "with_child", "write_max_s": 0.010, "snapshot_end_s": 0.5}
     # The first write is the longest and the fork call took most of it.
     held = {**fork, "write_first_s": 0.010, "snapshot_pause_s": 0.005}
-    assert verdict.longest_write_cause(held) == "the first write, held up by the fork call (5 ms)"
+    assert verdict.longest_write_cause(held) == "the first write, held up by the fork call of 5 ms"
     # Just under START_SHARE of it: the fork call did not hold it up alone.
     woke = {**held, "snapshot_pause_s": 0.0049}
-    assert verdict.longest_write_cause(woke).startswith("the first write, after the fork call (4.9 ms)")
+    assert verdict.longest_write_cause(woke).startswith("the first write, after the fork call of 4.9 ms")
     # Under FIRST_WRITE_SHARE of the longest: another write, by its phase.
     later = {**fork, "write_first_s": 0.0089, "snapshot_pause_s": 0.008, "write_max_s_during_snapshot": 0.010,
              "write_max_s_after_snapshot": 0.002}  # fmt: skip
@@ -121,9 +121,9 @@ def test_what_held_up_the_longest_write_is_read_from_the_numbers():
     waiting = {**held, "start": "after_child", "snapshot_pause_s": 0.001}
     assert "waiting for the snapshot to end" in verdict.longest_write_cause(waiting)
     outlasted = {**held, "snapshot_pause_s": 0.001, "snapshot_end_s": 0.009}
-    assert verdict.longest_write_cause(outlasted) == "the first write: it ended only after the snapshot ended (9 ms)"
+    assert verdict.longest_write_cause(outlasted) == "the first write: it ended only after the snapshot ended, at 9 ms"
     stop = {**held, "method": "stop", "start": "after_child", "snapshot_end_s": 0.0099, "snapshot_pause_s": 0.0099}
-    assert verdict.longest_write_cause(stop) == "the first write, held up by the stop-the-world copy (9.9 ms)"
+    assert verdict.longest_write_cause(stop) == "the first write, held up by the stop-the-world copy of 9.9 ms"
     assert verdict.longest_write_cause({**held, "method": "none"}) == "a write (no snapshot)"
     assert verdict.longest_write_cause({**held, "write_first_s": math.nan}) == ""
 

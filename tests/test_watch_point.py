@@ -302,11 +302,12 @@ def test_a_sweep_puts_a_program_next_to_the_benchmark(sweep_folder, cowpoint):
     caption = (results / "figures" / "mixed-phase_faults.caption.txt").read_text()
     assert "Copies against reuses, per phase" in caption and "50.0% confidence" in caption  # 2 runs: [min, max]
     summary = (results / "summary.md").read_text()
-    line = next(line for line in summary.splitlines() if line.startswith(f"- mixed: {program['label']}: cowpoint"))
+    items = [" ".join(item.split()) for item in ("\n" + summary).split("\n- ")[1:]]  # wrapped lines joined
+    line = next(item for item in items if item.startswith(f"mixed: cowpoint, {program['label']}: "))
     assert "while its snapshot lived" in line and ": copying: " in line and "After it ended" in line
-    assert "(writer_wpcopy_delay_s_during_snapshot)" in line
+    assert "s in the COW-copy fault path of" in line
     after = line.split("After it ended")[1]
-    assert "not copying: 0 copies for " in after and "reuses (pgreuse_after_snapshot" in after
-    assert f"{MISSING} --serve: skipped: watch_command: {MISSING} is not installed here" in summary
-    assert "| mixed | method=fork | while the child lived | copying: " in summary
+    assert "not copying: 0 of " in after and " reuses" in after
+    assert f"{MISSING} --serve: skipped: watch_command: {MISSING} is not installed here" in " ".join(summary.split())
+    assert "| mixed | method=fork | child alive | copying: " in summary
     assert not running(str(cowpoint))

@@ -21,6 +21,7 @@ from cowsnap.analyse import glossary
 from cowsnap.analyse.labels import POINT, label, point_labels, settings_of, varying_axes
 from cowsnap.analyse.verdict import (
     ALSO_COMPARED,
+    COPY_FAULT_SPREAD,
     CPU_WAIT_SHARE,
     GOOD_FIT,
     HOST_TOOK_SHARE,
@@ -125,31 +126,31 @@ def noise(values) -> dict:
 
 def noise_cause(group: pd.DataFrame) -> dict:
     """What the machine measured beside one point's runs that explains their
-    spread (verdict's noise rules), and where in the run the spread lies:
+    spread (verdict's noise rules; each the most over its runs), and where in the run the spread lies:
     machine_explains, and noise_cause in words ('none the machine measured'
     when no measure passed its rule)."""
     causes = []
-    for column, what in (("fresh_page_us", "a fresh page's cost"), ("memcpy_gbps", "the memory bandwidth")):
+    for column, what in (("fresh_page_us", "fresh page cost"), ("memcpy_gbps", "memory bandwidth")):
         spread = variation(group[column]) if column in group else np.nan
         if spread > NOISE_CV:
-            causes.append(f"{what} varied {100 * spread:.0f}% between runs")
+            causes.append(f"{what} varied {100 * spread:.0f}%")
     if "host_reported_kib" in group and "size_mib" in group:
         took = group["host_reported_kib"].max()
         if took >= HOST_TOOK_SHARE * group["size_mib"].iloc[0] * 1024:
-            causes.append(f"the machine reported {took / 1024:.0f} MiB to its host during a run")
+            causes.append(f"memory reported to the host: {took / 1024:.0f} MiB")
     if "steal_share" in group:
         stolen = group["steal_share"].max()
         if stolen >= STEAL_SHARE:
-            causes.append(f"the host stole up to {100 * stolen:.0f}% of the CPU time during a run")
+            causes.append(f"steal up to {100 * stolen:.0f}% of the CPU time")
     if "writer_cpu_wait_share" in group:
         waited = group["writer_cpu_wait_share"].max()
         if waited > CPU_WAIT_SHARE:
-            causes.append(f"writers waited for a CPU up to {100 * waited:.0f}% of their time")
+            causes.append(f"CPU wait up to {100 * waited:.0f}%")
     words = "; ".join(causes) or "none the machine measured"
     if {"copy_delay_s", "copies"} <= set(group) and (group["copies"] > 0).all():
         per_copy = group["copy_delay_s"] / group["copies"] * 1e6
         if variation(per_copy) > NOISE_CV:
-            words += f" (a copy fault took {per_copy.min():.2g}-{per_copy.max():.2g} µs between runs)"
+            words += f"; {COPY_FAULT_SPREAD}: {per_copy.min():.2g}-{per_copy.max():.2g} µs"
     return {"machine_explains": bool(causes), "noise_cause": words}
 
 

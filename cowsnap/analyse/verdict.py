@@ -44,6 +44,8 @@ CPU_WAIT_SHARE = 0.10
 # STEAL_SHARE of the machine's CPU time during a run, or writers waiting for
 # a CPU (above).
 HOST_TOOK_SHARE = 0.10
+# Beside those causes, where an unstable point's spread lies: an observation, not a cause.
+COPY_FAULT_SPREAD = "a copy fault's time"
 STEAL_SHARE = 0.02
 # A line fitted to runs over array sizes describes them when its R^2 is at
 # least GOOD_FIT.
@@ -280,12 +282,12 @@ def longest_write_cause(row) -> str:
         end, pause = row.get("snapshot_end_s"), row.get("snapshot_pause_s")
         paused = methods.METHODS[method].copiers_run == "instead"  # the snapshot is the writers' pause
         if not paused and writers_wait(row):
-            return "the first write, waiting for the snapshot to end (the writers start after it)"
+            return "the first write, waiting for the snapshot to end: the writers start after it"
         if not paused and not is_missing(end) and first >= end:
-            return f"the first write: it ended only after the snapshot ended ({duration(end)})"
+            return f"the first write: it ended only after the snapshot ended, at {duration(end)}"
         if not is_missing(pause) and pause >= START_SHARE * first:
-            return f"the first write, held up by {methods.SNAPSHOT_START[method]} ({duration(pause)})"
-        return f"the first write, after {methods.SNAPSHOT_START[method]} ({duration(pause)}) and the threads' wake-up"
+            return f"the first write, held up by {methods.SNAPSHOT_START[method]} of {duration(pause)}"
+        return f"the first write, after {methods.SNAPSHOT_START[method]} of {duration(pause)} and the threads' wake-up"
     if method not in methods.SNAPSHOT_START:
         return "a write (no snapshot)"
     phases = {"while the snapshot lived": row.get("write_max_s_during_snapshot"),

@@ -12,9 +12,12 @@ by round (summary.avoid).
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 import pandas as pd
 
-from cowsnap.analyse import labels
+from cowsnap.analyse import after_exit, labels
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
 from cowsnap.analyse.summary import avoid
 from cowsnap.analyse.summary.answer import the_answer
@@ -65,22 +68,48 @@ def build(
     if points.empty:
         lines += ["Nothing ran: every run was skipped or failed.", ""]
     else:
-        lines += is_it_copying(points)
+        # Experiments with a section of their own (a line over sizes, a cell per kernel) are told there.
+        in_vms = runs.loc[runs["vm_kernel"].fillna("host") != "host", "experiment"] if "vm_kernel" in runs else []
+        elsewhere = {
+            **dict.fromkeys(
+                scaling["experiment"] if scaling is not None and not scaling.empty else [], "How fork scales"
+            ),
+            **dict.fromkeys([*after_exit.kernel_experiments(points), *in_vms], "After the exit"),
+        }
+        lines += is_it_copying(points, elsewhere)
         lines += watch_points(points, comparisons)
         lines += by_kernel(points)
         lines += what_the_host_adds(points, ratios)
         lines += the_seed(points, ratios)
         lines += avoid.how_to_avoid(points, comparisons, ratios)
-        lines += what_a_writer_waits(points, ran)
+        lines += what_a_writer_waits(points, ran, elsewhere)
         lines += how_fork_scales(scaling)
         lines += noise(points)
         lines += the_floor(points)
     lines += ["## Points not measured", ""]
     names = labels.point_labels(runs)
     missing = runs[runs["status"] != "ok"].drop_duplicates([*labels.POINT, "status", "reason"])
-    for _, row in missing.iterrows():
-        name = names[tuple(row[labels.POINT])]
-        lines.append(f"- {row['experiment']}: {name}: {row['status']}: {row['reason']}")
+    # One line per experiment and reason: a point by its label, several by their count.
+    for (experiment, status, why), group in missing.groupby(["experiment", "status", "reason"], sort=False):
+        name = names[tuple(group.iloc[0][labels.POINT])] if len(group) == 1 else f"{len(group)} points"
+        lines.append(f"- {experiment}: {name}: {status}: {why}")
     if missing.empty:
         lines.append("- none: every point ran")
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for text in lines for line in wrapped(text)) + "\n"
+
+
+# A paragraph or list item longer than LONG is wrapped at WRAP (Markdown joins the lines again);
+# tables are not, and a line of the answer stays one line.
+LONG = 300
+WRAP = 100
+
+
+def wrapped(text: str) -> list[str]:
+    """A line of the summary over LONG characters as lines of at most WRAP,
+    a list item's continuation indented under its text; a table row, a
+    heading and a shorter line as they are."""
+    if len(text) <= LONG or text.startswith(("|", "#")):
+        return [text]
+    marker = re.match(r"\s*(?:[-*]|\d+\.)\s+", text)
+    indent = " " * (marker.end() if marker else 0)
+    return textwrap.wrap(text, WRAP, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)

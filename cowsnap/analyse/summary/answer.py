@@ -21,7 +21,7 @@ from cowsnap.analyse.text import fmt, fmt_count
 
 def the_answer(points: pd.DataFrame, comparisons: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
     """The answer in a few lines, each computed from the tables below it."""
-    lines = ["## The answer", ""]
+    lines = ["## The answer", ""]  # the document's first lines: at most 12 with its title
     during, _ = (most_like_the_seed(rows) for rows in fork_phases(points))
     if not during.empty:
         row = during.iloc[0]

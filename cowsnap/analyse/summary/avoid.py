@@ -42,7 +42,7 @@ def floor_words(point: pd.Series) -> str:
     nothing left to give."""
     over = point.get("writers_over_floor")
     if over is None or pd.isna(over):
-        return "no floor (no baseline or memcpy bandwidth measured)"
+        return "no floor measured"
     notes = [f"{fmt(over)}x the floor"]
     if over <= NEAR_FLOOR:
         notes.append(f"within {NEAR_FLOOR:g}x of the floor: little left to gain here")
@@ -160,6 +160,14 @@ def trades(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
     return "; ".join(words) or "gives up nothing these runs resolve"
 
 
+def stall_words(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
+    """'a stall of up to 29.3 ms' where the lever's longest write is resolved worse."""
+    row = rows.get("write_max_s")
+    if row is None or not row["resolved"] or row["better"]:
+        return ""
+    return f"a stall of up to {verdict.duration(point_of(points, *key).get('write_max_s'))}"
+
+
 def plain_fork_candidates(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str) -> dict:
     """The levers on `backing` whose reference is a plain fork, each as its
     objective rows; the plain fork itself is the key None."""
@@ -174,10 +182,13 @@ def plain_fork_candidates(points: pd.DataFrame, comparisons: pd.DataFrame, backi
     return found
 
 
-def best_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str) -> list[str]:
+def best_lines(
+    points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str, short: bool = False
+) -> list[str]:
     """Per objective, the best lever on a plain fork of this backing: the
     lowest median among those resolved better than their plain fork; else
-    that none was, with what the runs could have resolved."""
+    that none was, with what the runs could have resolved (short: the
+    answer's words, the ratio and its interval only)."""
     candidates = plain_fork_candidates(points, comparisons, backing, node_type)
     lines = []
     for objective, name in verdict.OBJECTIVES.items():
@@ -188,9 +199,17 @@ def best_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, no
         better = sorted((r for r in rows if r[1]["better"]), key=lambda r: r[1]["ratio"])
         if better:
             key, row = better[0]
-            lines.append(f"{name}: {lever_name(row)} ({key[0]}), {ratio_cell(row)} than {THE_PLAIN_FORK}")
+            if short:
+                lines.append(
+                    f"{name}: {lever_name(row)}, {fmt(row['ratio'])}x, {fmt(row['ci_low'])}-{fmt(row['ci_high'])}"
+                )
+            else:
+                lines.append(f"{name}: {lever_name(row)} ({key[0]}), {ratio_cell(row)} than {THE_PLAIN_FORK}")
             continue
         key, row = min(rows, key=lambda r: r[1]["ratio"])
+        if short:
+            lines.append(f"{name}: none resolved, {lever_name(row)} {verdict_words(row)}")
+            continue
         lines.append(
             f"{name}: no lever resolved better than {THE_PLAIN_FORK}; the closest, {lever_name(row)} ({key[0]}), "
             f"{ratio_cell(row)}"
@@ -198,8 +217,11 @@ def best_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, no
     return lines
 
 
-def tradeoff_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str) -> list[str]:
-    """The trade-off set among the plain fork and its levers on this backing."""
+def tradeoff_lines(
+    points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str, short: bool = False
+) -> list[str]:
+    """The trade-off set among the plain fork and its levers on this backing
+    (short: the answer's words, each member named once, a stall with its length)."""
     candidates = plain_fork_candidates(points, comparisons, backing, node_type)
     objectives = shared_objectives(candidates)
     if not candidates or not objectives:
@@ -207,6 +229,13 @@ def tradeoff_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str
     medians = {key: {o: rows[o]["ratio"] for o in objectives} for key, rows in candidates.items()}
     medians[None] = dict.fromkeys(objectives, 1.0)
     members = tradeoff_set(medians, objectives)
+    if short:
+        named: dict[str, str] = {}
+        for key in members:
+            name = THE_PLAIN_FORK if key is None else lever_name(candidates[key][objectives[0]])
+            stall = "" if key is None else stall_words(points, key, candidates[key])
+            named[name] = named.get(name) or stall
+        return ["; ".join(f"{name}{f', {stall}' if stall else ''}" for name, stall in named.items())]
     names = [
         THE_PLAIN_FORK
         if key is None
@@ -234,11 +263,10 @@ def cost_at_all(ratios: pd.DataFrame | None, experiment: str, point_id: str, nod
 def how_to_avoid(points: pd.DataFrame, comparisons: pd.DataFrame, ratios: pd.DataFrame | None = None) -> list[str]:
     lines = section(
         "How to avoid it",
-        "Each lever against its experiment's reference snapshot of the same settings, round by round: the median "
-        "of the per-round ratios, with its distribution-free interval (the sign test's level; see "
-        "docs/statistics.md). better or worse: the interval leaves 1 out; same within N%: it does not, and the "
-        "two are at most N% apart at that level. Levers of different experiments meet only through their own "
-        "reference, never by each other's intervals.",
+        "Each lever against its experiment's reference snapshot, round by round: the median of the per-round "
+        "ratios and its distribution-free interval, at the sign test's level (docs/statistics.md). better or "
+        "worse: the interval leaves 1 out; same within N%: it does not. Levers of different experiments meet "
+        "only through their own reference.",
     )
     by_lever = levers(comparisons, objectives_only=False)
     if not by_lever:
@@ -286,17 +314,26 @@ def cannot_tell_apart(comparisons: pd.DataFrame) -> list[str]:
     if comparisons.empty:
         return []
     rows = comparisons[comparisons["metric"].isin(list(verdict.OBJECTIVES)) & ~comparisons["resolved"].astype(bool)]
-    if rows.empty:
+    # Those within NEGLIGIBLE of each other are counted, not listed: they are the same for any use.
+    alike = rows.apply(within, axis=1) < verdict.NEGLIGIBLE if not rows.empty else pd.Series(dtype=bool)
+    same, rows = rows[alike], rows[~alike]
+    if rows.empty and same.empty:
         return []
     lines = section(
         "What the runs cannot tell apart",
-        "Each open comparison: how far apart the two can be (the interval's farther end), and the true ratios "
-        "these runs would have resolved at the same level, given their spread (docs/statistics.md).",
+        "Each open comparison of a lever with its reference (How to avoid it): how far apart the two can be, the "
+        "interval's farther end, and the true ratios these runs would have resolved at the same level, given "
+        "their spread (docs/statistics.md).",
     )
+    contexts = {
+        label: context
+        for _, group in rows.groupby("experiment", sort=False)
+        for label, context in reference_contexts(group).items()
+    }
     body = [
         [
             row["experiment"],
-            f"{lever_name(row)} against {row['reference_label']}",
+            f"{contexts[str(row['reference_label'])]}: {lever_name(row)}".lstrip(": "),
             verdict.OBJECTIVES[row["metric"]],
             f"within {share(within(row))}",
             f"below {fmt(row['detectable_below'])}x or above {fmt(row['detectable_above'])}x",
@@ -304,9 +341,11 @@ def cannot_tell_apart(comparisons: pd.DataFrame) -> list[str]:
         ]
         for _, row in rows.iterrows()
     ]
-    return (
-        lines + table(["experiment", "comparison", "objective", "apart", "resolvable", "rounds (level)"], body) + [""]
-    )
+    header = ["experiment", "lever", "objective", "apart", "resolvable", "rounds, level"]
+    lines += table(header, body) if body else []
+    if not same.empty:
+        lines += ["", f"{len(same)} more open comparisons are within {share(verdict.NEGLIGIBLE)} of their reference."]
+    return lines + [""]
 
 
 def answer_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str = "4k") -> list[str]:
@@ -317,8 +356,8 @@ def answer_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str =
         if not plain_fork_candidates(points, comparisons, backing, node_type):
             continue
         where = f"{backing} pages" + (f" on {node_type}" if len(node_types) > 1 else "")
-        best = "; ".join(best_lines(points, comparisons, backing, node_type))
-        lines.append(f"- **What helps most here ({where})**, each against {THE_PLAIN_FORK} of its rounds: {best}.")
-        lines += [f"- **The trade-off ({where})**: {line}." for line in tradeoff_lines(points, comparisons, backing,
-                                                                                     node_type)]  # fmt: skip
+        best = "; ".join(best_lines(points, comparisons, backing, node_type, short=True))
+        lines.append(f"- **Best lever ({where})**, each over {THE_PLAIN_FORK} of its rounds: {best}.")
+        trade = tradeoff_lines(points, comparisons, backing, node_type, short=True)
+        lines += [f"- **The trade-off ({where})**, none beaten on every objective: {line}." for line in trade]
     return lines

@@ -7,6 +7,7 @@ import pandas as pd
 
 from cowsnap.analyse import verdict
 from cowsnap.analyse.summary.words import (
+    PHASE_KEYS,
     _baseline_of,
     copied_memory,
     fmt_interval,
@@ -17,24 +18,28 @@ from cowsnap.analyse.summary.words import (
 from cowsnap.analyse.text import fmt, fmt_count, table
 
 
-def is_it_copying(points: pd.DataFrame) -> list[str]:
+def is_it_copying(points: pd.DataFrame, elsewhere: dict[str, str] | None = None) -> list[str]:
+    """Per fork point and phase: copies against reuses, what was copied,
+    the writers' time and where the kernel time went; the experiments in
+    `elsewhere` (experiment -> its section) are told in their own section."""
+    elsewhere = elsewhere or {}
     lines = ["## Is it copying?", ""]
     lines.append(
         "Per phase of the writers: while the snapshot lived, and after it ended (the seed's question). "
         f"'Not copying' means copies under {100 * verdict.NOT_COPYING:g}% of the write faults or under "
         f"{verdict.COPYING_MIN_PAGES} pages, 'copying' {100 * verdict.MOSTLY:g}% or more "
-        "(cowsnap/analyse/verdict.py). Copies: writer_wpcopy_count; faults: writer_minflt; reuses: pgreuse "
-        "(whole machine); copied: the writers' and the child's copies."
+        f"(cowsnap/analyse/verdict.py). Keys: {PHASE_KEYS}; copied: the writers' and the child's copies, against what "
+        "they shared (the array, and the destination when it was made before fork)."
     )
     lines.append("")
-    during, after = fork_phases(points)
+    during, after = fork_phases(points[~points["experiment"].isin(list(elsewhere))])
     rows = []
     for _, row in during.iterrows():
         rows.append(
             [
                 row["experiment"],
                 row["label"],
-                "while the child lived",
+                "child alive",
                 phase_facts(row, "_during_snapshot"),
                 copied_memory(row),
                 fmt_interval(row, "writers_s", " s"),
@@ -42,15 +47,17 @@ def is_it_copying(points: pd.DataFrame) -> list[str]:
             ]
         )
     for _, row in after.iterrows():
-        kernel = f"{fmt(row.get('writer_stime_s_after_snapshot'))} s of kernel time for {fmt_count(row['pages'])} pages"
+        kernel = f"{fmt(row.get('writer_stime_s_after_snapshot'))} s kernel time for {fmt_count(row['pages'])} pages"
         rows.append(
-            [row["experiment"], row["label"], "after the child exited", phase_facts(row, "_after_snapshot"), "", "",
+            [row["experiment"], row["label"], "after its exit", phase_facts(row, "_after_snapshot"), "", "",
              kernel]
         )  # fmt: skip
     if rows:
-        lines += table(["experiment", "point", "phase", "copies, reuses", "copied", "writers' time", "time"], rows)
+        header = ["experiment", "point", "phase", "copies, reuses", "copied", "writers' time", "kernel time"]
+        lines += table(header, rows)
     else:
         lines.append("- No fork point of the benchmark ran.")
+    lines += [f"- {name}: see {where}." for name, where in elsewhere.items()]
     lines += [
         "",
         "To check the same on your own program: `cowsnap watch --pid PID` (or `cowsnap watch -- COMMAND`) counts "

@@ -5,23 +5,30 @@ from __future__ import annotations
 import pandas as pd
 
 from cowsnap.analyse import after_exit
-from cowsnap.analyse.summary.words import cell_counts
+from cowsnap.analyse.summary.words import cell_counts, reason
 from cowsnap.analyse.text import fmt, fmt_count, section, table
 
 
 def after_exit_answer(cells: pd.DataFrame) -> list[str]:
-    """The answer's lines on the seed's question, one per kernel and
-    backing measured, each scenario with its own counts: never a sentence
-    for a kernel or backing that was not measured."""
+    """The answer's line on the seed's question: per kernel measured, the
+    backings by their verdict after the exit (a backing whose scenarios
+    differ names each scenario's); never a word for a kernel or backing
+    that was not measured. The counts are in After the exit."""
     if cells.empty:
         return []
-    lines = ["- **After the child exited, by kernel and page backing** (the writers' write faults after the exit; "
-             "each line holds for that kernel and backing only; where nothing copies, the kernel time left is "
-             "fault handling):"]  # fmt: skip
-    for (kernel, where, backing), group in cells.groupby(["kernel", "where", "backing"], sort=False):
-        parts = [f"{cell['scenario']}: {cell['word']} ({cell_counts(cell, 'faults')})" for _, cell in group.iterrows()]
-        lines.append(f"  - Linux {kernel} ({where}), {backing}: " + "; ".join(parts) + ".")
-    return lines
+    kernels = []
+    for (kernel, where), cells_here in cells.groupby(["kernel", "where"], sort=False):
+        by_word: dict[str, list[str]] = {}
+        for backing, group in cells_here.groupby("backing", sort=False):
+            words = list(dict.fromkeys(group["word"]))
+            if len(words) == 1:
+                by_word.setdefault(words[0], []).append(backing)
+            else:
+                mixed = ", ".join(f"{cell['word']} {cell['scenario']}" for _, cell in group.iterrows())
+                by_word.setdefault(f"{backing}: {mixed}", [])
+        parts = [f"{word} on {', '.join(backings)}" if backings else word for word, backings in by_word.items()]
+        kernels.append(f"Linux {kernel}, {where}: {'; '.join(parts)}")
+    return [f"- **After the child exits**, per kernel and backing measured: {'. '.join(kernels)} (see After the exit)."]
 
 
 def by_kernel(points: pd.DataFrame) -> list[str]:
@@ -46,7 +53,7 @@ def by_kernel(points: pd.DataFrame) -> list[str]:
             f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])}",
             fmt_count(cell["reuses_after_snapshot"]),
             fmt_count(cell["splits_after_snapshot"]) if cell["backing"] != "4k" else "",
-            cell["word"],
+            f"not counted: {reason(cell['copies_source'])}" if cell["word"] == "not counted" else cell["word"],
         ]
         for _, cell in cells.iterrows()
     ]

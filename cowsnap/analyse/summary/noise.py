@@ -3,11 +3,16 @@ a snapshot cannot beat."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from cowsnap.analyse import verdict
 from cowsnap.analyse.summary.words import noise_counts, rows_with
 from cowsnap.analyse.text import fmt, fmt_count, table
+
+# A cause's name: its words before the number (cowsnap.analyse.stats.noise_cause).
+CAUSE = re.compile(r" varied | up to |: ")
 
 
 def noise(points: pd.DataFrame) -> list[str]:
@@ -26,31 +31,33 @@ def noise(points: pd.DataFrame) -> list[str]:
     )
     lines += [
         "",
-        f"The machine's own measures explain {explained} of the {unstable} unstable points: over their runs a fresh "
-        f"page's cost (fresh_page_us) or the memory bandwidth (memcpy_gbps) varied by more than "
-        f"{100 * verdict.NOISE_CV:g}%, the machine reported at least {100 * verdict.HOST_TOOK_SHARE:g}% of the array "
-        f"to its host during a run, the host stole at least {100 * verdict.STEAL_SHARE:g}% of the CPU time during a "
-        "run, or the writers waited for a CPU (the cause column). Where none did, the column says so, and where the "
-        "copy faults' own time varied, by how much: that spread is the kernel's copy path on this machine, and a "
-        "quieter machine, not more runs, narrows it.",
+        f"The machine's own measures explain {explained} of the {unstable} unstable points "
+        f"(cowsnap/analyse/verdict.py): a fresh page's cost or the memory bandwidth varied over "
+        f"{100 * verdict.NOISE_CV:g}%, the host took back "
+        f"{100 * verdict.HOST_TOOK_SHARE:g}% of the array, stole {100 * verdict.STEAL_SHARE:g}% of the CPU time, or "
+        "the writers waited for a CPU. Where none did, a quieter machine, not more runs, narrows the spread.",
     ]
-    lines.append("")
-    rows = [
-        [
-            row["experiment"],
-            row["label"],
-            fmt_count(row["n"]),
-            f"{100 * row['writers_s_cv']:.0f}%",
-            fmt_count(row.get("writers_s_outliers")),
-            "n/a" if pd.isna(row.get("writer_cpu_wait_share")) else f"{100 * row['writer_cpu_wait_share']:.0f}%",
-            {"True": "yes", "False": "no"}.get(str(row.get("oversubscribed")), "n/a"),
-            fmt(row.get("load1")),
-            row.get("noise_cause") if isinstance(row.get("noise_cause"), str) else "",
-        ]
-        for _, row in timed.iterrows()
-    ]
-    header = ["experiment", "point", "runs", "CV", "outliers", "CPU wait", "oversubscribed", "load", "cause"]
-    lines += table(header, rows)
+    # Per experiment: how many points the rules flag, and how often each cause was measured beside them;
+    # each point's own cause is its noise_cause in points.csv.
+    lines += ["", "Per experiment (each point's own cause: noise_cause in <experiment>/points.csv):", ""]
+    rows = []
+    for experiment, group in timed.groupby("experiment", sort=False):
+        flagged = group[group["unstable"].astype(str).eq("True")]
+        bound = int(group.get("cpu_bound", pd.Series(dtype=str)).astype(str).eq("True").sum())
+        texts = [text for text in flagged.get("noise_cause", pd.Series(dtype=str)) if isinstance(text, str)]
+        causes = pd.Series([CAUSE.split(cause)[0] for text in texts for cause in text.split("; ")], dtype=str)
+        causes = causes[causes != verdict.COPY_FAULT_SPREAD]
+        counted = "; ".join(f"{name} {count}" for name, count in causes.value_counts().items())
+        rows.append(
+            [
+                experiment,
+                f"{len(flagged)} of {len(group)}",
+                f"{100 * group['writers_s_cv'].median():.0f}%",
+                str(bound),
+                counted or "none",
+            ]
+        )
+    lines += table(["experiment", "unstable", "median CV", "cpu-bound", "causes, by how many unstable points"], rows)
     return lines + [""]
 
 
@@ -59,9 +66,9 @@ def the_floor(points: pd.DataFrame) -> list[str]:
     if "floor_s" not in points or points["floor_s"].isna().all():
         return lines + ["- No experiment measured both a no-snapshot baseline and the memcpy bandwidth.", ""]
     lines.append(
-        "The least writers' time a snapshot could cost here: the baseline's writers' time (its interval's low "
-        "end, B), plus the part of the copy (the array at one-thread memcpy speed, C) that does not fit in the "
-        "CPU time the writers leave free, shared by every CPU: B + max(0, C - (CPUs - writers) x B) / CPUs."
+        "The least writers' time a snapshot could cost here: B, the baseline's writers' time at its interval's "
+        "low end, plus the part of C, the array copied at one-thread memcpy speed, that does not fit in the CPU "
+        "time the writers leave free, S = CPUs - writers times B, shared by every CPU: B + max(0, C - S) / CPUs."
     )
     lines.append("")
     rows = []

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from cowsnap.analyse import verdict
-from cowsnap.analyse.summary.words import fmt_interval, phase_facts
+from cowsnap.analyse.summary.words import PHASE_KEYS, fmt_interval, phase_facts, reason
 from cowsnap.analyse.text import fmt, fmt_count, section
 from cowsnap.analyse.watch import levers
 from cowsnap.plan.methods import CHILD_ROLES
@@ -38,11 +38,11 @@ def is_pool(row: pd.Series) -> bool:
 
 
 def count_spread(row: pd.Series, metric: str) -> str:
-    """'19,484-19,534, 50.0% interval' of a count in points.csv."""
+    """'19,484-19,534 at 50.0%' of a count in points.csv."""
     level = row.get(f"{metric}_ci_level")
     if pd.isna(level) or row.get("n", 0) < 2:
         return "one run, no interval"
-    return f"{fmt_count(row[f'{metric}_ci_low'])}-{fmt_count(row[f'{metric}_ci_high'])}, {100 * level:.1f}% interval"
+    return f"{fmt_count(row[f'{metric}_ci_low'])}-{fmt_count(row[f'{metric}_ci_high'])} at {100 * level:.1f}%"
 
 
 def workers_copied(row: pd.Series) -> str:
@@ -51,20 +51,17 @@ def workers_copied(row: pd.Series) -> str:
     workers, copies, anon = row["worker_count"], row.get("worker_wpcopy_count"), row.get("anon_pages")
     if pd.isna(copies):
         return f"its {fmt_count(workers)} workers' copies were not counted"
-    text = (
-        f"its {fmt_count(workers)} workers copied {fmt_count(copies)} pages, {verdict.mib(copies)} "
-        f"(worker_wpcopy_count; {count_spread(row, 'worker_wpcopy_count')})"
-    )
+    spread = count_spread(row, "worker_wpcopy_count")
+    text = f"its {fmt_count(workers)} workers copied {fmt_count(copies)} pages, {verdict.mib(copies)}, {spread}"
     if anon > 0:
-        text += f", {copies / (workers * anon):.0%} of the {verdict.mib(anon)} each shared at fork"
+        text += f"; {copies / (workers * anon):.0%} of the {verdict.mib(anon)} each shared at fork"
     after = row.get("worker_wpcopy_count_after_snapshot", 0)
     if after > 0:
-        text += f", {fmt_count(after)} of them after the workers' phase (worker_wpcopy_count_after_snapshot)"
+        text += f"; {fmt_count(after)} of them after the workers' phase"
     peak = row.get("worker_private_dirty_pages")
     if not pd.isna(peak):
         text += (
-            f"; their private memory peaked at {verdict.mib(peak)} "
-            f"(worker_private_dirty_pages; {count_spread(row, 'worker_private_dirty_pages')})"
+            f"; their private memory peaked at {verdict.mib(peak)}, {count_spread(row, 'worker_private_dirty_pages')}"
         )
     return text
 
@@ -83,45 +80,42 @@ def watch_points(points: pd.DataFrame, comparisons: pd.DataFrame | None = None) 
         "Real programs (watch points)",
         "A program run under cowsnap watch while its own snapshot is taken under its load, or while its workers run: "
         "its threads are the "
-        "writers, its children the child. Copies are counted against all of its minor faults.",
+        "writers, its children the child. Copies are counted against all of its minor faults. Keys: "
+        f"{PHASE_KEYS}; children: child_wpcopy_count and <role>_wpcopy_count; workers: worker_wpcopy_count, "
+        "worker_private_dirty_pages (docs/keys.md).",
     )
     for _, row in rows.iterrows():
         during, after = "_during_snapshot", "_after_snapshot"
-        # A pool's workers are no snapshot: its line leads with what the workers copied, then the
-        # program's own phases; the snapshot's levers stay out.
-        pool = is_pool(row)
-        children = f"its {fmt_count(row['worker_count'])} workers" if pool else "its snapshot"
-        if pool:
-            text = f"- {row['experiment']}: {program_name(row)}: {workers_copied(row)}. The parent ({row['label']}: "
-        else:
-            text = f"- {row['experiment']}: {row['label']}: {program_name(row)} ("
-        text += (
-            f"{fmt_count(row.get('anon_pages'))} anonymous pages when {children} began), while {children} "
-            f"lived ({fmt_interval(row, 'snapshot_end_s', ' s')}): {phase_facts(row, during)}; its children made "
-            f"{fmt_count(row.get('child_wpcopy_count'))} copies (child_wpcopy_count)"
+        children = "its snapshot"
+        if is_pool(row):
+            # A pool's workers are no snapshot: its line leads with what they copied, then its parent's own
+            # writes while they lived; the snapshot's levers stay out.
+            lines.append(
+                f"- {row['experiment']}: {program_name(row)}: {workers_copied(row)}. Its parent while they lived: "
+                f"{phase_facts(row, during)}."
+            )
+            continue
+        named = program_name(row) + ("" if row["label"] == "base" else f", {row['label']}")
+        text = (
+            f"- {row['experiment']}: {named}: it had {fmt_count(row.get('anon_pages'))} anonymous pages when "
+            f"{children} began; while {children} lived, {fmt_interval(row, 'snapshot_end_s', ' s')}: "
+            f"{phase_facts(row, during)}; its children made {fmt_count(row.get('child_wpcopy_count'))} copies"
         )
         roles = []
         for role in CHILD_ROLES:
             stem = role.replace(" ", "_")
             if row.get(f"{stem}_count", 0) > 0 and not pd.isna(row.get(f"{stem}_wpcopy_count")):
-                roles.append(
-                    f"{fmt_count(row[f'{stem}_wpcopy_count'])} by {fmt_count(row[f'{stem}_count'])} {role}(s) "
-                    f"({stem}_wpcopy_count)"
-                )
+                roles.append(f"{fmt_count(row[f'{stem}_wpcopy_count'])} by {fmt_count(row[f'{stem}_count'])} {role}(s)")
         if roles:
             text += f", {', '.join(roles)}"
         delay, kernel = row.get(f"copy_delay_s{during}"), row.get(f"writer_stime_s{during}")
         if pd.isna(delay):
-            text += f"; time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
+            text += f"; copy fault path not counted: {reason(row.get('copies_source'))}"
         else:
-            text += (
-                f"; {fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s{during}) of "
-                f"{fmt(kernel)} s of kernel time (writer_stime_s{during})"
-            )
-        ended = "they" if pool else "it"
-        text += f". After {ended} ended ({fmt(row.get(f'watch_s{after}'))} s watched): {phase_facts(row, after)}."
+            text += f"; {fmt(delay)} s in the COW-copy fault path of {fmt(kernel)} s of kernel time"
+        text += f". After it ended, {fmt(row.get(f'watch_s{after}'))} s watched: {phase_facts(row, after)}."
         lines.append(text)
-        for phase in () if pool else (during, after):
+        for phase in (during, after):
             lever = watch_lever(row, phase)
             if lever:
                 lines.append(f"  - lever ({'while it lived' if phase == during else 'after it ended'}): {lever}")

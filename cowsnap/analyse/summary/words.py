@@ -12,67 +12,80 @@ from cowsnap.analyse.text import fmt, fmt_count
 
 
 def fmt_interval(row: pd.Series, metric: str, unit: str = "") -> str:
-    """'3.2 s (2.9-3.6, 93.8% interval)' from a points.csv row."""
+    """'3.2 s (2.9-3.6 at 93.8%)' from a points.csv row: the median and its interval."""
     level = row.get(f"{metric}_ci_level")
     if pd.isna(row.get(metric)):
         return "n/a"
     if pd.isna(level) or row.get("n", 0) < 2:
         return f"{fmt(row[metric])}{unit} (one run, no interval)"
     low, high = fmt(row[f"{metric}_ci_low"]), fmt(row[f"{metric}_ci_high"])
-    return f"{fmt(row[metric])}{unit} ({low}-{high}, {100 * level:.1f}% interval)"
+    return f"{fmt(row[metric])}{unit} ({low}-{high} at {100 * level:.1f}%)"
+
+
+def reason(source) -> str:
+    """Why a count is missing, once: a source 'not counted: X' reads X."""
+    text = str(source) if source is not None and not pd.isna(source) else "no source"
+    return text.removeprefix("not counted: ")
 
 
 def copying_words(copies: float, faults: float, source: str, faults_are: str = "write faults") -> str:
-    """The verdict on one phase (cowsnap.analyse.verdict's rule)."""
+    """The verdict on one phase (cowsnap.analyse.verdict's rule):
+    'copying: 68,581 of 68,674 write faults (99.9%)' copied."""
     if pd.isna(copies):
-        return f"copies not counted ({source})"
+        return f"copies not counted: {reason(source)}"
     if pd.isna(faults) or faults <= 0:
         return f"{fmt_count(copies)} copies, and no {faults_are[:-1]} counted"
     share = copies / faults
     word = verdict.copying_word(copies, faults)
-    return f"{word}: {fmt_count(copies)} copies for {fmt_count(faults)} {faults_are} ({100 * share:.3g}%)"
+    return f"{word}: {fmt_count(copies)} of {fmt_count(faults)} {faults_are} ({100 * share:.3g}%)"
+
+
+# Where phase_facts' and time_facts' numbers come from, said once under each table.
+PHASE_KEYS = (
+    "copies: writer_wpcopy_count_<phase>; faults: writer_minflt_<phase>; reuses: pgreuse_<phase> (the whole "
+    "machine); splits: thp_split_pmd_<phase>; copy path: the COW-copy fault path, writer_wpcopy_delay_s (delay "
+    "accounting), and the memory copying inside it at this machine's memcpy speed; CPU: getrusage, against the "
+    "baseline's"
+)
 
 
 def phase_facts(row: pd.Series, phase: str) -> str:
-    """Copies, reuses, faults and splits of one phase, each with its counter
-    (a watch point's faults are its program's minor faults, not only writes)."""
+    """Copies, reuses, faults and splits of one phase (PHASE_KEYS; a watch
+    point's faults are its program's minor faults, not only writes)."""
     copies, faults = row.get(f"copies{phase}"), row.get(f"writer_minflt{phase}")
     faults_are = "minor faults" if row.get("method") == "watch" else "write faults"
-    words = copying_words(copies, faults, row.get("copies_source", "no source"), faults_are)
     parts = [
-        f"{words} (copies: writer_wpcopy_count{phase}, faults: writer_minflt{phase})",
-        f"{fmt_count(row.get(f'reuses{phase}'))} reuses (pgreuse{phase}, whole machine)",
+        copying_words(copies, faults, row.get("copies_source", "no source"), faults_are),
+        f"{fmt_count(row.get(f'reuses{phase}'))} reuses",
     ]
     if row.get("backing") != "4k":
-        parts.append(f"{fmt_count(row.get(f'splits{phase}'))} huge page splits (thp_split_pmd{phase})")
+        parts.append(f"{fmt_count(row.get(f'splits{phase}'))} huge page splits")
     if pd.isna(copies) and not pd.isna(row.get(f"copies_estimate{phase}")):
-        parts.append(f"faults less reuses: {fmt_count(row[f'copies_estimate{phase}'])} (an estimate)")
+        parts.append(f"faults less reuses: {fmt_count(row[f'copies_estimate{phase}'])}, an estimate")
     return "; ".join(parts)
 
 
 def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
-    """Where the writers' time went: the COW-copy fault path (wall time
-    inside wp_page_copy, from delay accounting), the memory copying inside
-    it at this machine's memcpy speed, and their CPU time against the
-    baseline's (getrusage, tick-sampled: the two are not shares of one
-    another)."""
+    """Where the writers' time went (PHASE_KEYS): the COW-copy fault path
+    (wall time inside wp_page_copy, from delay accounting), the memory
+    copying inside it at this machine's memcpy speed (the rest is
+    allocation, accounting, locking and TLB work), and their CPU time
+    against the baseline's (getrusage, tick-sampled: the two are not shares
+    of one another)."""
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
     if row.get("virtualized") == "tcg":
-        return "no times: the run ran in a VM under software emulation (tcg)"
+        return "no times: run under software emulation (tcg)"
     if row.get("timed") is False or row.get("timed") == "False":
         return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):
-        return f"time in the COW-copy fault path not counted ({row.get('copies_source', 'no source')})"
-    text = f"{fmt(delay)} s in the COW-copy fault path (writer_wpcopy_delay_s)"
+        return f"copy fault path not counted: {reason(row.get('copies_source'))}"
+    text = f"copy path {fmt(delay)} s"
     if not pd.isna(memory):
-        text += (
-            f", of which copying the pages themselves takes {fmt(memory)} s at this machine's memcpy speed "
-            f"({fmt(row.get('memcpy_gbps'))} GB/s); the rest is allocation, accounting, locking and TLB work"
-        )
+        text += f", memcpy {fmt(memory)} s of it at {fmt(row.get('memcpy_gbps'))} GB/s"
     if baseline is not None:
         cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
         extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"])
-        text += f"; their CPU time was {fmt(extra)} s above the baseline's (getrusage)"
+        text += f"; CPU {fmt(extra)} s over the baseline"
     return text
 
 
@@ -119,7 +132,8 @@ def copied_memory(row: pd.Series) -> str:
     shared_dest = row.get("dest") == "zeroed" and str(row.get("dontfork")) != "True"
     pages = row["pages"] * (2 if shared_dest else 1)
     what = "the array and the destination made before fork" if shared_dest else "the array"
-    return f"{verdict.mib(copies)} ({copies / pages:.0%} of {what})"
+    what = "array and destination" if shared_dest else "array"
+    return f"{verdict.mib(copies)}, {copies / pages:.0%} of the {what}"
 
 
 def tail_phase(row: pd.Series) -> tuple[str, str]:
