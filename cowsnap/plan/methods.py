@@ -6,7 +6,7 @@ which point keys apply (plan/grid.py), the threads that want a CPU at once
 a writer and whether the writers wait (analyse/verdict.py), and the lever
 words of the summary. The benchmark's own methods are the native files that
 register a Snapshot under the same name (COWSNAP_METHOD in
-native/<name>_snapshot.cpp); tests/test_methods.py holds the two equal.
+native/bench/<name>_snapshot.cpp); tests/test_methods.py holds the two equal.
 Adding a method: docs/adding-a-method.md.
 """
 

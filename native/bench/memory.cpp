@@ -130,6 +130,16 @@ bool copy_is_consistent(const element* copy, std::size_t n, int threads) {
     return ok;
 }
 
+void check_copy_in_parent(const SnapshotContext& context, Result& result, const std::string& differs) {
+    if (!context.params.check_copy) {
+        result.effective["snapshot_check"] = NOT_CHECKED;
+        return;
+    }
+    const bool ok = copy_is_consistent(context.dest.data, context.array.elements(), context.params.copiers);
+    result.values["snapshot_ok"] = ok;
+    if (!ok) fail(result, differs);
+}
+
 long anon_huge_kib(const void* data) {
     const auto address = reinterpret_cast<std::uintptr_t>(data);
     std::ifstream smaps("/proc/self/smaps");

@@ -40,13 +40,7 @@ public:
     bool writers_wait() const override { return true; }
 
     void report(Result& result) override {
-        auto& v = result.values;
-        if (!c_.params.check_copy) {
-            result.effective["snapshot_check"] = NOT_CHECKED;
-            return;
-        }
-        v["snapshot_ok"] = copy_is_consistent(c_.dest.data, c_.array.elements(), c_.params.copiers);
-        if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array");
+        check_copy_in_parent(c_, result, "snapshot inconsistent: the copy differs from the array");
     }
 
 private:

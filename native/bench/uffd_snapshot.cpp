@@ -110,12 +110,7 @@ public:
         v["uffd_protect_s"] = protect_s_;
         v["uffd_copy_s"] = copy_s_;
         v["uffd_faults"] = double(faults_);
-        if (!c_.params.check_copy) {
-            result.effective["snapshot_check"] = NOT_CHECKED;
-            return;
-        }
-        v["snapshot_ok"] = copy_is_consistent(c_.dest.data, c_.array.elements(), c_.params.copiers);
-        if (!v["snapshot_ok"]) fail(result, "snapshot inconsistent: the copy differs from the array at its start");
+        check_copy_in_parent(c_, result, "snapshot inconsistent: the copy differs from the array at its start");
     }
 
 private:

@@ -370,6 +370,11 @@ struct SnapshotContext {
     bool query_copies;
     Backing backing;
 };
+// A method that copies in the parent (uffd, stop) checks its copy here once
+// done: snapshot_ok, and the run failed with `differs` when it is not the
+// array at the snapshot's start; with check_copy false, nothing checked
+// and the record says so (snapshot_check). The fork child checks its own.
+void check_copy_in_parent(const SnapshotContext& context, Result& result, const std::string& differs);
 using SnapshotFactory = std::unique_ptr<Snapshot> (*)(SnapshotContext);
 // Adds a method to the names make_snapshot knows; true, for a static's initializer.
 bool register_method(const char* name, SnapshotFactory factory);
