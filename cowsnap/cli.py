@@ -26,6 +26,9 @@ import yaml
 from cowsnap.measure import records
 from cowsnap.plan import config, grid
 
+CXXFLAGS = config.schema()["properties"]["cxxflags"]["default"]
+CXXFLAGS_HELP = "compiler flags of the native benchmark (default: %(default)s; the config's cxxflags)"
+
 
 def parse_settings(pairs: list[str]) -> dict:
     settings = {}
@@ -50,23 +53,26 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["calibrate"]:
-        return calibrate_command(argv[1:])
-    if argv[:1] == ["watch"]:
-        from cowsnap import watch_cli
+DESCRIPTION = """cowsnap: what a fork()-based memory snapshot costs. Commands: run (one
+point outside Snakemake), compare (two results folders), rerun-failed (measure
+a results folder's failed runs again), calibrate (the harness against plain C),
+watch (is a program of yours copying?). `cowsnap COMMAND --help` for each."""
 
-        return watch_cli.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="cowsnap", description=__doc__.split("\n\n")[0])
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser (calibrate and watch parse their own options:
+    calibrate_parser, cowsnap.watch_cli.build_parser)."""
+    parser = argparse.ArgumentParser(prog="cowsnap", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one point and print its record")
-    run.add_argument("settings", nargs="*", metavar="key=value")
+    run.add_argument(
+        "settings", nargs="*", metavar="key=value", help="point keys of the config (docs/config.md), each given once"
+    )
     run.add_argument("--out", type=config.output_path("--out"), help="also write the record here")
     run.add_argument(
         "--build-dir", type=config.output_path("--build-dir"), default=Path("results/build"), help="native build cache"
     )
-    run.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
+    run.add_argument("--cxxflags", default=CXXFLAGS, help=CXXFLAGS_HELP)
     compare = commands.add_parser("compare", help="ratios B/A of the points two results folders both measured")
     compare.add_argument("a", type=Path, help="results folder A (the reference)")
     compare.add_argument("b", type=Path, help="results folder B")
@@ -84,6 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "watch", help="is a running program copying? copies, faults, CPU time per interval", add_help=False
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calibrate"]:
+        return calibrate_command(argv[1:])
+    if argv[:1] == ["watch"]:
+        from cowsnap import watch_cli
+
+        return watch_cli.main(argv[1:])
+    parser = build_parser()
     # Settings may follow options (argparse would take only those before the first).
     args, extra = parser.parse_known_args(argv)
     unknown = [word for word in extra if args.command != "run" or word.startswith("-") or "=" not in word]
@@ -179,9 +197,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def calibrate_command(argv: list[str]) -> int:
-    """cowsnap calibrate: measure both sides (measure/bench/calibrate.py),
-    print the paired table (analyse/calibration.py)."""
+def calibrate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cowsnap calibrate", description=CALIBRATE_HELP)
     parser.add_argument("--sizes", type=_sizes, default=[256, 1024], help="array sizes in MiB (default 256,1024)")
     parser.add_argument(
@@ -190,11 +206,17 @@ def calibrate_command(argv: list[str]) -> int:
     parser.add_argument("--batch-kib", type=_positive, default=2048, help="the child's copy batch (default 2048)")
     parser.add_argument("--cold", action="store_true", help="no warming before each run (the machine as it is)")
     parser.add_argument("--build-dir", type=Path, default=Path("results/build"), help="native build cache")
-    parser.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
+    parser.add_argument("--cxxflags", default=CXXFLAGS, help=CXXFLAGS_HELP)
     parser.add_argument(
         "--out", type=config.output_path("--out"), help="also write calibration.csv (the runs) and calibration.md here"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def calibrate_command(argv: list[str]) -> int:
+    """cowsnap calibrate: measure both sides (measure/bench/calibrate.py),
+    print the paired table (analyse/calibration.py)."""
+    args = calibrate_parser().parse_args(argv)
     from cowsnap.analyse import calibration
     from cowsnap.measure import native
     from cowsnap.measure.bench import calibrate

@@ -90,12 +90,14 @@ def check_writable(folder: Path) -> None:
         raise proc.WatchError(f"--out {folder}: cannot write there: {error.strerror}") from None
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    command: list[str] = []
-    if "--" in argv:
-        at = argv.index("--")
-        argv, command = argv[:at], argv[at + 1 :]
-    parser = argparse.ArgumentParser(prog="cowsnap watch", description=__doc__.split("\n\n")[0])
+USAGE = """cowsnap watch [--for SECONDS] [--interval SECONDS] [--sharing] [--out DIR] -- COMMAND [ARGS...]
+       cowsnap watch --pid PID [--for SECONDS] [--interval SECONDS] [--sharing] [--out DIR]
+       (both also take --build-dir DIR and --cxxflags FLAGS)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The watch's options; `-- COMMAND [ARGS...]` is split off before them (parse_args)."""
+    parser = argparse.ArgumentParser(prog="cowsnap watch", usage=USAGE, description=__doc__.split("\n\n")[0])
     parser.add_argument("--pid", type=int, help="watch this running process")
     parser.add_argument(
         "--for", dest="duration", type=float, metavar="SECONDS", help="seconds to watch (default: until it exits)"
@@ -110,7 +112,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--build-dir", type=Path, default=default_build_dir(), help="native build cache (default: %(default)s)"
     )
-    parser.add_argument("--cxxflags", default=config.schema()["properties"]["cxxflags"]["default"])
+    parser.add_argument(
+        "--cxxflags",
+        default=config.schema()["properties"]["cxxflags"]["default"],
+        help="compiler flags of the native library (default: %(default)s; the config's cxxflags)",
+    )
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    command: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1 :]
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.command = command
     if bool(args.pid) == bool(command):

@@ -2,6 +2,7 @@
 killed, a sweep interrupted. Finished records stay intact, knobs come
 back, and a rerun does only what is missing."""
 
+import datetime
 import json
 import os
 import signal
@@ -200,6 +201,27 @@ def test_record_write_is_atomic(tmp_path):
         records.write(target, {"a": object()})
     assert records.read(target) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+class FakeBuild:
+    def describe(self) -> dict:
+        return {"source_hash": "0123"}
+
+
+def test_every_record_opens_and_closes_with_the_one_envelope():
+    record = records.opened({"method": "fork", "size_mib": 4}, FakeBuild(), {"run_id": "e/p0/0"})
+    assert list(record) == ["run_id", "started_at", "method", "size_mib", "source_hash"]
+    assert datetime.datetime.fromisoformat(record["started_at"]).tzinfo is not None
+    assert records.ok() == {"status": "ok", "reason": ""}
+    assert records.skipped("why") == {"status": "skipped", "reason": "why"}
+    assert records.failed("broke") == {"status": "failed", "reason": "broke"}
+    here = records.skipped_here(record, "why")
+    assert list(here)[: len(record)] == list(record) and here["kernel"] and here["reason"] == "why"
+    assert list(here)[-2:] == ["status", "reason"]
+    # A bench run, a VM run and a watch point build it there, not each its own.
+    for module in ("bench/runner.py", "bench/vm.py", "watch/point.py"):
+        source = (REPO / "cowsnap" / "measure" / module).read_text()
+        assert '"status"' not in source and '"reason"' not in source and '"started_at"' not in source, module
 
 
 def test_array_larger_than_memory_is_skipped_with_the_reason(run_point_raw):

@@ -675,6 +675,25 @@ def test_copies_not_counted_after_the_exit_are_said_so_never_zero():
     assert "not counted" in table and "taskstats" in table
 
 
+def test_the_after_exit_cells_that_copy_are_those_the_verdict_calls_copying_or_partly():
+    points = pd.DataFrame(
+        [
+            kernel_cell("6.12.9", "tcg", "4k", "after_child", 0.0, 4100.0),
+            kernel_cell("6.12.9", "tcg", "mthp-64k", "after_child", 4090.0, 4100.0),
+            kernel_cell("6.12.9", "tcg", "thp", "after_child", 1000.0, 4100.0),
+            kernel_cell("6.12.9", "tcg", "mthp-16k", "after_child", float("nan"), 4100.0),
+        ]
+    )
+    table = after_exit.cells(points)
+    assert dict(zip(table["backing"], table["word"], strict=True)) == {
+        "4k": verdict.NOT_COPYING_WORD,
+        "mthp-16k": verdict.NOT_COUNTED_WORD,
+        "mthp-64k": verdict.COPYING_WORD,
+        "thp": verdict.PARTLY_COPYING_WORD,
+    }
+    assert sorted(after_exit.copying_cells(table)["backing"]) == ["mthp-64k", "thp"]
+
+
 def test_where_the_after_exit_writes_copy_the_backings_measured_there_are_ranked():
     text = "\n".join(summary.by_kernel(pd.DataFrame(KERNEL_CELLS)))
     ranking = next(line for line in text.splitlines() if line.startswith("- Linux 6.12.9") and "random" in line)

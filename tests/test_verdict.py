@@ -3,6 +3,8 @@ documented thresholds pinned, and the sweep's summary and the watch
 reading the same numbers the same way."""
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,15 +18,41 @@ def test_the_documented_thresholds():
     assert (verdict.LEVER_SHARE, verdict.REUSING_SHARE, verdict.DISAGREE_SHARE) == (0.1, 0.5, 0.1)
 
 
+def test_docs_watch_states_the_verdicts_own_words_and_thresholds():
+    """docs/watch.md spells the verdict's words and thresholds again for the
+    reader: they are the verdict module's, and no other word for copying is quoted."""
+    text = " ".join((Path(__file__).parents[1] / "docs" / "watch.md").read_text().split())
+    rule = re.search(
+        r'"([a-z ]+)" under (\d+) copies or under (\d+)% of the minor faults, '
+        r'"([a-z ]+)" at (\d+)% or more, "([a-z ]+)" between',
+        text,
+    )
+    assert rule, "docs/watch.md no longer states the verdict's rule as tests/test_verdict.py reads it"
+    not_copying, pages, under, copying, mostly, partly = rule.groups()
+    assert (not_copying, copying, partly) == (
+        verdict.NOT_COPYING_WORD,
+        verdict.COPYING_WORD,
+        verdict.PARTLY_COPYING_WORD,
+    )
+    assert (int(pages), int(under) / 100, int(mostly) / 100) == (
+        verdict.COPYING_MIN_PAGES,
+        verdict.NOT_COPYING,
+        verdict.MOSTLY,
+    )
+    words = {verdict.COPYING_WORD, verdict.PARTLY_COPYING_WORD, verdict.NOT_COPYING_WORD}
+    quoted = set(re.findall(r'"([a-z ]*copying)"', text))
+    assert quoted <= words, f"docs/watch.md quotes verdict words verdict.py does not have: {quoted - words}"
+
+
 def test_each_boundary_of_the_copying_word():
     faults = 1_000_000
-    assert verdict.copying_word(0.5 * faults, faults) == "copying"
-    assert verdict.copying_word(0.5 * faults - 1, faults) == "partly copying"
-    assert verdict.copying_word(0.01 * faults, faults) == "partly copying"
-    assert verdict.copying_word(0.01 * faults - 1, faults) == "not copying"
+    assert verdict.copying_word(0.5 * faults, faults) == verdict.COPYING_WORD == "copying"
+    assert verdict.copying_word(0.5 * faults - 1, faults) == verdict.PARTLY_COPYING_WORD == "partly copying"
+    assert verdict.copying_word(0.01 * faults, faults) == verdict.PARTLY_COPYING_WORD
+    assert verdict.copying_word(0.01 * faults - 1, faults) == verdict.NOT_COPYING_WORD == "not copying"
     # Few copies are a fork's own stack pages, whatever their share.
-    assert verdict.copying_word(255, 255) == "not copying"
-    assert verdict.copying_word(256, 256) == "copying"
+    assert verdict.copying_word(255, 255) == verdict.NOT_COPYING_WORD
+    assert verdict.copying_word(256, 256) == verdict.COPYING_WORD
 
 
 def phase(**values) -> dict:

@@ -77,7 +77,7 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
             where=where,
             scenario=scenario_of(row),
             copy_share_after=verdict.copy_share(copies, faults) if counted else float("nan"),
-            word=verdict.copying_word(copies, faults) if counted else "not counted",
+            word=verdict.copying_word(copies, faults) if counted else verdict.NOT_COUNTED_WORD,
         )
         rows.append(cell)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -103,7 +103,7 @@ def _order(cell: pd.Series) -> tuple:
 
 def copying_cells(table: pd.DataFrame) -> pd.DataFrame:
     """The cells whose after-exit faults copied (partly or mostly)."""
-    return table[table["word"].isin(("copying", "partly copying"))]
+    return table[table["word"].isin(verdict.COPIES_WORDS)]
 
 
 def levers(table: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFrame]]:

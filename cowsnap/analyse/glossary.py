@@ -301,6 +301,34 @@ KEYS: dict[str, Key] = {
     "anon_pages": Key(
         "the program's resident anonymous memory when its snapshot began (pages)", "/proc/PID/status RssAnon"
     ),
+    # cowsnap watch: per process in watch.json ("processes") and per interval in timeline.csv
+    "wpcopy_count": Key(
+        "cowsnap watch: the process's COW copies (pages)",
+        "taskstats wpcopy_count of its threads (delay accounting); none when a thread is not accounted",
+        "lower",
+    ),
+    "wpcopy_delay_s": Key(
+        "cowsnap watch: the process's time in the COW-copy fault path (s)", "taskstats wpcopy_delay_total", "lower"
+    ),
+    "minflt": Key("cowsnap watch: the process's minor faults", "/proc/PID/stat", "lower"),
+    "majflt": Key("cowsnap watch: the process's major faults", "/proc/PID/stat", "lower"),
+    "utime_s": Key("cowsnap watch: the process's user time (s)", "/proc/PID/stat", "lower"),
+    "stime_s": Key("cowsnap watch: the process's kernel time (s)", "/proc/PID/stat", "lower"),
+    "cpu_delay_s": Key("cowsnap watch: the process's wait for a CPU (s)", "taskstats cpu_delay_total", "lower"),
+    "unaccounted_minflt": Key(
+        "cowsnap watch: minor faults of the process's threads without delay accounting (their copies are not in "
+        "wpcopy_count)",
+        "taskstats of each thread; a thread started while kernel.task_delayacct was 0 has none",
+    ),
+    "private_dirty_pages": Key(
+        "cowsnap watch: a child's private dirty pages at their peak (children running their parent's program)",
+        "/proc/PID/smaps_rollup Private_Dirty, read every 50 ms while it lives",
+        "lower",
+    ),
+    "shared_pages": Key(
+        "cowsnap watch --sharing: the process's private anonymous pages still shared with another process",
+        "/proc/PID/pagemap bit 56 (exclusive) clear",
+    ),
     "status": Key("ok, skipped (not applicable here) or failed", "the run"),
     "reason": Key("why a run was skipped or failed", "the run"),
     # ids, environment, build

@@ -19,6 +19,13 @@ from cowsnap.plan import methods
 NOT_COPYING = 0.01
 MOSTLY = 0.5
 COPYING_MIN_PAGES = 256
+# The verdict's words for a phase (copying_word), and for one whose copies
+# no source counted; docs/watch.md states them (tests/test_verdict.py).
+COPYING_WORD = "copying"
+PARTLY_COPYING_WORD = "partly copying"
+NOT_COPYING_WORD = "not copying"
+NOT_COUNTED_WORD = "not counted"
+COPIES_WORDS = (COPYING_WORD, PARTLY_COPYING_WORD)  # the words of a phase that copies
 # A lever is named for one side (the parent, the children) only when that
 # side made at least this share of the phase's copies.
 LEVER_SHARE = 0.1
@@ -95,8 +102,8 @@ def copying_word(copies: float, faults: float) -> str:
     """'copying', 'partly copying' or 'not copying' for one phase."""
     share = copy_share(copies, faults)
     if copies < COPYING_MIN_PAGES or share < NOT_COPYING:
-        return "not copying"
-    return "copying" if share >= MOSTLY else "partly copying"
+        return NOT_COPYING_WORD
+    return COPYING_WORD if share >= MOSTLY else PARTLY_COPYING_WORD
 
 
 def disagree(a: float, b: float) -> bool:
@@ -165,8 +172,8 @@ def lever(phase_name: str, copies: float, child_copies: float, reuses: float, fa
     """The lever from the sweep's findings for one phase ('' when none fits).
     phase_name: during_snapshot | after_snapshot; copies include the
     children's (child_copies, NaN when unknown)."""
-    word = "not copying" if is_missing(copies) else copying_word(copies, faults)
-    if phase_name == "during_snapshot" and word != "not copying":
+    word = NOT_COPYING_WORD if is_missing(copies) else copying_word(copies, faults)
+    if phase_name == "during_snapshot" and word != NOT_COPYING_WORD:
         levers = []
         children = 0.0 if is_missing(child_copies) else child_copies
         if copies - children >= LEVER_SHARE * copies:
@@ -181,13 +188,13 @@ def lever(phase_name: str, copies: float, child_copies: float, reuses: float, fa
     if phase_name != "after_snapshot":
         return ""
     # A few faults (a fork's own stack pages) have nothing to gain from populating.
-    if word == "not copying" and faults >= COPYING_MIN_PAGES and reuses >= REUSING_SHARE * faults:
+    if word == NOT_COPYING_WORD and faults >= COPYING_MIN_PAGES and reuses >= REUSING_SHARE * faults:
         return (
             "writes after the snapshot still fault once per page and reuse it (kernel time in fault "
             "handling, not copying): MADV_POPULATE_WRITE over the written memory right after the child "
             "exits takes those faults in one call."
         )
-    if word != "not copying":
+    if word != NOT_COPYING_WORD:
         return (
             "copies after the snapshot ended: something else still shares or pins the pages (another "
             "process, KSM, a GUP pin such as O_DIRECT, or split huge pages on kernels before 6.15)."

@@ -45,7 +45,7 @@ def build(
     scaling: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
 ) -> str:
-    lines = ["# What the sweep found", ""]
+    lines = ["# What the sweep found: [how to read it](../docs/reading-the-summary.md)", ""]
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
     ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])

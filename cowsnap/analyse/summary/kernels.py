@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cowsnap.analyse import after_exit
+from cowsnap.analyse import after_exit, verdict
 from cowsnap.analyse.summary.words import cell_counts, reason
 from cowsnap.analyse.text import fmt, fmt_count, section, table
 
@@ -53,7 +53,9 @@ def by_kernel(points: pd.DataFrame) -> list[str]:
             f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])}",
             fmt_count(cell["reuses_after_snapshot"]),
             fmt_count(cell["splits_after_snapshot"]) if cell["backing"] != "4k" else "",
-            f"not counted: {reason(cell['copies_source'])}" if cell["word"] == "not counted" else cell["word"],
+            f"not counted: {reason(cell['copies_source'])}"
+            if cell["word"] == verdict.NOT_COUNTED_WORD
+            else cell["word"],
         ]
         for _, cell in cells.iterrows()
     ]

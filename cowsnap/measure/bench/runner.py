@@ -12,7 +12,6 @@ the environment back under them, measure, put the knobs back.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import platform
 import re
@@ -21,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cowsnap.measure import cgroup, checks, environment, host, knobs, native
+from cowsnap.measure import cgroup, checks, environment, host, knobs, native, records
 from cowsnap.measure.bench import vm, wire
 from cowsnap.plan import point as plan_point
 from cowsnap.plan import threads
@@ -123,24 +122,23 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
     point = plan_point.planned(point)
     if plan_point.is_vm(point):
         return run_vm([(point, ids or {})], build)[0]
-    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
-    record = {**(ids or {}), "started_at": started_at, **point, **build.describe(), "virtualized": "none"}
+    record = {**records.opened(point, build, ids), "virtualized": "none"}
     runnable = threads.runnable_threads(point)
     record.update(runnable_threads=runnable, oversubscribed=runnable > threads.usable_cpus())
     reason = skip_reason(point)
     if reason:
-        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": reason}
+        return records.skipped_here(record, reason)
     try:
         with knobs.applied(wanted_knobs(point)):
             record.update(environment.capture(environment.REPO))  # read back under the knobs
             reason = hugetlb_shortfall(point)
             if reason:
-                return {**record, "status": "skipped", "reason": reason}
+                return {**record, **records.skipped(reason)}
             before = host.counters()
             measured = measure(point, build)
             return {**record, **measured, **host.during(before, host.counters())}
     except knobs.KnobError as error:
-        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": str(error)}
+        return records.skipped_here(record, str(error))
 
 
 def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
@@ -150,27 +148,24 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
     Each record keeps the point's vm_kernel (a series or a release) and says
     which installed release it named (vm_kernel_release, '' when none) and
     which booted (kernel)."""
-    records, todo = [], []
+    vm_records, todo = [], []
     runs = [(plan_point.planned(point), ids) for point, ids in runs]
     for point, ids in runs:
         release = vm.release_of(point["vm_kernel"])
         host = {k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith("hugetlb_")}
         record = {
-            **ids,
-            "started_at": vm.started_at(),
-            **point,
-            **build.describe(),
+            **records.opened(point, build, ids),
             **host,
             "kernel": release or point["vm_kernel"],
             "vm_kernel_release": release,
         }
         reason = skip_reason(point)
         if reason:
-            record.update({"virtualized": vm.accelerator(), "status": "skipped", "reason": reason})
+            record.update(virtualized=vm.accelerator(), **records.skipped(reason))
         else:
-            todo.append(len(records))
+            todo.append(len(vm_records))
             record["host_reported_source"] = "not counted: measured in a VM, whose host is this machine"
-        records.append(record)
+        vm_records.append(record)
     if todo:
         tmp = Path(tempfile.mkdtemp(prefix="cowsnap-vm.", dir=folder))
         try:
@@ -179,5 +174,5 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
             if not os.environ.get(vm.KEEP_VARIABLE):
                 shutil.rmtree(tmp, ignore_errors=True)
         for index, result in zip(todo, measured, strict=True):
-            records[index].update(result)
-    return records
+            vm_records[index].update(result)
+    return vm_records

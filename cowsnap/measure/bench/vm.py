@@ -20,7 +20,6 @@ its records say so (`virtualized`): functional truth, not timings.
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import lzma
 import os
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, knobs, native, spawn
+from cowsnap.measure import checks, environment, knobs, native, records, spawn
 from cowsnap.measure.bench import wire
 from cowsnap.plan import kernels
 from cowsnap.plan import point as plan_point
@@ -322,18 +321,12 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
         skip = environment.read_text(batch / f"{index}.skip")
         result_path = batch / f"{index}.result"
         if not env:
-            measured = {
-                "status": "failed",
-                "reason": f"no result from the VM ({trouble or 'no output'}; console: {tail})",
-            }
+            measured = records.failed(f"no result from the VM ({trouble or 'no output'}; console: {tail})")
         elif skip:
-            measured = {"status": "skipped", "reason": skip}
+            measured = records.skipped(skip)
         elif not result_path.exists() or not result_path.read_text():
             stderr = environment.read_text(batch / f"{index}.stderr")
-            measured = {
-                "status": "failed",
-                "reason": f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip(),
-            }
+            measured = records.failed(f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip())
         else:
             measured = wire.parse_result(result_path.read_text(), build)
         results.append({**guest, **measured})
@@ -343,7 +336,3 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
 def record_name(run_id: str) -> str:
     """A run's record in a boot's folder: experiment_point_repetition.json."""
     return run_id.replace("/", "_") + ".json"
-
-
-def started_at() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")

@@ -31,7 +31,6 @@ could not be read is absent, its source key saying why, never 0.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import os
 import shlex
@@ -42,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, knobs, native, spawn
+from cowsnap.measure import checks, environment, knobs, native, records, spawn
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
@@ -163,8 +162,8 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-class Point:
-    """One watch point being run: the watch, what was started, the steps."""
+class WatchedProgram:
+    """A watch point's program as it runs: the watch, what was started, the steps."""
 
     def __init__(self, point: dict, the_watch: Watch, started: Started):
         self.point = point
@@ -393,7 +392,7 @@ def measure(point: dict, build: native.Build, folder: Path, partial: Path | None
     started = Started(folder)
     try:
         words = argv(point["watch_command"])
-        running = Point(point, the_watch, started)
+        running = WatchedProgram(point, the_watch, started)
         running.program = started.start("watch_command", words)
         the_watch.adopt(running.program.pid, Path(words[0]).name[:15])
         running.ready()
@@ -411,10 +410,10 @@ def measure(point: dict, build: native.Build, folder: Path, partial: Path | None
         values = measured(the_watch, mark, children, during, after)
         values["anon_pages"] = pages
         values["delayacct_effective"] = knobs.current(knobs.TASK_DELAYACCT) == "1"
-        return {"status": "ok", "reason": "", **values}
+        return {**records.ok(), **values}
     except StepFailed as error:
         keep_timeline(the_watch, partial)
-        return {"status": "failed", "reason": str(error) + (f" (its timeline so far: {partial})" if partial else "")}
+        return records.failed(str(error) + (f" (its timeline so far: {partial})" if partial else ""))
     except BaseException:
         keep_timeline(the_watch, partial)
         raise
@@ -438,18 +437,16 @@ def run(point: dict, build: native.Build, ids: dict | None = None, partial: Path
     """The record of one watch point: ids, its settings, environment, build,
     measurements (partial: where a failed or stopped run leaves its timeline)."""
     point = plan_point.planned(point)
-    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
-    settings = grid.recorded_settings(point)
-    record = {**(ids or {}), "started_at": started_at, **settings, **build.describe(), "virtualized": "none"}
+    record = {**records.opened(grid.recorded_settings(point), build, ids), "virtualized": "none"}
     reason = skip_reason(point)
     if reason:
-        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": reason}
+        return records.skipped_here(record, reason)
     folder = Path(tempfile.mkdtemp(prefix="cowsnap-watch."))
     try:
         with knobs.applied(checks.host_mode_knobs(point)):
             record.update(environment.capture(environment.REPO))  # read back under the knobs
             return {**record, **measure(point, build, folder, partial)}
     except knobs.KnobError as error:
-        return {**record, **environment.capture(environment.REPO), "status": "skipped", "reason": str(error)}
+        return records.skipped_here(record, str(error))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
