@@ -72,16 +72,21 @@ def ratio_interval(values, baseline, confidence: float = CONFIDENCE) -> tuple[fl
     return (median / b_median, low / b_high, high / b_low, level * b_level)
 
 
-def paired_ratio_interval(values: pd.Series, baseline: pd.Series, confidence: float = CONFIDENCE) -> tuple:
-    """The median of the run-by-run ratios (values and baseline indexed by
-    repetition) with its distribution-free interval; NaNs with fewer than
-    MIN_PAIRS pairs."""
-    values, baseline = (v[~v.index.duplicated()] for v in (values, baseline))
-    pairs = pd.concat([values.rename("a"), baseline.rename("b")], axis=1, join="inner").dropna()
+def round_ratios(values: pd.Series, reference: pd.Series) -> pd.Series:
+    """values over reference, round by round (both indexed by repetition:
+    the n-th runs share a round of the schedule), in round order; a round
+    without both, or with a reference not above 0, gives none."""
+    values, reference = (v[~v.index.duplicated()] for v in (values, reference))
+    pairs = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
     pairs = pairs[pairs["b"] > 0]
-    if len(pairs) < MIN_PAIRS:
-        return (np.nan, np.nan, np.nan, np.nan)
-    return median_interval(pairs["a"] / pairs["b"], confidence)
+    return (pairs["a"] / pairs["b"]).sort_index()
+
+
+def paired_ratio_interval(values: pd.Series, baseline: pd.Series, confidence: float = CONFIDENCE) -> tuple:
+    """The median of the run-by-run ratios (round_ratios) with its
+    distribution-free interval; NaNs with fewer than MIN_PAIRS pairs."""
+    ratios = round_ratios(values, baseline)
+    return median_interval(ratios, confidence) if len(ratios) >= MIN_PAIRS else (np.nan,) * 4
 
 
 def ratio_columns(metric: str, values, baseline_values, paired: bool = False) -> dict:
@@ -290,14 +295,8 @@ def compare_paired(values: pd.Series, reference: pd.Series, confidence: float = 
     interval leaves 1 out exactly when a two-sided sign test on the rounds
     rejects "no difference" at 1 - level. NaNs with fewer than MIN_PAIRS
     rounds."""
-    values, reference = (v[~v.index.duplicated()] for v in (values, reference))
-    pairs = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
-    pairs = pairs[pairs["b"] > 0]
-    ratios = (pairs["a"] / pairs["b"]).sort_index()
-    if len(ratios) < MIN_PAIRS:
-        ratio, low, high, level = (np.nan,) * 4
-    else:
-        ratio, low, high, level = median_interval(ratios, confidence)
+    ratios = round_ratios(values, reference)
+    ratio, low, high, level = median_interval(ratios, confidence) if len(ratios) >= MIN_PAIRS else (np.nan,) * 4
     below, above = detectable(ratio, low, high)
     return {
         "ratio": ratio,

@@ -186,7 +186,7 @@ def _simple_commands(script: str) -> list[list[str]]:
     return [command for command in [*commands, current] if command]
 
 
-def _program_of(words: list[str]) -> list[str]:
+def program_words(words: list[str]) -> list[str]:
     """A simple command's words from its program on (assignments and wrappers such as exec left out)."""
     words = list(words)
     while words:
@@ -231,7 +231,7 @@ def _shell_refusal(script: str) -> str:
     environment = run_environment()
     changes_folder = any(words[0] == "cd" for words in commands)
     for words in commands:
-        words = _program_of(words)
+        words = program_words(words)
         if not words or words[0] in BUILTINS:
             continue
         program, unset = _expanded(words[0], environment)

@@ -307,7 +307,7 @@ def benchmark_at_most(point: dict) -> float:
 
 
 def vm_point_limit_s(points: list[dict]) -> float:
-    """The time a VM boot allows each of its points (cowsnap/measure/bench/vm.py run_batch)."""
+    """The time a VM boot allows each of its points: run_batch (cowsnap/measure/bench/vm.py) gives each this."""
     return max(VM_POINT_LIMIT_S, max(int(2 * point["timeout_s"]) for point in points))
 
 

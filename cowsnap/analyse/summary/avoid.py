@@ -146,26 +146,25 @@ def tradeoff_set(candidates: dict, objectives: list[str]) -> list:
     return [key for key in candidates if not beaten(key)]
 
 
-def trades(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
-    """What a lever gives up against its reference: the objectives it is
-    resolved worse on, with the number; a stall named as one."""
-    point = point_of(points, *key)
-    words = []
-    for objective, row in rows.items():
-        if row["resolved"] and not row["better"]:
-            what = f"{verdict.OBJECTIVES[objective]} {fmt(row['ratio'])}x"
-            if objective == "write_max_s":
-                what = f"a stall of up to {verdict.duration(point.get('write_max_s'))}, its {what}"
-            words.append(what)
-    return "; ".join(words) or "gives up nothing these runs resolve"
-
-
 def stall_words(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
     """'a stall of up to 29.3 ms' where the lever's longest write is resolved worse."""
     row = rows.get("write_max_s")
     if row is None or not row["resolved"] or row["better"]:
         return ""
     return f"a stall of up to {verdict.duration(point_of(points, *key).get('write_max_s'))}"
+
+
+def trades(points: pd.DataFrame, key: tuple, rows: dict[str, pd.Series]) -> str:
+    """What a lever gives up against its reference: the objectives it is
+    resolved worse on, with the number; a stall named as one."""
+    words = []
+    for objective, row in rows.items():
+        if row["resolved"] and not row["better"]:
+            what = f"{verdict.OBJECTIVES[objective]} {fmt(row['ratio'])}x"
+            if objective == "write_max_s":
+                what = f"{stall_words(points, key, rows)}, its {what}"
+            words.append(what)
+    return "; ".join(words) or "gives up nothing these runs resolve"
 
 
 def plain_fork_candidates(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str, node_type: str) -> dict:

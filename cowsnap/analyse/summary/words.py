@@ -131,7 +131,6 @@ def copied_memory(row: pd.Series) -> str:
         return "n/a"
     shared_dest = row.get("dest") == "zeroed" and str(row.get("dontfork")) != "True"
     pages = row["pages"] * (2 if shared_dest else 1)
-    what = "the array and the destination made before fork" if shared_dest else "the array"
     what = "array and destination" if shared_dest else "array"
     return f"{verdict.mib(copies)}, {copies / pages:.0%} of the {what}"
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from cowsnap.analyse import verdict
+from cowsnap.plan import commands
 
 TABLE = Path(__file__).with_name("levers.csv")
 EXPERIMENT = "pool"
@@ -40,26 +41,21 @@ COLUMNS = ("example", "runs", "workers", "anon_pages", "worker_wpcopy_count", "w
            "copied_share", "kernel", "measured_on")  # fmt: skip
 
 
-# Words that run the command after them, and shells that run the one given with -c.
-WRAPPERS = ("exec", "env", "nohup", "setsid")
-SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
-
-
 def program_of(command) -> str:
     """What a command runs, by name ('' for nothing): a Python script's name
     without .py (the module of `python -m`), else the program's file name;
-    through `sh -c '...'`, exec, env and VAR=value before it. `sh -c 'exec
+    through `sh -c '...'` and the words before a program
+    (cowsnap.plan.commands.program_words: VAR=value, exec, env, nice ...). `sh -c 'exec
     python3 "$DIR"/pool_flat.py --items 9'` runs pool_flat."""
     try:
         words = list(map(str, command)) if isinstance(command, list) else shlex.split(str(command))
     except ValueError:
         return ""
-    while words and (words[0] in WRAPPERS or re.fullmatch(r"[A-Za-z_]\w*=.*", words[0])):
-        words = words[1:]
+    words = commands.program_words(words)  # as the dry run finds it: past VAR=value, exec, env and the like
     if not words:
         return ""
     name = Path(words[0]).name
-    if name in SHELLS and words[1:2] == ["-c"]:
+    if name in commands.SHELLS and words[1:2] == ["-c"]:
         return program_of(words[2]) if len(words) > 2 else name
     if re.fullmatch(r"python[\d.]*", name):
         options = iter(words[1:])

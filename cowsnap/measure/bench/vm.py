@@ -274,7 +274,7 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     batch = folder / "batch"
     shutil.rmtree(batch, ignore_errors=True)
     batch.mkdir(parents=True)
-    per_point = max(120, max(int(2 * p["timeout_s"]) for p in points))
+    per_point = plan_point.vm_point_limit_s(points)  # what the dry run's bound takes it to be
     for index, point in enumerate(points):
         (batch / f"{index}.params").write_text(wire.params_text(point, build))
     (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
