@@ -113,3 +113,11 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line(f"{len(unexpected)} skip(s) not in {allowlist}:", red=True)
         for test, reason in unexpected:
             reporter.write_line(f"  {test}: {reason}", red=True)
+
+
+def undocumented_in_config_md(key: str, names) -> list[str]:
+    """Names without their words in docs/config.md's row of the point key
+    (a method's, a pattern's: "`name` (what it is)")."""
+    config_md = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+    row = next(line for line in config_md.read_text().splitlines() if line.startswith(f"| `{key}` |"))
+    return [name for name in names if f"`{name}` (" not in row]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cowsnap.analyse import aggregate, stats, summary
-from cowsnap.analyse.summary import avoid
+from cowsnap.analyse.summary import avoid, levers
 from cowsnap.plan import config, grid
 from cowsnap.plan.config import ConfigError
 
@@ -59,7 +59,7 @@ def test_a_lever_better_in_every_one_of_5_rounds_is_resolved_at_the_level_printe
     assert not stats.compare_paired(worse_once, reference)["resolved"]
     # What the summary prints for it: "better", and the level beside its rounds.
     row = pd.Series({**compared, "better": True, "label": "method=uffd", "reference_label": "method=fork"})
-    assert avoid.ratio_cell(row).endswith("better")
+    assert levers.ratio_cell(row).endswith("better")
 
 
 def test_two_copies_of_one_point_are_not_resolved():
@@ -106,7 +106,7 @@ def test_levers_are_compared_with_their_reference_round_by_round_on_a_recorded_s
     assert not (table["point_id"] == table["reference_id"]).any()
     assert set(table["point_id"]).isdisjoint(set(runs.loc[runs["method"] == "none", "point_id"]))
     text = "\n".join(avoid.how_to_avoid(points, table))
-    assert f"| method=uffd | {avoid.ratio_cell(row)} |" in text
+    assert f"| method=uffd | {levers.ratio_cell(row)} |" in text
     answer = "\n".join(avoid.answer_lines(points, table))
     assert f"writers' time: method=uffd, {row['ratio']:.3g}x, {row['ci_low']:.3g}-{row['ci_high']:.3g}" in answer
 

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from cowsnap import cli, watch_cli
 from cowsnap.analyse import aggregate, glossary
 from cowsnap.measure.watch import tracker
@@ -112,10 +115,16 @@ def test_watch_help_usage_shows_both_forms():
     assert "--pid PID" in usage
 
 
-def test_the_reading_guide_is_linked_from_the_readme_and_the_summary_title():
+@pytest.mark.parametrize("results", ["results", "results/smoke", "/tmp/elsewhere"])
+def test_the_reading_guide_is_linked_from_the_readme_and_the_summary_title(results):
+    from cowsnap.analyse import summary
+
     assert "(docs/reading-the-summary.md)" in (REPO / "README.md").read_text()
-    source = (REPO / "cowsnap" / "analyse" / "summary" / "__init__.py").read_text()
-    assert '"# What the sweep found: [how to read it](../docs/reading-the-summary.md)"' in source
+    folder = REPO / results  # an absolute results folder stays as it is
+    title = summary.build(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), guide=summary.guide_link(folder))
+    link = title.splitlines()[0].split("](")[1].rstrip(")")
+    assert (folder / link).resolve() == REPO / "docs" / "reading-the-summary.md"
+    assert (REPO / "docs" / "reading-the-summary.md").exists()
 
 
 def test_the_reading_guide_is_short_and_quotes_the_thresholds():

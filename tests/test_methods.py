@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import undocumented_in_config_md
+
 from cowsnap.measure import native
 from cowsnap.plan import config, methods
 
@@ -34,11 +36,7 @@ def snapshot_methods(table: dict) -> set[str]:
 
 
 def undocumented(table: dict) -> list[str]:
-    """Methods without their words in docs/config.md's `method` row."""
-    row = next(
-        line for line in (REPO / "docs" / "config.md").read_text().splitlines() if line.startswith("| `method` |")
-    )
-    return [name for name in table if f"`{name}` (" not in row]
+    return undocumented_in_config_md("method", table)
 
 
 def test_the_benchmark_methods_are_the_native_files_that_register_them():

@@ -21,6 +21,19 @@ def test_harness_names_no_method():
     assert not named, f"native/bench/harness.cpp names the methods {named}: ask the Snapshot instead"
 
 
+INCLUDE = re.compile(r'^#include "([\w./]+)"', re.MULTILINE)
+
+
+def test_the_library_includes_only_what_it_shares_with_the_benchmark():
+    """native/library/ (the watch, the spawn of the benchmark) and the
+    common files it links include none of the benchmark's internals."""
+    sources = [*(REPO / "native" / "library").glob("*.cpp")]
+    sources += [REPO / "native" / "common" / name for name in ("wire.cpp", "taskstats.cpp", "wire.h", "taskstats.h")]
+    included = {source.name: set(INCLUDE.findall(source.read_text())) for source in sources}
+    assert all(names and names <= {"cowsnap.h", "wire.h", "taskstats.h", "params.def", "result.def"}
+               for names in included.values()), included  # fmt: skip
+
+
 # The stages, lowest first: each may import the stages below it, never one
 # above. The modules of cowsnap/ outside them (cli.py, watch_cli.py) are the
 # command layer above all, and may import any stage.

@@ -27,6 +27,7 @@ from cowsnap.measure import knobs
 from cowsnap.measure.watch import proc, tracker
 
 DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
 PAGES = 8192  # 32 MiB of 4 KiB pages: half written while the child lives, half after
 HALF = PAGES // 2
 BOUND_S = 120  # a wait that takes longer has failed
@@ -213,6 +214,11 @@ def test_copies_while_the_child_lives_and_reuses_after_it_exits(build, cowchild,
     assert "memory: the snapshot copied" in "\n".join(result["verdict"])
     assert "workers" not in "\n".join(result["verdict"])
     assert {(e["event"], e["pid"]) for e in result["events"]} >= {("started", child_pid), ("exited", child_pid)}
+    # Every key of watch.json, and of a process in it, is in docs/watch.md's table (the counters: keys.md).
+    table = (REPO / "docs" / "watch.md").read_text().split("## What `watch.json` holds")[1].split("\n## ")[0]
+    counters = {*result["counted"]}
+    keys = {*result, *(key for process in result["processes"].values() for key in process if key not in counters)}
+    assert not [key for key in keys if f"`{key}`" not in table]
     import pandas as pd
 
     timeline = pd.read_csv(out / "timeline.csv")

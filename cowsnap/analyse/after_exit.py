@@ -13,6 +13,7 @@ import re
 import pandas as pd
 
 from cowsnap.analyse import verdict
+from cowsnap.plan import patterns
 from cowsnap.plan.point import folio_kib
 
 COLUMNS = (
@@ -23,13 +24,16 @@ COLUMNS = (
 )  # fmt: skip
 
 
+THIS_MACHINE = "this machine"  # where a cell ran when not in a VM
+
+
 def kernel_and_place(node_type: str) -> tuple[str, str]:
     """('6.12.57+deb13-amd64', 'a VM, tcg') from a points.csv node_type."""
     parts = str(node_type).split(" | ")
     if len(parts) < 2:  # a node type without its kernel: named as it is
         return str(node_type), "node type"
     kernel, virtual = parts[-2:]
-    return kernel, "this machine" if virtual in ("none", "?") else f"a VM, {virtual}"
+    return kernel, THIS_MACHINE if virtual in ("none", "?") else f"a VM, {virtual}"
 
 
 def scenario_of(row: pd.Series) -> str:
@@ -86,7 +90,6 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
-PATTERNS = ("blocked", "interleaved", "random", "skewed")  # the order scenarios are listed in
 AFTER_EXIT = "written after the exit"  # the scenario of writers that start once the child exited
 
 
@@ -97,8 +100,9 @@ def _order(cell: pd.Series) -> tuple:
     backing = str(cell["backing"])
     size = {"4k": 4, "thp": 2048}.get(backing) or folio_kib(backing)
     after = cell["scenario"] == AFTER_EXIT
-    pattern = next((i for i, name in enumerate(PATTERNS) if cell["scenario"].startswith(name)), len(PATTERNS))
-    return (cell["where"] != "this machine", version, size, not after, pattern, cell["scenario"])
+    names = list(patterns.PATTERNS)  # the order scenarios are listed in
+    pattern = next((i for i, name in enumerate(names) if cell["scenario"].startswith(name)), len(names))
+    return (cell["where"] != THIS_MACHINE, version, size, not after, pattern, cell["scenario"])
 
 
 def copying_cells(table: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import seaborn as sns  # noqa: E402
 
 from cowsnap.analyse import after_exit, glossary, verdict  # noqa: E402
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES, figures_for  # noqa: E402, F401 (figures_for: which figures an experiment draws)
-from cowsnap.analyse.summary import avoid  # noqa: E402
+from cowsnap.analyse.summary import levers as lever_text  # noqa: E402
 from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
 
 FAULT_KINDS = ("copies", "copies_estimate", "reuses", "splits")
@@ -334,9 +334,10 @@ def _objective_rows(tables: dict) -> pd.DataFrame:
     if comparisons.empty or "objective" not in comparisons:
         return comparisons
     rows = comparisons[comparisons["metric"].isin(list(OBJECTIVE_NAMES))].copy()
-    context = avoid.reference_contexts(rows)
+    context = lever_text.reference_contexts(rows)
     rows["lever"] = [
-        f"{context[str(row['reference_label'])]}: {avoid.lever_name(row)}".lstrip(": ") for _, row in rows.iterrows()
+        f"{context[str(row['reference_label'])]}: {lever_text.lever_name(row)}".lstrip(": ")
+        for _, row in rows.iterrows()
     ]
     return rows
 

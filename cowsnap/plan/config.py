@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from cowsnap.plan import methods
+from cowsnap.plan import methods, patterns
 
 if TYPE_CHECKING:
     import jsonschema
@@ -66,12 +66,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 @cache
 def schema() -> dict:
-    """The schema file, with the methods of the methods' table and one
+    """The schema file, with the methods' and the patterns' tables and one
     matrix axis per point key."""
     loaded = yaml.safe_load(SCHEMA_PATH.read_text())
     method = loaded["$defs"]["point"]["properties"]["method"]
     method["enum"] = list(methods.METHODS)
     method["description"] = "; ".join(f"{name}: {row.description}" for name, row in methods.METHODS.items())
+    pattern = loaded["$defs"]["point"]["properties"]["pattern"]
+    pattern["enum"] = list(patterns.PATTERNS)
+    pattern["description"] = "; ".join(f"{name}: {row.description}" for name, row in patterns.PATTERNS.items())
     axes = loaded["$defs"]["cross"]["properties"]
     for key in loaded["$defs"]["point"]["properties"]:
         axes[key] = {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/point/properties/{key}"}}

@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from cowsnap.plan import patterns
 from cowsnap.plan.methods import COMMAND_KEYS, COPYING, WATCH_KEYS, arrays_needed
 
 # Point keys the runner applies itself (system settings around the run).
@@ -161,8 +162,8 @@ def vm_shape(points: list[dict]) -> tuple[int, int]:
 # 256 MiB fork run measured there once took 43 s instead of 4 s while other
 # jobs ran beside it; the workflow runs nothing beside a timed run.
 RUN_START_S = 10.0  # a run's fixed part: process, environment, knobs, record (1.1 s measured for a whole run)
-STRIDED_WRITES_S = 1e8  # one-element writes a second on one CPU, interleaved or blocked (1.6e9 measured: vectorised)
-RANDOM_WRITES_S = 1e6  # the same, random or skewed (1.9e7 measured: a cache miss each)
+STRIDED_WRITES_S = 1e8  # one-element writes a second on one CPU, a strided pattern (1.6e9 measured: vectorised)
+RANDOM_WRITES_S = 1e6  # the same, a pattern of drawn pages (1.9e7 measured: a cache miss each)
 FAULTS_S = 1e4  # write faults a second, a page copied each (1e5 measured: 2 writers beside 2 copiers on 2 CPUs)
 FAULTS_PER_PAGE = 2  # write faults one page may take in a run: while the snapshot lives, and after it
 TOUCH_MIB_S = 30.0  # memory touched first (filled, zeroed, warmed) (300 MiB/s measured warming 2 GiB, 1 GiB/s filling)
@@ -178,7 +179,6 @@ LONG_RUN_S = 3600  # a run sure to take an hour or more is worth a warning
 ELEMENT_BYTES = 8  # the array's element (native common/internal.h: element)
 WRITES_PER_LOOK = 4096  # writes between two looks at the clock and the rate (native writers.cpp: writes_per_look)
 BENCH_PROCESS_MIB = 4 + 64  # the benchmark process beyond its arrays: the fresh-page probe (4 MiB), code, histograms
-STRIDED_PATTERNS = ("interleaved", "blocked")
 # A point in a VM: the guest runs each point under `timeout -s KILL` for
 # VM_POINT_LIMIT_S or twice the longest timeout_s of its boot's points,
 # whichever is longer, and the boot for VM_POINT_LIMIT_S more than its points'
@@ -222,7 +222,7 @@ def writes_per_pass(point: dict) -> int:
     """One-element writes the busiest writer makes in a pass (native
     writers.cpp WritePattern::per_pass): its share of the elements
     (interleaved, blocked), or of as many writes as the array has pages."""
-    if point["pattern"] in STRIDED_PATTERNS:
+    if patterns.strided(point["pattern"]):
         return -(-point["size_mib"] * 2**20 // ELEMENT_BYTES // point["writers"])
     return max(1, array_pages(point) // point["writers"])
 
@@ -276,7 +276,7 @@ def _writers_at_most(point: dict) -> float:
     """The most the writers' writes take: every writer's on one CPU at the
     floor, plus the wait of write_rate (or write_s and one more pass)."""
     per, rate = writes_per_pass(point), point["write_rate"]
-    floor = STRIDED_WRITES_S if point["pattern"] in STRIDED_PATTERNS else RANDOM_WRITES_S
+    floor = STRIDED_WRITES_S if patterns.strided(point["pattern"]) else RANDOM_WRITES_S
     one_pass = per * point["writers"] / floor
     if point["write_s"] > 0:
         # A writer looks at the clock after each group of writes (a timed span, or WRITES_PER_LOOK).

@@ -29,32 +29,56 @@ std::uint64_t splitmix64(std::uint64_t x) {
 std::size_t below(std::uint64_t bits, std::size_t n) {
     return std::size_t((static_cast<unsigned __int128>(bits) * n) >> 64);
 }
+
+std::size_t skewed_page(std::uint64_t bits, std::size_t pages) {
+    const std::size_t hot = std::max<std::size_t>(1, std::size_t(double(pages) * HOT_FRACTION));
+    const std::uint64_t more = splitmix64(bits);  // bits of its own: a hot write lands anywhere in the hot set
+    if (double(more >> 11) * 0x1.0p-53 < HOT_SHARE) return below(splitmix64(more), hot) * (pages / hot);
+    return below(bits, pages);
+}
+
+// One case per write pattern, under the name of its row in
+// cowsnap/plan/patterns.py. A strided pattern writes every element of a
+// writer's share once a pass: its elements interleaved across the writers,
+// or a contiguous slice each. A drawn pattern makes as many one-element
+// writes a pass as the array has pages, split over the writers, each to the
+// page its `page` function draws from 64 bits of a stateless generator, so
+// any write can be found again after the run.
+struct PatternCase {
+    const char* name;
+    enum Stride { interleaved, slice, drawn } stride;
+    std::size_t (*page)(std::uint64_t bits, std::size_t pages);  // drawn: the page a write goes to
+};
+
+const PatternCase PATTERN_CASES[] = {
+    {"interleaved", PatternCase::interleaved, nullptr},  // the seed's: element by element across the threads
+    {"blocked", PatternCase::slice, nullptr},
+    {"random", PatternCase::drawn, below},
+    {"skewed", PatternCase::drawn, skewed_page},
+};
+
+const PatternCase& pattern_case(const std::string& name) {
+    for (const PatternCase& known : PATTERN_CASES)
+        if (name == known.name) return known;
+    throw std::invalid_argument("pattern=" + name + ": not a write pattern");
+}
 }  // namespace
 
-// Where each write of each writer goes. Strided patterns (interleaved, the
-// seed's; blocked) write every element of a writer's share once a pass;
-// random patterns (random, skewed) make as many one-element writes a pass
-// as the array has pages, split over the writers, each to a page drawn from
-// a stateless generator, so any write can be found again after the run.
+// Where each write of each writer goes, by the point's pattern case.
 struct WritePattern {
-    enum Kind { interleaved, blocked, random, skewed } kind;
+    const PatternCase& pattern;
     std::size_t elements, writers, page_elements, pages;
-    std::size_t hot;  // skewed: pages in the hot set
 
     WritePattern(const std::string& name, std::size_t n, int threads, std::size_t page_bytes)
-        : kind(name == "interleaved" ? interleaved
-               : name == "blocked"   ? blocked
-               : name == "random"    ? random
-               : name == "skewed"    ? skewed
-                                     : throw std::invalid_argument("pattern=" + name + ": not a write pattern")),
-          elements(n), writers(std::size_t(threads)), page_elements(std::max<std::size_t>(1, page_bytes / sizeof(element))),
-          pages((n + page_elements - 1) / page_elements),
-          hot(std::max<std::size_t>(1, std::size_t(double(pages) * HOT_FRACTION))) {}
+        : pattern(pattern_case(name)), elements(n), writers(std::size_t(threads)),
+          page_elements(std::max<std::size_t>(1, page_bytes / sizeof(element))),
+          pages((n + page_elements - 1) / page_elements) {}
 
-    bool strided() const { return kind == interleaved || kind == blocked; }
-    std::size_t first(std::size_t tid) const { return kind == interleaved ? tid : elements * tid / writers; }
-    std::size_t last(std::size_t tid) const { return kind == interleaved ? elements : elements * (tid + 1) / writers; }
-    std::size_t step() const { return kind == interleaved ? writers : 1; }
+    bool strided() const { return pattern.stride != PatternCase::drawn; }
+    bool interleaved() const { return pattern.stride == PatternCase::interleaved; }
+    std::size_t first(std::size_t tid) const { return interleaved() ? tid : elements * tid / writers; }
+    std::size_t last(std::size_t tid) const { return interleaved() ? elements : elements * (tid + 1) / writers; }
+    std::size_t step() const { return interleaved() ? writers : 1; }
     // Writes a writer makes in one pass.
     std::size_t per_pass(std::size_t tid) const {
         if (!strided()) return std::max<std::size_t>(1, pages / writers);
@@ -65,11 +89,7 @@ struct WritePattern {
     std::size_t index(std::size_t tid, std::size_t pass, std::size_t k) const {
         if (strided()) return first(tid) + k * step();
         const std::uint64_t bits = splitmix64((std::uint64_t(tid) << 48) ^ (std::uint64_t(pass) << 32) ^ k);
-        std::size_t page = below(bits, pages);
-        if (kind == skewed) {  // drawn from bits of its own: a hot write lands anywhere in the hot set
-            const std::uint64_t more = splitmix64(bits);
-            if (double(more >> 11) * 0x1.0p-53 < HOT_SHARE) page = below(splitmix64(more), hot) * (pages / hot);
-        }
+        const std::size_t page = std::min(pages - 1, pattern.page(bits, pages));
         return std::min(elements - 1, page * page_elements + std::size_t(bits % page_elements));
     }
     // The distinct pages the first `writes` writes of each writer touch.

@@ -1,8 +1,11 @@
 // Pieces shared by the benchmark's source files; not part of the interface
-// Python sees (cowsnap.h is).
+// Python sees (cowsnap.h is). The library (native/library/) includes only
+// the two it shares with them: wire.h and taskstats.h.
 #pragma once
 
 #include "cowsnap.h"
+#include "taskstats.h"
+#include "wire.h"
 
 #include <atomic>
 #include <chrono>
@@ -33,12 +36,6 @@ inline double seconds_between(clock::time_point from, clock::time_point to) {
 struct NotApplied : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-// ---- wire.cpp: Params and Result as text lines between the processes
-std::string params_to_text(const Params& params);
-Params params_from_text(const std::string& text);
-std::string result_to_text(const Result& result);
-Result result_from_text(const std::string& text);  // status "failed" if incomplete
 
 // ---- harness.cpp: one point, measured in this process
 Result measure(const Params& params);
@@ -120,7 +117,7 @@ long anon_huge_kib(const void* data);
 // Faults that allocated an mTHP folio of this size so far (sysfs stats), -1 if none.
 long mthp_fault_allocs(long size_kib);
 
-// ---- counters.cpp and taskstats.cpp: kernel counters and clocks
+// ---- counters.cpp: kernel counters and clocks (taskstats.h: a thread's copies)
 using Vmstat = std::map<std::string, long>;
 Vmstat read_vmstat();
 
@@ -131,30 +128,6 @@ Usage usage_of(int who);  // RUSAGE_SELF, RUSAGE_THREAD
 Usage usage_from(const void* rusage);
 Usage operator-(const Usage& a, const Usage& b);
 Usage& operator+=(Usage& a, const Usage& b);
-
-// Exact COW copies of a thread (delay accounting, taskstats): how many
-// write-protect faults copied a page, and the time spent in them.
-struct CopyDelay {
-    double count = 0, delay_s = 0, cpu_delay_s = 0;
-    std::string error = "not read";  // empty once read; else why not
-    bool ok() const { return error.empty(); }
-};
-CopyDelay operator-(const CopyDelay& a, const CopyDelay& b);
-CopyDelay& operator+=(CopyDelay& a, const CopyDelay& b);
-bool delay_accounting_on();
-// The calling thread's counts; `error` says why not when they cannot be read.
-CopyDelay thread_copy_delay();
-// The same for any thread of the machine.
-CopyDelay task_copy_delay(pid_t tid);
-// A thread's taskstats (whole_process: its thread group's delay totals).
-TaskCounts read_task_counts(int id, bool whole_process);
-// Taskstats over a netlink socket: the family id, registering for the exit
-// notifications of tasks on a CPU list ("0-3"), and the task counts in one
-// received message (at most `room`; a message carries a task's and, when
-// its thread group ends, the group's).
-int taskstats_family_id(int fd, std::string& error);
-bool send_register(int fd, int family, const std::string& cpus, std::string& error);
-std::size_t parse_task_message(const char* message, std::size_t length, TaskCounts* out, std::size_t room);
 
 // What one thread's counters say at one moment.
 struct ThreadCounters {

@@ -3,7 +3,7 @@
 // write-protect copies it made (wpcopy_count), the time they took
 // (wpcopy_delay_total) and its time waiting for a CPU (cpu_delay_total).
 // The same messages carry the final counts of tasks that exit (see watch.cpp).
-#include "internal.h"
+#include "taskstats.h"
 
 #include <linux/genetlink.h>
 #include <linux/netlink.h>

@@ -1,6 +1,6 @@
 // Params and Result as text, one line a field, between the Python-side
 // library and the benchmark process: "key<TAB>value".
-#include "internal.h"
+#include "wire.h"
 
 #include <cmath>
 #include <cstdio>

@@ -2,7 +2,7 @@
 // Params and reads back its Result. posix_spawn does not copy this
 // process's page tables, so a large caller (Python, Cling) costs the
 // benchmark nothing.
-#include "internal.h"
+#include "wire.h"
 
 #include <fcntl.h>
 #include <spawn.h>

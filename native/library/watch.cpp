@@ -1,7 +1,7 @@
 // cowsnap watch's native side: taskstats of any task, and the final counts
 // of tasks as they exit. Nothing here touches the watched program: taskstats
 // reads the kernel's accounting of it.
-#include "internal.h"
+#include "taskstats.h"
 
 #include <linux/genetlink.h>
 #include <linux/netlink.h>

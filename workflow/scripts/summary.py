@@ -11,5 +11,9 @@ with jobs.logged(snakemake.log[0]):
         key: pd.concat([aggregate.read_table(path) for path in snakemake.input[key]], ignore_index=True)
         for key in ("runs", "points", "ratios", "scaling", "comparisons")
     }
-    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"])
-    Path(snakemake.output[0]).write_text(text)
+    out = Path(snakemake.output[0])
+    text = summary.build(
+        tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"],
+        guide=summary.guide_link(out.parent),
+    )  # fmt: skip
+    out.write_text(text)

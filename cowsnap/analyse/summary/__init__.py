@@ -12,8 +12,10 @@ by round (summary.avoid).
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,14 +40,25 @@ __all__ = [
 ]  # fmt: skip
 
 
+# The page on reading the summary, in the checkout the package runs from.
+GUIDE = Path(__file__).resolve().parents[3] / "docs" / "reading-the-summary.md"
+
+
+def guide_link(summary_dir: Path) -> str:
+    """The reading guide as a link that resolves from the folder the summary is written to."""
+    return Path(os.path.relpath(GUIDE, Path(summary_dir).resolve())).as_posix()
+
+
 def build(
     runs: pd.DataFrame,
     points: pd.DataFrame,
     ratios: pd.DataFrame,
     scaling: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
+    guide: str = "../docs/reading-the-summary.md",
 ) -> str:
-    lines = ["# What the sweep found: [how to read it](../docs/reading-the-summary.md)", ""]
+    """The summary's text; `guide`: the reading guide's link from where it is written (guide_link)."""
+    lines = [f"# What the sweep found: [how to read it]({guide})", ""]
     if runs.empty:
         return "\n".join(lines + ["Nothing ran: the sweep has no runs.", ""])
     ratios = ratios if not ratios.empty else pd.DataFrame(columns=["metric", "baseline_method"])

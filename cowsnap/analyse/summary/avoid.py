@@ -6,103 +6,20 @@ tables; computes no statistics."""
 
 from __future__ import annotations
 
-from math import inf
-
 import pandas as pd
 
 from cowsnap.analyse import verdict
+from cowsnap.analyse.summary import apart
+from cowsnap.analyse.summary.levers import (
+    THE_PLAIN_FORK,
+    floor_words,
+    is_plain,
+    lever_name,
+    lever_words,
+    ratio_cell,
+    verdict_words,
+)
 from cowsnap.analyse.text import fmt, fmt_ratio, section, table
-from cowsnap.plan import methods
-
-# What each lever changes, by the setting that differs from a plain fork.
-LEVERS = {
-    **methods.LEVERS,
-    ("populate", "map"): "MAP_POPULATE: the array is faulted in at allocation; no THP for it",
-    ("populate", "write-after-exit"): "MADV_POPULATE_WRITE once the child exited: pays only for pages the "
-    "writers had not reached by then",
-    ("populate", "write-after-release"): "MADV_POPULATE_WRITE per batch the child released: a thread beside "
-    "the writers",
-    ("dest", "fresh"): "the destination allocated in the child: no COW faults of the copy itself",
-    ("dontfork", True): "MADV_DONTFORK on the destination: kept out of the child",
-    ("release", "none"): "the child keeps every batch until it exits",
-    ("release", "dontneed"): "MADV_DONTNEED per copied batch",
-    ("exit", "normal"): "teardown before exit",
-    ("alloc", "new"): "the seed's unaligned array: every munmap fails",
-    ("alloc", "mmap"): "a page-aligned array: each munmap of a copied batch releases it",
-}
-PLAIN = {"method": "fork", "populate": "none", "dest": "zeroed", "dontfork": False, "release": "munmap",
-         "exit": "early", "alloc": "mmap"}  # fmt: skip
-THE_PLAIN_FORK = "the plain fork"
-# Writers' time within this factor of the floor: "near the floor".
-NEAR_FLOOR = 1.25
-
-
-def floor_words(point: pd.Series) -> str:
-    """'1.4x the floor', and what the numbers say about where a lever has
-    nothing left to give."""
-    over = point.get("writers_over_floor")
-    if over is None or pd.isna(over):
-        return "no floor measured"
-    notes = [f"{fmt(over)}x the floor"]
-    if over <= NEAR_FLOOR:
-        notes.append(f"within {NEAR_FLOOR:g}x of the floor: little left to gain here")
-    if point.get("populate") == "write-after-exit" and point.get("snapshot_end_s", 0) >= point.get("writers_s", inf):
-        notes.append("the child exited after the writers finished, so populating after its exit had nothing to do")
-    return "; ".join(notes)
-
-
-def is_plain(row: pd.Series) -> bool:
-    return all(row.get(key, value) == value for key, value in PLAIN.items())
-
-
-def lever_words(row: pd.Series, reference: dict | pd.Series = PLAIN) -> str:
-    """What the point changes against the reference's settings, in words."""
-    changes = [(key, row[key]) for key in PLAIN if key in row and key in reference and row[key] != reference[key]]
-    words = [LEVERS[change] for change in changes if change in LEVERS]
-    return "; ".join(words) or THE_PLAIN_FORK
-
-
-def lever_name(row: pd.Series) -> str:
-    """A comparison's lever by the settings it changes against its
-    reference (both labels name the experiment's varying keys)."""
-    theirs = set(str(row["reference_label"]).split(", "))
-    return ", ".join(part for part in str(row["label"]).split(", ") if part not in theirs) or str(row["label"])
-
-
-def reference_contexts(comparisons: pd.DataFrame) -> dict[str, str]:
-    """reference_label -> the settings that tell it from the table's other
-    references ('' when there is one): the lever names' context."""
-    labels = comparisons["reference_label"].astype(str).unique() if not comparisons.empty else []
-    parts = {label: label.split(", ") for label in labels}
-    shared = set.intersection(*(set(p) for p in parts.values())) if parts else set()
-    return {label: ", ".join(part for part in p if part not in shared) for label, p in parts.items()}
-
-
-def within(row: pd.Series) -> float:
-    """How far apart the lever and its reference can be, as a share: the
-    interval's farther end from 1."""
-    return max(row["ci_high"], 1 / row["ci_low"]) - 1 if row["ci_low"] > 0 else float("nan")
-
-
-def share(value: float) -> str:
-    """'18%', '0.3%'."""
-    return f"{100 * value:.0f}%" if value >= 0.01 else f"{100 * value:.1f}%"
-
-
-def verdict_words(row: pd.Series) -> str:
-    """'better', 'worse', 'better, by under 2%', or 'same within 18%'."""
-    if row["resolved"]:
-        words = "better" if row["better"] else "worse"
-        small = within(row) < verdict.NEGLIGIBLE
-        return f"{words}, by under {share(verdict.NEGLIGIBLE)}" if small else words
-    return f"same within {share(within(row))}"
-
-
-def ratio_cell(row: pd.Series | None) -> str:
-    """'0.31x (0.12-0.45) better'."""
-    if row is None:
-        return "not measured"
-    return f"{fmt(row['ratio'])}x ({fmt(row['ci_low'])}-{fmt(row['ci_high'])}) {verdict_words(row)}"
 
 
 def levers(comparisons: pd.DataFrame, objectives_only: bool = True) -> dict[tuple, dict[str, pd.Series]]:
@@ -274,6 +191,7 @@ def how_to_avoid(points: pd.DataFrame, comparisons: pd.DataFrame, ratios: pd.Dat
     for key, rows in by_lever.items():
         groups.setdefault((key[0], next(iter(rows.values()))["reference_id"], key[2]), []).append(key)
     several = len({key[2] for key in by_lever}) > 1
+    changes: dict[str, str] = {}  # a setting -> what it changes, said once under the tables
     for (experiment, reference_id, node_type), keys in groups.items():
         reference = point_of(points, experiment, reference_id, node_type)
         levels = {int(r["rounds"]): r["ci_level"] for key in keys for r in by_lever[key].values()}
@@ -289,14 +207,20 @@ def how_to_avoid(points: pd.DataFrame, comparisons: pd.DataFrame, ratios: pd.Dat
                 lever_name(by_lever[key][next(iter(by_lever[key]))]),
                 *(ratio_cell(by_lever[key].get(metric)) for metric in (*verdict.OBJECTIVES, *verdict.ALSO_COMPARED)),
                 floor_words(point_of(points, *key)),
-                lever_words(point_of(points, *key), reference),
             ]
             for key in keys
         ]
-        header = [
-            "lever", *verdict.OBJECTIVES.values(), *verdict.ALSO_COMPARED.values(), "over the floor", "what it changes"
-        ]  # fmt: skip
+        header = ["lever", *verdict.OBJECTIVES.values(), *verdict.ALSO_COMPARED.values(), "over the floor"]
         lines += table(header, rows) + [""]
+        for key in keys:
+            changes.update(lever_words(point_of(points, *key), reference))
+    if changes:
+        lines += [
+            "What each setting of a lever changes:",
+            "",
+            *(f"- {name}: {words}" for name, words in changes.items()),
+            "",
+        ]
     for backing, node_type in sorted({(str(point_of(points, *key).get("backing")), key[2]) for key in by_lever}):
         best = best_lines(points, comparisons, backing, node_type)
         if not plain_fork_candidates(points, comparisons, backing, node_type):
@@ -304,47 +228,7 @@ def how_to_avoid(points: pd.DataFrame, comparisons: pd.DataFrame, ratios: pd.Dat
         where = f"backing={backing}" + (f" on {node_type}" if several else "")
         lines += [f"The best lever on each objective ({where}):", "", *(f"- {line}" for line in best)]
         lines += [f"- {line}" for line in tradeoff_lines(points, comparisons, backing, node_type)] + [""]
-    return lines + cannot_tell_apart(comparisons)
-
-
-def cannot_tell_apart(comparisons: pd.DataFrame) -> list[str]:
-    """Every open comparison on an objective, with the ratios these runs
-    would have resolved."""
-    if comparisons.empty:
-        return []
-    rows = comparisons[comparisons["metric"].isin(list(verdict.OBJECTIVES)) & ~comparisons["resolved"].astype(bool)]
-    # Those within NEGLIGIBLE of each other are counted, not listed: they are the same for any use.
-    alike = rows.apply(within, axis=1) < verdict.NEGLIGIBLE if not rows.empty else pd.Series(dtype=bool)
-    same, rows = rows[alike], rows[~alike]
-    if rows.empty and same.empty:
-        return []
-    lines = section(
-        "What the runs cannot tell apart",
-        "Each open comparison of a lever with its reference (How to avoid it): how far apart the two can be, the "
-        "interval's farther end, and the true ratios these runs would have resolved at the same level, given "
-        "their spread (docs/statistics.md).",
-    )
-    contexts = {
-        label: context
-        for _, group in rows.groupby("experiment", sort=False)
-        for label, context in reference_contexts(group).items()
-    }
-    body = [
-        [
-            row["experiment"],
-            f"{contexts[str(row['reference_label'])]}: {lever_name(row)}".lstrip(": "),
-            verdict.OBJECTIVES[row["metric"]],
-            f"within {share(within(row))}",
-            f"below {fmt(row['detectable_below'])}x or above {fmt(row['detectable_above'])}x",
-            f"{int(row['rounds'])}, {100 * row['ci_level']:.1f}%",
-        ]
-        for _, row in rows.iterrows()
-    ]
-    header = ["experiment", "lever", "objective", "apart", "resolvable", "rounds, level"]
-    lines += table(header, body) if body else []
-    if not same.empty:
-        lines += ["", f"{len(same)} more open comparisons are within {share(verdict.NEGLIGIBLE)} of their reference."]
-    return lines + [""]
+    return lines + apart.cannot_tell_apart(comparisons)
 
 
 def answer_lines(points: pd.DataFrame, comparisons: pd.DataFrame, backing: str = "4k") -> list[str]:

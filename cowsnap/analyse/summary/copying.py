@@ -72,15 +72,20 @@ def the_seed(points: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     seed = points[(points["method"] == "fork") & (points.get("alloc", "mmap") == "new")] if "alloc" in points else []
     if len(seed) == 0:
         return []
-    lines = ["## The seed's program", ""]
+    lines = [
+        "## The seed's program",
+        "",
+        "Its array from new is not page-aligned, so each munmap of a copied batch fails (release_failed) and "
+        "every page stays shared until the child exits.",
+        "",
+    ]
     for _, row in seed.iterrows():
         calls, failed = row.get("release_calls"), row.get("release_failed")
         if row.get("release") == "none" or pd.isna(calls):
             continue
         lines.append(
-            f"- {row['experiment']}: {row['label']}: {fmt_count(failed)} of {fmt_count(calls)} releases failed "
-            "(release_failed): its array from new is not page-aligned, so every page stays shared until the "
-            f"child exits; while the child lived, {phase_facts(row, '_during_snapshot')}."
+            f"- {row['experiment']}: {row['label']}: {fmt_count(failed)} of {fmt_count(calls)} releases failed; "
+            f"while the child lived, {phase_facts(row, '_during_snapshot')}."
         )
     aligned = points[
         (points["method"] == "fork") & (points["alloc"] == "mmap") & points["experiment"].isin(seed["experiment"])

@@ -41,7 +41,7 @@ def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame, elsewhere: dic
                 words,
                 *(verdict.duration(row.get(f"write_{q}_s{suffix}")) for q in ("p99", "p999")),
                 f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
-                f"{verdict.duration(base_p99)}, {times(p99 / base_p99 if base_p99 > 0 else float('nan'))}",
+                f"{verdict.duration(base_p99)}, {times(p99 / base_p99)}" if base_p99 > 0 else "",
             ]
         )
     header = ["experiment", "point", "writes", "p99", "p99.9", "longest write", "p99 without, over it"]

@@ -8,7 +8,8 @@ import math
 import pandas as pd
 
 from cowsnap.analyse import verdict
-from cowsnap.analyse.summary.words import PHASE_KEYS, fmt_interval, phase_facts, reason
+from cowsnap.analyse.summary.levers import ratio_cell
+from cowsnap.analyse.summary.words import fmt_interval, phase_facts, reason
 from cowsnap.analyse.text import fmt, fmt_count, section
 from cowsnap.analyse.watch import levers
 from cowsnap.plan.methods import CHILD_ROLES
@@ -80,8 +81,8 @@ def watch_points(points: pd.DataFrame, comparisons: pd.DataFrame | None = None) 
         "Real programs (watch points)",
         "A program run under cowsnap watch while its own snapshot is taken under its load, or while its workers run: "
         "its threads are the "
-        "writers, its children the child. Copies are counted against all of its minor faults. Keys: "
-        f"{PHASE_KEYS}; children: child_wpcopy_count and <role>_wpcopy_count; workers: worker_wpcopy_count, "
+        "writers, its children the child. Copies are counted against all of its minor faults. Keys: those of "
+        "Is it copying?; children: child_wpcopy_count and <role>_wpcopy_count; workers: worker_wpcopy_count, "
         "worker_private_dirty_pages (docs/keys.md).",
     )
     for _, row in rows.iterrows():
@@ -122,28 +123,12 @@ def watch_points(points: pd.DataFrame, comparisons: pd.DataFrame | None = None) 
     return lines + [""] + pool_ranking(rows[rows.apply(is_pool, axis=1)], comparisons)
 
 
-# The words for a pool's program with less and more than the problem, by metric (verdict.POOL_OBJECTIVES).
-POOL_WORDS = {
-    "worker_wpcopy_count": ("copies less than", "copies more than"),
-    "worker_private_dirty_pages": ("peaks lower than", "peaks higher than"),
-}
-
-
-def ratio_words(row: pd.Series | None, problem: str, name: str) -> str:
-    """A pool's comparison with the problem (a comparisons.csv row), and
-    resolved where the interval leaves 1 out: "workers' copies 0.0332x
-    pool_objects's (0.0327-0.0338x, 50.0% interval of 2 paired rounds):
-    resolved, pool_flat copies less than pool_objects"."""
+def ratio_words(row: pd.Series | None, problem: str) -> str:
+    """A pool's comparison with the problem (a comparisons.csv row), in
+    the levers' words: "workers' copies 0.0332x (0.0327-0.0338) better"."""
     if row is None:
         return "not measured against " + problem
-    what = verdict.POOL_OBJECTIVES[row["metric"]]
-    less, more = POOL_WORDS[row["metric"]]
-    text = f"{what} {fmt(row['ratio'])}x {problem}'s"
-    text += f" ({fmt(row['ci_low'])}-{fmt(row['ci_high'])}x, {100 * row['ci_level']:.1f}% interval of "
-    text += f"{int(row['rounds'])} paired rounds)"
-    if row["resolved"]:
-        return f"{text}: resolved, {name} {less if row['ratio'] < 1 else more} {problem}"
-    return f"{text}: not resolved, the interval holds 1"
+    return f"{verdict.POOL_OBJECTIVES[row['metric']]} {ratio_cell(row)}"
 
 
 def pool_ranking(pools: pd.DataFrame, comparisons: pd.DataFrame | None) -> list[str]:
@@ -163,18 +148,19 @@ def pool_ranking(pools: pd.DataFrame, comparisons: pd.DataFrame | None) -> list[
         by_point = {pid: dict(zip(g["metric"], (r for _, r in g.iterrows()), strict=True))
                     for pid, g in group.groupby("point_id", sort=False)}  # fmt: skip
         order = sorted(by_point, key=lambda pid: by_point[pid].get("worker_wpcopy_count", {"ratio": math.inf})["ratio"])
+        levels = {int(r["rounds"]): r["ci_level"] for _, r in group.iterrows()}
+        rounds = "; ".join(f"{n} rounds: {100 * level:.1f}%" for n, level in sorted(levels.items()))
         lines += [
             f"The pools of {experiment}{f' on {node_type}' if several else ''} against {problem} "
             f"({levers.EXAMPLES.get(problem, ('the reference',))[0]}: the problem), fewest workers' copies first: "
             f"each one's workers' copies (worker_wpcopy_count) and peak private memory (worker_private_dirty_pages) "
-            f"over {problem}'s, round by round, with the interval and its level (docs/statistics.md). Resolved: the "
-            "interval leaves 1 out.",
+            f"over {problem}'s, round by round ({rounds}), in the words of How to avoid it.",
             "",
         ]
         for rank, pid in enumerate(order, start=1):
             name = names.get(pid, pid)
             lever = levers.EXAMPLES.get(name, ("", ""))[0]
-            parts = [ratio_words(by_point[pid].get(metric), problem, name) for metric in verdict.POOL_OBJECTIVES]
+            parts = [ratio_words(by_point[pid].get(metric), problem) for metric in verdict.POOL_OBJECTIVES]
             lines.append(f"{rank}. {name}{f', {lever}' if lever else ''}: {'; '.join(parts)}")
         lines.append("")
     return lines

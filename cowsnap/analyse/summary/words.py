@@ -44,7 +44,7 @@ def copying_words(copies: float, faults: float, source: str, faults_are: str = "
 PHASE_KEYS = (
     "copies: writer_wpcopy_count_<phase>; faults: writer_minflt_<phase>; reuses: pgreuse_<phase> (the whole "
     "machine); splits: thp_split_pmd_<phase>; copy path: the COW-copy fault path, writer_wpcopy_delay_s (delay "
-    "accounting), and the memory copying inside it at this machine's memcpy speed; CPU: getrusage, against the "
+    "accounting), and the memory copying inside it at this machine's memcpy speed; CPU: getrusage, over the "
     "baseline's"
 )
 
@@ -53,7 +53,7 @@ def phase_facts(row: pd.Series, phase: str) -> str:
     """Copies, reuses, faults and splits of one phase (PHASE_KEYS; a watch
     point's faults are its program's minor faults, not only writes)."""
     copies, faults = row.get(f"copies{phase}"), row.get(f"writer_minflt{phase}")
-    faults_are = "minor faults" if row.get("method") == "watch" else "write faults"
+    faults_are = "minor faults" if row.get("method") == "watch" else "faults"
     parts = [
         copying_words(copies, faults, row.get("copies_source", "no source"), faults_are),
         f"{fmt_count(row.get(f'reuses{phase}'))} reuses",
@@ -81,11 +81,11 @@ def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
         return f"copy fault path not counted: {reason(row.get('copies_source'))}"
     text = f"copy path {fmt(delay)} s"
     if not pd.isna(memory):
-        text += f", memcpy {fmt(memory)} s of it at {fmt(row.get('memcpy_gbps'))} GB/s"
+        text += f", memcpy {fmt(memory)} s at {fmt(row.get('memcpy_gbps'))} GB/s"
     if baseline is not None:
         cpu = row.get("writer_stime_s", math.nan) + row.get("writer_utime_s", math.nan)
         extra = cpu - (baseline["writer_stime_s"] + baseline["writer_utime_s"])
-        text += f"; CPU {fmt(extra)} s over the baseline"
+        text += f"; CPU +{fmt(extra)} s"
     return text
 
 
@@ -131,8 +131,8 @@ def copied_memory(row: pd.Series) -> str:
         return "n/a"
     shared_dest = row.get("dest") == "zeroed" and str(row.get("dontfork")) != "True"
     pages = row["pages"] * (2 if shared_dest else 1)
-    what = "array and destination" if shared_dest else "array"
-    return f"{verdict.mib(copies)}, {copies / pages:.0%} of the {what}"
+    what = "array + destination" if shared_dest else "array"
+    return f"{verdict.mib(copies)}, {copies / pages:.0%} of {what}"
 
 
 def tail_phase(row: pd.Series) -> tuple[str, str]:
@@ -213,11 +213,8 @@ def why_no_line(fit: pd.Series) -> str:
     return f"the sizes bend away from a line, most at {worst} MiB" if worst else "too few sizes"
 
 
-def cell_counts(cell: pd.Series, faults: str = "after-exit write faults") -> str:
-    """'1,024 of 1,030 after-exit write faults copied' for one cell."""
+def cell_counts(cell: pd.Series) -> str:
+    """'1,024 of 1,030 copied': one cell's after-exit write faults."""
     if pd.isna(cell["copies_after_snapshot"]):
-        return f"after-exit copies not counted ({cell['copies_source']})"
-    return (
-        f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])} "
-        f"{faults} copied"
-    )
+        return f"not counted: {reason(cell['copies_source'])}"
+    return f"{fmt_count(cell['copies_after_snapshot'])} of {fmt_count(cell['writer_minflt_after_snapshot'])} copied"
