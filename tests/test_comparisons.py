@@ -139,7 +139,7 @@ def test_a_reference_must_be_a_point_of_the_experiment(tmp_path):
         grid.expand(config.validate({"experiments": {"e": config_without_fork}}))
 
 
-# A fresh clone's default sweep on this 2-core VM, 2026-12-06: every experiment's runs.
+# A fresh clone's default sweep on this 2-core VM, 2026-12-06, with the 6.1 and 6.12 guests (8d49340): every experiment's runs.
 SWEEP_0612 = Path(__file__).parent / "data" / "results" / "sweep-2026-12-06"
 
 
