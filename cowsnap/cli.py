@@ -1,9 +1,11 @@
-"""Command line: run one point outside Snakemake, or compare two result sets.
+"""Command line: run one point outside Snakemake, compare two result sets,
+predict a snapshot's cost at a size no run measured.
 
     cowsnap run size_mib=64 method=fork writers=2 [--out record.json]
     cowsnap run method=watch watch_command='my-server --port 7000' snapshot_command=... [--out record.json]
     cowsnap compare results-a results-b [--out DIR] [--pool]
     cowsnap rerun-failed [RESULTS]
+    cowsnap predict --size 300G [--backing 4k] --write-rate R [--pattern random] [--results DIR]
     cowsnap calibrate [--sizes 256,1024] [--repetitions 5] [--out DIR]
     cowsnap watch [--interval 1] [--sharing] [--out DIR] -- COMMAND [ARGS...]
     cowsnap watch --pid PID [--for SECONDS] [--interval 1] [--sharing] [--out DIR]
@@ -55,8 +57,9 @@ def parse_settings(pairs: list[str]) -> dict:
 
 DESCRIPTION = """cowsnap: what a fork()-based memory snapshot costs. Commands: run (one
 point outside Snakemake), compare (two results folders), rerun-failed (measure
-a results folder's failed runs again), calibrate (the harness against plain C),
-watch (is a program of yours copying?). `cowsnap COMMAND --help` for each."""
+a results folder's failed runs again), predict (a snapshot's cost at a size no
+run measured), calibrate (the harness against plain C), watch (is a program of
+yours copying?). `cowsnap COMMAND --help` for each."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         "rerun-failed", help="remove a results folder's failed records: the next snakemake measures them again"
     )
     rerun_failed.add_argument("results", type=Path, nargs="?", default=Path("results"), help="results folder")
+    predict = commands.add_parser(
+        "predict", help="what a snapshot of a size no run measured would cost, from a sweep's cost model"
+    )
+    predict.add_argument("--size", required=True, help="the memory snapshotted: 300G (GiB), 300GB (10^9 bytes), 512M")
+    predict.add_argument("--backing", default="4k", help="its page backing, one the sweep measured (default 4k)")
+    predict.add_argument(
+        "--write-rate", type=float, required=True, help="one-element writes a second, all writers together"
+    )
+    predict.add_argument("--pattern", default="random", help="random or skewed (default random)")
+    predict.add_argument(
+        "--results", type=Path, default=Path("results"), help="the results folder whose model.csv to use"
+    )
+    predict.add_argument("--kernel", help="the kernel release whose constants to use, when it holds several")
     commands.add_parser(
         "calibrate", help="the harness against a plain C program doing the same work, paired run by run", add_help=False
     )
@@ -113,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return compare_command(args)
     if args.command == "rerun-failed":
         return rerun_failed_command(args)
+    if args.command == "predict":
+        return predict_command(args)
     try:
         point = config.validate_point(parse_settings(args.settings))
         grid.check_applies([point], "point")
@@ -242,6 +260,18 @@ def calibrate_command(argv: list[str]) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.out / "calibration.csv", index=False)
         (args.out / "calibration.md").write_text(text)
+    return 0
+
+
+def predict_command(args) -> int:
+    from cowsnap.analyse import prediction
+
+    try:
+        lines = prediction.predict(args.results, args.size, args.backing, args.write_rate, args.pattern, args.kernel)
+    except prediction.PredictError as error:
+        print(f"cowsnap predict: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
     return 0
 
 

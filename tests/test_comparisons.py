@@ -139,7 +139,8 @@ def test_a_reference_must_be_a_point_of_the_experiment(tmp_path):
         grid.expand(config.validate({"experiments": {"e": config_without_fork}}))
 
 
-# A fresh clone's default sweep on this 2-core VM, 2026-12-06, with the 6.1 and 6.12 guests (8d49340): every experiment's runs.
+# A fresh clone's default sweep on this 2-core VM, 2026-12-06, with the 6.1 and 6.12 guests
+# (8d49340): every experiment's runs.
 SWEEP_0612 = Path(__file__).parent / "data" / "results" / "sweep-2026-12-06"
 
 
@@ -178,7 +179,9 @@ def nesting(line: str) -> int:
 
 def test_the_summary_of_a_recorded_sweep_is_read_in_a_minute():
     tables = recorded_sweep()
-    text = summary.build(tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"])
+    text = summary.build(
+        tables["runs"], tables["points"], tables["ratios"], tables["scaling"], tables["comparisons"], tables["model"]
+    )
     lines = text.splitlines()
     # The answer in its first 12 lines, the next section after them.
     assert lines[2] == "## The answer" and lines.index("## Machine") <= 13

@@ -39,6 +39,15 @@ def test_the_native_cases_are_the_tables_patterns():
     }
 
 
+def test_the_skewed_patterns_constants_are_the_native_ones():
+    source = (native.NATIVE_DIR / "bench" / "writers.cpp").read_text()
+    native_values = dict(re.findall(r"constexpr double (HOT_\w+) = ([\d.]+);", source))
+    assert {name: float(value) for name, value in native_values.items()} == {
+        "HOT_FRACTION": patterns.HOT_FRACTION,
+        "HOT_SHARE": patterns.HOT_SHARE,
+    }
+
+
 def test_the_schema_allows_exactly_the_tables_patterns():
     entry = config.point_schema()["pattern"]
     assert entry["enum"] == list(patterns.PATTERNS)

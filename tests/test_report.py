@@ -481,7 +481,7 @@ def test_fork_scaling_fits_a_line_in_ms_per_gib_and_says_when_it_is_not_one():
     assert bent["r2"] < 0.98 and not bent["good_fit"]
     text = summary.how_fork_scales(curved)
     fork_row = next(line for line in text if "| fork() call |" in line)
-    assert f"(under {verdict.GOOD_FIT}: not a line; the sizes bend away from a line, most at" in fork_row
+    assert ", not a line: bends most at" in fork_row
     assert bent["r2_ceiling"] == pytest.approx(1.0)  # both runs of a size agree
     # Runs that disagree at each size: the spread caps R^2, and the summary says so.
     spread = scaling_runs(lambda gib: 12.0 * gib)
@@ -489,7 +489,7 @@ def test_fork_scaling_fits_a_line_in_ms_per_gib_and_says_when_it_is_not_one():
     noisy = stats.scaling_table(spread).set_index("metric").loc["fork_s"]
     assert noisy["r2"] <= noisy["r2_ceiling"] < verdict.GOOD_FIT
     noisy_row = next(line for line in summary.how_fork_scales(stats.scaling_table(spread)) if "| fork() call |" in line)
-    assert f"caps R² at {noisy['r2_ceiling']:.3f}" in noisy_row
+    assert f"not a line: cap {noisy['r2_ceiling']:.3f}" in noisy_row
     # Fewer than three sizes: no line at all.
     assert stats.scaling_table(scaling_runs(lambda gib: gib)[lambda t: t["size_mib"] <= 128]).empty
 

@@ -4,9 +4,9 @@ while the child lives (touched_during). Relations that hold on any Linux
 kernel: the pages a pattern claims to touch are the pages the kernel
 faulted, in each phase."""
 
-import math
-
 import pytest
+
+from cowsnap.plan import patterns
 
 # 4 KiB pages, and a child that keeps every batch until it exits: each page
 # the writers first write while it lives takes exactly one write fault then.
@@ -16,13 +16,8 @@ PAGES = 16 * 256
 
 def expected_pages(writes: float, pattern: str) -> float:
     """Distinct pages that many one-element writes touch, in expectation:
-    uniform (random), or 90% of them on a hot tenth of the pages (skewed)."""
-    if pattern == "random":
-        return PAGES * (1 - math.exp(-writes / PAGES))
-    hot = PAGES // 10
-    hot_writes = 0.9 * writes + 0.1 * writes * hot / PAGES
-    cold_writes = 0.1 * writes * (PAGES - hot) / PAGES
-    return hot * (1 - math.exp(-hot_writes / hot)) + (PAGES - hot) * (1 - math.exp(-cold_writes / (PAGES - hot)))
+    the cost model's term (cowsnap.plan.patterns.distinct_pages)."""
+    return patterns.distinct_pages(pattern, PAGES, writes)
 
 
 @pytest.mark.parametrize("pattern", ("random", "skewed"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cowsnap.analyse import stats
+from cowsnap.analyse import model, stats
 from cowsnap.measure import records
 from cowsnap.plan import methods
 from cowsnap.plan.point import PHASE_SUFFIXES
@@ -28,8 +28,8 @@ TIMELINE_KEYS = (*SHARING_KEYS, *LATENCY_KEYS)
 
 # The tables an experiment's records make (write's outputs, by name), and
 # those of them computed from the runs table alone.
-TABLES = ("runs", "points", "ratios", "comparisons", "scaling", "sharing", "latency")
-STATISTICS = ("points", "ratios", "comparisons", "scaling")
+TABLES = ("runs", "points", "ratios", "comparisons", "scaling", "model", "model_checks", "sharing", "latency")
+STATISTICS = ("points", "ratios", "comparisons", "scaling", "model", "model_checks")
 
 # The writers' whole phase, the part while the snapshot lived (fork: until
 # the parent saw the child exit; uffd and stop: until the copy was done),
@@ -218,6 +218,8 @@ def statistics(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "ratios": stats.ratio_table(table, points),
         "comparisons": stats.comparison_table(table, points),
         "scaling": stats.scaling_table(table),
+        "model": model.table(points, table),
+        "model_checks": model.checks(points, table),
     }
 
 

@@ -18,7 +18,11 @@ NAMES = (
     "after_exit_copies",
     "levers",
     "tradeoff",
+    "model_checks",
 )
+# Sizes the cost model is fitted on below the one it is checked on
+# (cowsnap.analyse.model): an experiment with more draws its checks.
+MODEL_FIT_SIZES = 3
 
 
 def figures_for(
@@ -29,13 +33,16 @@ def figures_for(
     times_writes: bool = False,
     kernels: int = 1,
     has_reference: bool = False,
+    model_sizes: int = 0,
 ) -> list[str]:
     """The figures that say something for an experiment (a watch point has
     no writers' time or array: its figures are the phase ones; fork runs
     over several array sizes get the scaling figure; points whose writers
     time their writes, the write latency figure; fork runs on several
     kernels, the after-exit copies by kernel and backing; levers against
-    a reference snapshot, each lever round by round and the trade-off)."""
+    a reference snapshot, each lever round by round and the trade-off;
+    snapshots at a set write rate over more sizes than the cost model is
+    fitted on, its checks)."""
     names = ["writers_time", "writer_faults", "kernel_time"] if methods - {"watch"} else []
     if "watch" in methods:
         names += ["phase_faults", "phase_kernel_time"]
@@ -55,6 +62,8 @@ def figures_for(
         names.append("levers")
     if has_reference and methods - {"watch"}:
         names.append("tradeoff")
+    if model_sizes > MODEL_FIT_SIZES:
+        names.append("model_checks")
     return names
 
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cowsnap.analyse import after_exit, glossary, verdict  # noqa: E402
+from cowsnap.analyse import after_exit, glossary, model, verdict  # noqa: E402
 from cowsnap.analyse.figures import FORK_POINTS, FORK_SLOPES, figures_for  # noqa: E402, F401 (figures_for: which figures an experiment draws)
 from cowsnap.analyse.summary import levers as lever_text  # noqa: E402
 from cowsnap.plan.point import PHASE_SUFFIXES  # noqa: E402
@@ -397,6 +397,32 @@ def tradeoff(tables: dict, ax) -> str:
     return ""
 
 
+def model_checks(tables: dict, ax) -> str:
+    """The cost model on a size it did not see: each term fitted on the
+    smaller sizes and predicted at the largest, its error against what was
+    measured there (a dot per method, pattern and write rate); the band is
+    the largest error a term may have and still predict (docs/model.md)."""
+    checks = tables.get("model_checks", pd.DataFrame())
+    checks = checks.dropna(subset=["error"]) if "error" in checks else checks.iloc[0:0]
+    if checks.empty:
+        return "no term was checked on a size it did not see"
+    writes = [
+        "every run of the size" if pd.isna(rate) else f"{pattern}, {rate:,.0f}/s"
+        for pattern, rate in zip(checks["pattern"], checks["write_rate"], strict=True)
+    ]
+    checks = checks.assign(
+        percent=100 * checks["error"], case=checks["method"] + ", " + pd.Series(writes, index=checks.index)
+    )
+    sns.stripplot(data=checks, x="term", y="percent", hue="case", ax=ax, jitter=0.15, size=6)
+    ax.axhspan(-100 * model.MAX_ERROR, 100 * model.MAX_ERROR, color="0.9", zorder=0)
+    ax.axhline(0, color="black", linewidth=0.8)
+    size = checks["size_mib"].iloc[0]
+    ax.set_xlabel(f"term, predicted at {size:,.0f} MiB from {checks['fit_sizes_mib'].iloc[0]} MiB")
+    ax.set_ylabel("error: predicted / measured - 1 (%)")
+    ax.legend(fontsize="x-small", title="method, pattern, write rate", title_fontsize="x-small")
+    return ""
+
+
 FIGURES = {
     "writers_time": writers_time,
     "writer_faults": writer_faults,
@@ -411,6 +437,7 @@ FIGURES = {
     "after_exit_copies": after_exit_copies,
     "levers": levers_figure,
     "tradeoff": tradeoff,
+    "model_checks": model_checks,
 }
 # The statistic a figure's caption takes its interval level from.
 LEVEL_OF = {

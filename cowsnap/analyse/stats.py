@@ -378,6 +378,8 @@ def scaling_table(runs: pd.DataFrame) -> pd.DataFrame:
     per size), the R^2 no line could pass given the runs' spread at each
     size (r2_ceiling), and the sizes it holds for (never extrapolated)."""
     ok = runs[(runs["status"] == "ok") & (runs.get("method") == "fork")] if "method" in runs else runs.iloc[0:0]
+    if "write_rate" in ok:  # writes at a set rate last as long as write_s says: the cost model speaks for them
+        ok = ok[pd.to_numeric(ok["write_rate"], errors="coerce").fillna(0) == 0]
     rows = []
     if ok.empty or "size_mib" not in ok:
         return pd.DataFrame(rows)

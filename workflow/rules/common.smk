@@ -171,7 +171,11 @@ def get_figures(experiment):
     kernels = len({point.get("vm_kernel") for point in points if point["method"] == "fork"})
     has_baseline = "baseline" in CONFIG["experiments"][experiment]
     has_reference = "reference" in CONFIG["experiments"][experiment]
-    return figures.figures_for(methods, has_baseline, samples_sharing, sizes, times_writes, kernels, has_reference)
+    rated = [p for p in points if p["method"] in ("fork", "uffd", "stop") and p.get("write_rate", 0) > 0]
+    model_sizes = len({point["size_mib"] for point in rated})
+    return figures.figures_for(
+        methods, has_baseline, samples_sharing, sizes, times_writes, kernels, has_reference, model_sizes
+    )
 
 
 def get_description(wildcards):

@@ -30,6 +30,7 @@ rule summary:
         ratios=expand(rules.aggregate.output.ratios, experiment=EXPERIMENTS),
         scaling=expand(rules.aggregate.output.scaling, experiment=EXPERIMENTS),
         comparisons=expand(rules.aggregate.output.comparisons, experiment=EXPERIMENTS),
+        model=expand(rules.aggregate.output.model, experiment=EXPERIMENTS),
     output:
         report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:

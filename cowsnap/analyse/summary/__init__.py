@@ -27,6 +27,7 @@ from cowsnap.analyse.summary.copying import is_it_copying, the_seed
 from cowsnap.analyse.summary.host import what_the_host_adds
 from cowsnap.analyse.summary.kernels import after_exit_answer, by_kernel
 from cowsnap.analyse.summary.latency import what_a_writer_waits
+from cowsnap.analyse.summary.model import at_a_larger_size
 from cowsnap.analyse.summary.noise import noise, the_floor
 from cowsnap.analyse.summary.programs import watch_lever, watch_points
 from cowsnap.analyse.summary.scaling import how_fork_scales
@@ -55,6 +56,7 @@ def build(
     ratios: pd.DataFrame,
     scaling: pd.DataFrame | None = None,
     comparisons: pd.DataFrame | None = None,
+    models: pd.DataFrame | None = None,
     guide: str = "../docs/reading-the-summary.md",
 ) -> str:
     """The summary's text; `guide`: the reading guide's link from where it is written (guide_link)."""
@@ -88,7 +90,9 @@ def build(
                 scaling["experiment"] if scaling is not None and not scaling.empty else [], "How fork scales"
             ),
             **dict.fromkeys([*after_exit.kernel_experiments(points), *in_vms], "After the exit"),
-        }
+            **dict.fromkeys(models["experiment"] if models is not None and "experiment" in models else [],
+                            "At a larger size"),
+        }  # fmt: skip
         lines += is_it_copying(points, elsewhere)
         lines += watch_points(points, comparisons)
         lines += by_kernel(points)
@@ -97,6 +101,7 @@ def build(
         lines += avoid.how_to_avoid(points, comparisons, ratios)
         lines += what_a_writer_waits(points, ran, elsewhere)
         lines += how_fork_scales(scaling)
+        lines += at_a_larger_size(models)
         lines += noise(points)
         lines += the_floor(points)
     lines += ["## Points not measured", ""]

@@ -23,14 +23,16 @@ def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
     lines = ["## How fork scales", ""]
     lines.append(
         "Least-squares lines over every run (scaling.csv), valid over the sizes measured only, never beyond; "
-        f"for comparison, {PUBLISHED}."
+        f"for comparison, {PUBLISHED}. R² under {verdict.GOOD_FIT}: not a line; cap: the most R² the runs' spread "
+        "at each size allows (more runs narrow the slope's interval, a quieter machine lifts the cap). The "
+        "residuals by size are in scaling.csv."
     )
     lines.append("")
     words = {"fork_s": "fork() call", "writers_s_after_snapshot": "writers after the child exited"}
     rows = []
     for _, fit in scaling.iterrows():
         good = verdict.GOOD_FIT
-        quality = f"{fit['r2']:.3f}" + ("" if fit["r2"] >= good else f" (under {good}: not a line; {why_no_line(fit)})")
+        quality = f"{fit['r2']:.3f}" + ("" if fit["r2"] >= good else f", not a line: {why_no_line(fit)}")
         rows.append(
             [
                 fit["experiment"],
@@ -38,7 +40,7 @@ def how_fork_scales(scaling: pd.DataFrame) -> list[str]:
                 words.get(fit["metric"], fit["metric"]),
                 f"{fmt(fit['slope_ms_per_gib'])} ms/GiB + {fmt(fit['intercept_ms'])} ms",
                 quality,
-                f"{fmt(fit['max_residual_ms'])} ms (by size in MiB: {fit['residual_ms_by_mib']})",
+                f"{fmt(fit['max_residual_ms'])} ms",
                 f"{fmt_count(fit['min_mib'])}-{fmt_count(fit['max_mib'])} MiB, {fmt_count(fit['n'])} runs",
             ]
         )

@@ -200,17 +200,15 @@ def phase_words(row: pd.Series, phase: str) -> str:
 
 
 def why_no_line(fit: pd.Series) -> str:
-    """Why a fit is under GOOD_FIT: the runs' own spread at each size, or
-    sizes whose runs lie off any line."""
+    """Why a fit is under GOOD_FIT, in a few words: 'cap 0.937' (the runs'
+    own spread at each size allows no more), or the size the runs bend
+    away from a line most at."""
     ceiling = fit.get("r2_ceiling")
     if not pd.isna(ceiling) and ceiling < verdict.GOOD_FIT:
-        return (
-            f"the runs' spread at each size caps R² at {ceiling:.3f}: more runs narrow the slope's interval, "
-            "a quieter machine lifts the cap"
-        )
+        return f"cap {ceiling:.3f}"
     residuals = dict(part.split(":") for part in str(fit.get("residual_ms_by_mib", "")).split(";") if ":" in part)
     worst = max(residuals, key=lambda size: abs(float(residuals[size])), default=None)
-    return f"the sizes bend away from a line, most at {worst} MiB" if worst else "too few sizes"
+    return f"bends most at {worst} MiB" if worst else "too few sizes"
 
 
 def cell_counts(cell: pd.Series) -> str:
