@@ -28,23 +28,33 @@ def what_a_writer_waits(points: pd.DataFrame, runs: pd.DataFrame, elsewhere: dic
         "are of the writes after it and the wait is the longest write. The write_latency figures show every "
         "write; p50 and the rest are in points.csv (docs/measuring.md#write-latency).",
     )
-    rows = []
+    tails = []  # (row, its tail's suffix and words, the p99 of its baseline's writes)
     for _, row in timed.iterrows():
         suffix, words = tail_phase(row)
         baseline = _baseline_of(points, row) if suffix else None
-        base_p99 = baseline.get("write_p99_s") if baseline is not None else float("nan")
-        p99 = row.get(f"write_p99_s{suffix}")
-        rows.append(
-            [
-                row["experiment"],
-                row["label"],
-                words,
-                *(verdict.duration(row.get(f"write_{q}_s{suffix}")) for q in ("p99", "p999")),
-                f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
-                f"{verdict.duration(base_p99)}, {times(p99 / base_p99)}" if base_p99 > 0 else "",
-            ]
-        )
+        tails.append((row, suffix, words, baseline.get("write_p99_s") if baseline is not None else float("nan")))
+    # Where some points have writes without a snapshot to set their tail against, those are shown.
+    paired = any(base_p99 > 0 for *_, base_p99 in tails)
+    unpaired = [row["experiment"] for row, *_, base_p99 in tails if paired and not base_p99 > 0]
+    rows = [
+        [
+            row["experiment"],
+            row["label"],
+            words,
+            *(verdict.duration(row.get(f"write_{q}_s{suffix}")) for q in ("p99", "p999")),
+            f"{verdict.duration(row.get('write_max_s'))}: {verdict.longest_write_cause(row)}",
+            f"{verdict.duration(base_p99)}, {times(row.get(f'write_p99_s{suffix}') / base_p99)}"
+            if base_p99 > 0
+            else "",
+        ]
+        for row, suffix, words, base_p99 in tails
+        if base_p99 > 0 or not paired
+    ]
     header = ["experiment", "point", "writes", "p99", "p99.9", "longest write", "p99 without, over it"]
     lines += table(header, rows)
+    if unpaired:
+        lines += ["", f"{len(unpaired)} more timed points ({', '.join(dict.fromkeys(unpaired))}) have no write "
+                  "without a snapshot to set their tail against: their tails are in points.csv and the "
+                  "write_latency figures."]  # fmt: skip
     clocks = rows_with(runs, "write_p99_s").get("clocksource", [])
     return lines + ["", verdict.clock_words(clocks), ""]
