@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--size", required=True, help="the memory snapshotted: 300G (GiB), 300GB (10^9 bytes), 512M")
     predict.add_argument("--backing", default="4k", help="its page backing, one the sweep measured (default 4k)")
     predict.add_argument(
-        "--write-rate", type=float, required=True, help="one-element writes a second, all writers together"
+        "--write-rate",
+        type=float,
+        required=True,
+        help="one-element writes a second, all writers together (the config's write_rate is per writer)",
     )
     predict.add_argument("--pattern", default="random", help="random or skewed (default random)")
     predict.add_argument(

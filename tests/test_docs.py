@@ -90,7 +90,7 @@ def test_every_option_of_every_command_is_in_the_docs():
 def test_results_readme_names_every_output():
     text = (REPO / "results" / "README.md").read_text()
     missing = [f"{table}.csv" for table in aggregate.TABLES if f"/{table}.csv`" not in text]
-    others = ("results/summary.md", "results/figures/", "results/pool/levers.csv")
+    others = ("results/summary.md", "results/figures/", "results/pool/levers.csv", "results/vm/", ".timeline.csv")
     missing += [path for path in others if path not in text]
     assert not missing, f"results/README.md does not name: {missing}"
 
