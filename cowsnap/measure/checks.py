@@ -2,7 +2,7 @@
 skip it (a file that must exist, or hold text, and the reason when it does
 not) and the knobs it sets. One list, two executors: the runner applies them
 on this machine (cowsnap.measure.bench.runner), a VM boot writes them into the
-guest's script (cowsnap.measure.bench.vm).
+guest's script (cowsnap.measure.vm).
 
 A reason may name {nodes} (the NUMA nodes there are) or {offered} (the mTHP
 sizes the kernel offers); each executor fills them in its own way."""

@@ -137,7 +137,8 @@ METHODS: dict[str, Method] = {
         writers_wait="never",
         start="",
         lever="",
-        keys=(*WATCH_KEYS, "timeout_s"),
+        # In a VM of another kernel too: the program, its load and its snapshot run in the guest.
+        keys=(*WATCH_KEYS, "timeout_s", "vm_kernel", "vm_nodes"),
     ),
 }
 
