@@ -21,6 +21,10 @@ from cowsnap.measure import environment, guests, vm
 from cowsnap.plan import grid
 from cowsnap.plan.point import PHASE_SUFFIXES
 
+THP = "/sys/kernel/mm/transparent_hugepage"
+ONLY_64K = (
+    f"grep -q '\\[always\\]' {THP}/hugepages-64kB/enabled && grep -q '\\[never\\]' {THP}/hugepages-2048kB/enabled"
+)
 PAGES = 2048  # 8 MiB of 4 KiB pages: half written while the child lives, half after
 HALF = PAGES // 2
 
@@ -54,6 +58,13 @@ def booted(build, cowpoint, tmp_path_factory):  # noqa: F811
     points = {
         "watch": watch_keys(cowpoint, vm_kernel=series),
         "watch delayacct=false": watch_keys(cowpoint, vm_kernel=series, delayacct=False),
+        # The program starts only where the guest's THP sizes are the point's: 64 KiB alone, no PMD size.
+        "watch mthp=mthp-64k": watch_keys(
+            cowpoint,
+            vm_kernel=series,
+            mthp="mthp-64k",
+            watch_command=["sh", "-c", f"{ONLY_64K} && exec {cowpoint} {PAGES}"],
+        ),
         "bench": grid.resolve({"method": "none", "size_mib": 8, "memcpy_mib": 0, "vm_kernel": series}),
     }
     runs = [(p, {"run_id": name}) for name, p in points.items()]
@@ -98,6 +109,15 @@ def test_a_count_the_guest_cannot_read_is_absent_with_its_reason(booted):
     for key in ("writer_wpcopy_count", *(f"writer_wpcopy_count{suffix}" for suffix in PHASE_SUFFIXES)):
         assert key not in record, key  # absent, never 0
     assert record["writer_minflt_during_snapshot"] >= HALF  # /proc still counts the faults
+
+
+def test_the_guest_sets_the_points_mthp_size_alone(booted):
+    record = booted["watch mthp=mthp-64k"]
+    if "offers no 64kB THP size" in record["reason"]:  # a guest kernel before mTHP (6.8)
+        pytest.skip("this kernel offers no 64 KiB THP size")  # the words tests/skip-allowlist.txt accepts
+    ok(record)
+    assert record["mthp"] == "mthp-64k"
+    assert record["writer_wpcopy_count_during_snapshot"] >= HALF  # the program ran, and copied
 
 
 def test_a_benchmark_point_shares_the_watch_points_boot(booted):

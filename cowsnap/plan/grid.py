@@ -73,7 +73,15 @@ APPLIES: dict = {
 
 # Point keys added after records existed, with the default that leaves a
 # point's id unchanged (so finished runs are not redone).
-LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free", "warm_mib": 0, "check_copy": True}
+LATER_KEYS = {
+    "passes": 1,
+    "write_s": 0,
+    "write_rate": 0,
+    "touched_during": "free",
+    "warm_mib": 0,
+    "check_copy": True,
+    "mthp": "keep",
+}
 
 
 @dataclass(frozen=True)
