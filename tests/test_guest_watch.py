@@ -2,11 +2,12 @@
 program, its load and its snapshot run in the guest, under the same watch
 as on the host (cowsnap.measure.watch.guest).
 
-One boot serves every check of this module: two watch points of the
+One boot serves every check of this module: three watch points of the
 program the watch tests compile (tests/data/cowpoint.c: it forks a child
 that holds its pages while the parent writes half of them, then writes the
-other half after the child exited), one with delay accounting and one
-without, and a benchmark point sharing the boot. Without qemu, busybox or a
+other half after the child exited), with delay accounting, without it, and
+with the guest's 64 KiB mTHP size alone, and a benchmark point sharing the
+boot. Without qemu, busybox or a
 guest kernel the module is skipped with the reason, or fails where CI
 promised them (COWSNAP_REQUIRE_VM=1), as tests/test_vm.py's are.
 """
