@@ -20,6 +20,7 @@ from test_watch_point import cowpoint  # noqa: F401 (a fixture)
 
 from cowsnap.measure import environment, guests, vm
 from cowsnap.plan import grid
+from cowsnap.plan import point as plan_point
 from cowsnap.plan.point import PHASE_SUFFIXES
 
 THP = "/sys/kernel/mm/transparent_hugepage"
@@ -168,3 +169,12 @@ def test_a_guest_watch_point_uses_the_hosts_python_and_this_checkout(tmp_path, b
     run = guests.guest_run(point, build, tmp_path, 0)
     assert str(environment.REPO) in run.command and "cowsnap.measure.watch.guest" in run.command
     assert {knob.path.rsplit("/", 1)[-1] for knob in run.knobs} == {"enabled", "task_delayacct"}
+
+
+def test_a_guest_watch_point_gets_two_vcpus_and_time_for_its_python_to_start(cowpoint):  # noqa: F811
+    watch = watch_keys(cowpoint, vm_kernel="6.12")
+    bench = grid.resolve({"method": "fork", "size_mib": 8, "memcpy_mib": 0, "vm_kernel": "6.12", "timeout_s": 60})
+    assert plan_point.vm_shape([watch])[0] == plan_point.WATCH_VM_CPUS
+    assert plan_point.vm_point_limit_s([watch]) == 2 * watch["timeout_s"] + plan_point.VM_WATCH_START_S
+    assert plan_point.vm_point_limit_s([bench]) == plan_point.VM_POINT_LIMIT_S  # the benchmark's, as before
+    assert plan_point.vm_point_limit_s([bench, watch]) == plan_point.vm_point_limit_s([watch])  # one boot, one limit

@@ -195,7 +195,7 @@ STRIDED_PATTERNS = ("interleaved", "blocked")
 # limits (cowsnap/measure/vm.py run_batch: the same rule).
 VM_POINT_LIMIT_S = 120
 # A watch point's Python in the guest, importing the watch and loading the
-# native library through cppyy, before its first step (7-20 s measured under
+# native library through cppyy, before its first step (7-18 s measured under
 # software emulation with the host's files cached in the guest, 9p cache=loose;
 # 64 s once without that cache).
 VM_WATCH_START_S = 60
