@@ -27,6 +27,7 @@ import yaml
 
 from cowsnap.measure import records
 from cowsnap.plan import config, grid
+from cowsnap.plan import point as plan_point
 
 CXXFLAGS = config.schema()["properties"]["cxxflags"]["default"]
 CXXFLAGS_HELP = "compiler flags of the native benchmark (default: %(default)s; the config's cxxflags)"
@@ -156,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cowsnap: {error}", file=sys.stderr)
         return 1
     ids = {"run_id": "cli/" + grid.point_id(point) + "/0"}
-    if point["method"] == "watch":
+    if plan_point.is_vm(point):  # any method: in a VM booting its kernel
+        from cowsnap.measure import guests
+
+        record = guests.run_boot([(point, ids)], build)[0]
+    elif point["method"] == "watch":
         from cowsnap.measure.watch import point as watch_point
 
         # A failed or stopped watch point leaves the timeline it had read beside its record.

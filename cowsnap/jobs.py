@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cowsnap.measure import native, records
-from cowsnap.measure.bench import runner, vm
+from cowsnap.measure import native, records, vm
+from cowsnap.measure.bench import runner
 
 SCHEDULE = "schedule.json"
 RUN_SUMMARY = ("run_id", "status", "reason", "kernel", "writers_s")  # a run's line in its job's log

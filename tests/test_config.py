@@ -230,10 +230,10 @@ BAD_VALUES = {
         "size_mib=256",
         "method none or fork or uffd or stop only",
     ),
-    "a watch point in a VM": (
-        base(method="watch", watch_command="x", vm_kernel="6.1"),
-        "vm_kernel=6.1",
-        "method none or fork or uffd or stop only",
+    "a watch point's VM nodes on the host": (
+        base(method="watch", watch_command="x", vm_nodes=2),
+        "vm_nodes=2 applies to none of its points (method=watch,vm_kernel=host)",
+        "vm_kernel other than host only",
     ),
     "kernel: a major version alone": (base(vm_kernel="6"), "base.vm_kernel", "a kernel series in quotes ('6.1'"),
     "kernel: a package name": (base(vm_kernel="linux-image-6.1"), "base.vm_kernel", "or an exact kernel release"),
@@ -806,8 +806,7 @@ def test_the_plan_mirrors_what_the_runs_do():
     import re
 
     from cowsnap.analyse import stats
-    from cowsnap.measure import environment
-    from cowsnap.measure.bench import vm
+    from cowsnap.measure import environment, vm
     from cowsnap.measure.watch import point as watch_point
     from cowsnap.plan import commands
     from cowsnap.plan import point as plan_point

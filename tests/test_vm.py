@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from test_kernel_features import large_folio_rule
 
-from cowsnap.measure.bench import runner, vm, wire
+from cowsnap.measure import vm
+from cowsnap.measure.bench import runner, wire
 from cowsnap.plan import config, grid, kernels
 from cowsnap.plan import point as plan_point
 

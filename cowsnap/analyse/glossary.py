@@ -344,7 +344,7 @@ KEYS: dict[str, Key] = {
     "n": Key("ok runs of the point", "the runs"),
     "kernel": Key("kernel release (the guest's for a VM run)", "uname"),
     "virtualized": Key(
-        "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.bench.vm"
+        "none (this machine), or the VM's accelerator: kvm or tcg (software, not timed)", "cowsnap.measure.vm"
     ),
     "host_kernel": Key("kernel release of the machine that ran the VM", "uname"),
     "vm_kernel_release": Key(
@@ -352,6 +352,14 @@ KEYS: dict[str, Key] = {
         "the kernels installed in /boot and /lib/modules (cowsnap.plan.kernels)",
     ),
     "vm_boot_s": Key("the VM's whole boot: start, every point of the batch, power off (s)", "steady clock"),
+    "guest_import_s": Key(
+        "a watch point in a VM: the guest's Python importing the watch before it starts (s)",
+        "steady clock in the guest (cowsnap.measure.watch.guest)",
+    ),
+    "guest_native_load_s": Key(
+        "a watch point in a VM: loading the native library (taskstats) through cppyy in the guest (s)",
+        "steady clock in the guest (cowsnap.measure.watch.guest)",
+    ),
     "cpu_model": Key("CPU model", "/proc/cpuinfo"),
     "online_cpus": Key("online CPUs", "sysconf"),
     "runnable_threads": Key(

@@ -2,7 +2,7 @@
 skip it (a file that must exist, or hold text, and the reason when it does
 not) and the knobs it sets. One list, two executors: the runner applies them
 on this machine (cowsnap.measure.bench.runner), a VM boot writes them into the
-guest's script (cowsnap.measure.bench.vm).
+guest's script (cowsnap.measure.vm).
 
 A reason may name {nodes} (the NUMA nodes there are) or {offered} (the mTHP
 sizes the kernel offers); each executor fills them in its own way."""
@@ -47,7 +47,29 @@ def mode_checks(point: dict) -> list[Check]:
         checks.append(Check(THP, f"thp_mode={point['thp_mode']}: this kernel has no transparent huge pages"))
     if point["delayacct"]:
         checks.append(Check(DELAYACCT, "delayacct=true: this kernel has no delay accounting (kernel.task_delayacct)"))
+    if point.get("mthp", "keep") != "keep":
+        checks.append(mthp_check(point["mthp"], f"mthp={point['mthp']}"))
     return checks
+
+
+def mthp_check(name: str, what: str) -> Check:
+    """The kernel offers the mTHP size name (mthp-<N>k) names."""
+    size = plan_point.size_name(name)
+    return Check(
+        f"{THP}/hugepages-{size}/enabled", f"{what}: this kernel offers no {size} THP size (offered: {{offered}})"
+    )
+
+
+def mthp_alone(name: str) -> list[Knob]:
+    """The mTHP size name (mthp-<N>k) names, and no other: the kernel takes
+    the largest size enabled, so PMD THP (inherit, under THP mode always)
+    would win otherwise."""
+    size = plan_point.size_name(name)
+    others = [other for other in MTHP_SIZE_NAMES if other != size]
+    return [
+        Knob(f"{THP}/hugepages-{size}/enabled", "always"),
+        *(Knob(f"{THP}/hugepages-{other}/enabled", "never", if_present=True) for other in others),
+    ]
 
 
 def checks_of(point: dict) -> list[Check]:
@@ -59,13 +81,7 @@ def checks_of(point: dict) -> list[Check]:
         size = plan_point.size_name(backing)
         checks.append(Check(f"{HUGETLB}/hugepages-{size}", f"backing={backing}: this kernel has no {size} huge pages"))
     if backing.startswith("mthp-"):
-        size = plan_point.size_name(backing)
-        checks.append(
-            Check(
-                f"{THP}/hugepages-{size}/enabled",
-                f"backing={backing}: this kernel offers no {size} THP size (offered: {{offered}})",
-            )
-        )
+        checks.append(mthp_check(backing, f"backing={backing}"))
     if backing == "thp":
         checks.append(Check(THP, "backing=thp: this kernel has no transparent huge pages"))
     for node in sorted(plan_point.numa_nodes_named(point)):
@@ -84,6 +100,8 @@ def mode_knobs(point: dict) -> list[Knob]:
     if point["thp_mode"] != "keep":
         wanted.append(Knob(f"{THP}/enabled", point["thp_mode"]))
     wanted.append(Knob(DELAYACCT, "1" if point["delayacct"] else "0", if_present=True))
+    if point.get("mthp", "keep") != "keep":
+        wanted += mthp_alone(point["mthp"])
     return wanted
 
 
@@ -95,15 +113,7 @@ def knobs_of(point: dict, hugetlb_pool: dict[str, int]) -> list[Knob]:
     wanted = mode_knobs(point)
     backing = point["backing"]
     if backing.startswith("mthp-"):
-        # Its size, and no other: the kernel takes the largest size enabled,
-        # so PMD THP (inherit, under THP mode always) would win otherwise.
-        size = plan_point.size_name(backing)
-        wanted.append(Knob(f"{THP}/hugepages-{size}/enabled", "always"))
-        wanted += [
-            Knob(f"{THP}/hugepages-{other}/enabled", "never", if_present=True)
-            for other in MTHP_SIZE_NAMES
-            if other != size
-        ]
+        wanted += mthp_alone(backing)
     if backing in plan_point.PAGE_KIB:
         size = plan_point.size_name(backing)
         total, free = hugetlb_pool.get(f"hugetlb_{size}_total", 0), hugetlb_pool.get(f"hugetlb_{size}_free", 0)

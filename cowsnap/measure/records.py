@@ -1,7 +1,7 @@
 """Records: the envelope every run's record starts and ends with, and records
 on disk (one JSON file per run, written so no reader sees half of one).
 
-A bench run (measure/bench/runner.py), a VM run (measure/bench/vm.py) and a
+A bench run (measure/bench/runner.py), a VM run (measure/vm.py) and a
 watch point (measure/watch/point.py) each build their record in the same
 envelope: it opens with its ids, when it started, the point's settings and
 the build (opened), holds the environment it ran in, and closes with its

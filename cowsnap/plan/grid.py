@@ -36,7 +36,7 @@ class Other(tuple):
 
 NOT_MAP = ("none", "write-after-exit", "write-after-release")
 # Benchmark keys that apply to a watch point too.
-WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s")
+WATCH_ALSO = ("method", "thp_mode", "delayacct", "timeout_s", *plan_point.VM_KEYS)
 # Which point keys apply to which points, the one table of it: a key (or one
 # value of a key, as (key, value)) -> the methods it applies to (from the
 # methods' table, plan/methods.py), and the values other keys must have. A
@@ -73,7 +73,15 @@ APPLIES: dict = {
 
 # Point keys added after records existed, with the default that leaves a
 # point's id unchanged (so finished runs are not redone).
-LATER_KEYS = {"passes": 1, "write_s": 0, "write_rate": 0, "touched_during": "free", "warm_mib": 0, "check_copy": True}
+LATER_KEYS = {
+    "passes": 1,
+    "write_s": 0,
+    "write_rate": 0,
+    "touched_during": "free",
+    "warm_mib": 0,
+    "check_copy": True,
+    "mthp": "keep",
+}
 
 
 @dataclass(frozen=True)

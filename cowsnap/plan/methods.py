@@ -23,7 +23,7 @@ CHILD_ROLES = ("snapshot child", "worker", "helper")
 # The keys of a watch point (method=watch) only; a benchmark point has none
 # of them. Commands are shell-like strings or argv lists.
 COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")
-WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s")
+WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s", "mthp")
 
 # Keys every benchmark method takes: the array, the threads, the writes.
 BENCHMARK_KEYS = ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate", "numa_mem",
@@ -137,7 +137,8 @@ METHODS: dict[str, Method] = {
         writers_wait="never",
         start="",
         lever="",
-        keys=(*WATCH_KEYS, "timeout_s"),
+        # In a VM of another kernel too: the program, its load and its snapshot run in the guest.
+        keys=(*WATCH_KEYS, "timeout_s", "vm_kernel", "vm_nodes"),
     ),
 }
 

@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass
 
 from cowsnap.plan import patterns
-from cowsnap.plan.methods import COMMAND_KEYS, COPYING, WATCH_KEYS, arrays_needed
+from cowsnap.plan.methods import BENCHMARK, COMMAND_KEYS, COPYING, WATCH_KEYS, arrays_needed
 
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
 # Point keys that say where the point runs: this machine (vm_kernel host) or
-# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.bench.vm).
+# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
 VM_KEYS = ("vm_kernel", "vm_nodes")
 # A watch point's own keys (plan/methods.py: WATCH_KEYS) are Python's too.
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
@@ -31,6 +31,9 @@ PHASE_SUFFIXES = tuple(f"_{phase}" for phase in SNAPSHOT_PHASES)
 PAGE_KIB = {"hugetlb-2m": 2048, "hugetlb-1g": 1024 * 1024}  # hugetlb backing -> page size in KiB
 # A THP is a PMD's worth of memory: 2 MiB on x86-64, the machines cowsnap runs on.
 THP_KIB = 2048
+# vCPUs for a watch point's VM: its program, load and watch share them (under
+# software emulation each vCPU is a host thread; two fit a 2-core machine).
+WATCH_VM_CPUS = 2
 VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
 
 
@@ -140,11 +143,18 @@ def is_vm(point: dict) -> bool:
     return point.get("vm_kernel", "host") != "host"
 
 
+def guest_threads(point: dict) -> int:
+    """The threads a point runs at once in a VM: a benchmark point's writers
+    or copiers, whichever are more; a watch point's program, its load and
+    the watch itself, WATCH_VM_CPUS."""
+    return max(point["writers"], point["copiers"]) if point["method"] in BENCHMARK else WATCH_VM_CPUS
+
+
 def vm_shape(points: list[dict]) -> tuple[int, int]:
     """vCPUs and memory (MiB) for a VM running these points: every point's
     threads, its arrays."""
     nodes = points[0]["vm_nodes"]
-    threads = max(max(p["writers"], p["copiers"]) for p in points)
+    threads = max(guest_threads(p) for p in points)
     cpus = max(nodes, -(-threads // nodes) * nodes)
     memory = max(1024, max(memory_needed_mib(p) for p in points) + VM_MEMORY_SPARE_MIB)
     return cpus, -(-memory // (2 * nodes)) * 2 * nodes
@@ -182,8 +192,13 @@ BENCH_PROCESS_MIB = 4 + 64  # the benchmark process beyond its arrays: the fresh
 # A point in a VM: the guest runs each point under `timeout -s KILL` for
 # VM_POINT_LIMIT_S or twice the longest timeout_s of its boot's points,
 # whichever is longer, and the boot for VM_POINT_LIMIT_S more than its points'
-# limits (cowsnap/measure/bench/vm.py run_batch: the same rule).
+# limits (cowsnap/measure/vm.py run_batch: the same rule).
 VM_POINT_LIMIT_S = 120
+# A watch point's Python in the guest, importing the watch and loading the
+# native library through cppyy, before its first step (7-18 s measured under
+# software emulation with the host's files cached in the guest, 9p cache=loose;
+# 64 s once without that cache).
+VM_WATCH_START_S = 60
 VM_BOOT_S = 60.0  # a boot's own time (20 s measured for a boot of one 16 MiB point under software emulation)
 VM_SLOWDOWN = 20  # a run in a VM under software emulation (a 64 MiB fork run: 15-50 s there, about 1 s here)
 # A watch point: stopping a process group takes up to WATCH_STOP_S (SIGTERM,
@@ -307,8 +322,16 @@ def benchmark_at_most(point: dict) -> float:
 
 
 def vm_point_limit_s(points: list[dict]) -> float:
-    """The time a VM boot allows each of its points: run_batch (cowsnap/measure/bench/vm.py) gives each this."""
-    return max(VM_POINT_LIMIT_S, max(int(2 * point["timeout_s"]) for point in points))
+    """The time a VM boot allows each of its points: run_batch (cowsnap/measure/vm.py) gives each this
+    (a watch point also the guest's Python starting, VM_WATCH_START_S)."""
+    return max(VM_POINT_LIMIT_S, max(int(2 * point["timeout_s"]) + guest_start_s(point) for point in points))
+
+
+def guest_start_s(point: dict) -> int:
+    """What a point's guest spends before it measures, beyond its steps:
+    a watch point's Python and cppyy starting (VM_WATCH_START_S), nothing
+    for the compiled benchmark."""
+    return 0 if point["method"] in BENCHMARK else VM_WATCH_START_S
 
 
 def run_bound(point: dict, vm_limit_s: float = 0) -> Bound:
@@ -320,7 +343,10 @@ def run_bound(point: dict, vm_limit_s: float = 0) -> Bound:
         steps = 1 + sum(bool(point[key].strip()) for key in ("ready_command", "setup_command", "after_command"))
         stops = sum(bool(point[key].strip()) for key in COMMAND_KEYS) * WATCH_STOP_S
         waits = point["load_lead_s"] + point["watch_after_s"] + WATCH_EXIT_S
-        return Bound(RUN_START_S + steps * point["timeout_s"] + waits + stops, 0, "")
+        seconds = RUN_START_S + steps * point["timeout_s"] + waits + stops
+        if is_vm(point):  # killed at its boot's limit
+            seconds = min(seconds, vm_limit_s or vm_point_limit_s([point]))
+        return Bound(seconds, 0, "")
     needed = memory_needed_mib(point)
     if warm_mib(point) > needed:
         memory, key = warm_mib(point), "warm_mib"

@@ -33,7 +33,7 @@ rule run_point:
 
 
 rule run_vm_boot:
-    # Every run of one (vm_kernel, vm_nodes) in one VM boot (cowsnap.measure.bench.vm):
+    # Every run of one (vm_kernel, vm_nodes) in one VM boot (cowsnap.measure.vm):
     # a record per run in the boot's folder, which run_point copies. One VM
     # at a time, never beside a timed run: it takes the bench_slot too.
     input:

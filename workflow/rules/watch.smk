@@ -4,7 +4,8 @@
 # run's record path is run_point's too: for a watch point this rule makes it.
 from cowsnap.analyse.watch import levers as pool_levers
 
-WATCH_POINTS = sorted({run.point_id for run in RUNS.values() if run.point["method"] == "watch"})
+# A watch point in a VM runs in its kernel's boot (run_vm_boot), as a benchmark point does.
+WATCH_POINTS = sorted({run.point_id for run in RUNS.values() if run.point["method"] == "watch" and not vm_boot_of(run)})
 
 
 ruleorder: watch_point > run_point

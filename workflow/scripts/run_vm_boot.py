@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from cowsnap import jobs
-from cowsnap.measure.bench import runner, vm
+from cowsnap.measure import guests, vm
 
 out = Path(snakemake.output[0])
 out.mkdir(parents=True, exist_ok=True)
@@ -16,7 +16,7 @@ points = [run["point"] for run in snakemake.params.runs]
 jobs.timed_job(
     snakemake.log[0],
     runs,
-    lambda build, ids: runner.run_vm(list(zip(points, ids, strict=True)), build, out.parent),
+    lambda build, ids: guests.run_boot(list(zip(points, ids, strict=True)), build, out.parent),
     (snakemake.input.library, snakemake.params.cxxflags, snakemake.params.build_log),
     ("run_id", "status", "reason", "kernel", "vm_boot_s"),
 )

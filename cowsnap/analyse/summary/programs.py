@@ -9,7 +9,7 @@ import pandas as pd
 
 from cowsnap.analyse import verdict
 from cowsnap.analyse.summary.levers import ratio_cell
-from cowsnap.analyse.summary.words import fmt_interval, phase_facts, reason
+from cowsnap.analyse.summary.words import NO_TIMES_TCG, fmt_interval, phase_facts, reason
 from cowsnap.analyse.text import fmt, fmt_count, section
 from cowsnap.analyse.watch import levers
 from cowsnap.plan.methods import CHILD_ROLES
@@ -110,7 +110,9 @@ def watch_points(points: pd.DataFrame, comparisons: pd.DataFrame | None = None) 
         if roles:
             text += f", {', '.join(roles)}"
         delay, kernel = row.get(f"copy_delay_s{during}"), row.get(f"writer_stime_s{during}")
-        if pd.isna(delay):
+        if row.get("virtualized") == "tcg":
+            text += f"; {NO_TIMES_TCG}"
+        elif pd.isna(delay):
             text += f"; copy fault path not counted: {reason(row.get('copies_source'))}"
         else:
             text += f"; {fmt(delay)} s in the COW-copy fault path of {fmt(kernel)} s of kernel time"

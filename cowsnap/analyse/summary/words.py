@@ -65,6 +65,10 @@ def phase_facts(row: pd.Series, phase: str) -> str:
     return "; ".join(parts)
 
 
+# A run under software emulation has counts, not times (docs/vms.md).
+NO_TIMES_TCG = "no times: run under software emulation (tcg)"
+
+
 def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
     """Where the writers' time went (PHASE_KEYS): the COW-copy fault path
     (wall time inside wp_page_copy, from delay accounting), the memory
@@ -74,7 +78,7 @@ def time_facts(row: pd.Series, baseline: pd.Series | None) -> str:
     of one another)."""
     delay, memory = row.get("copy_delay_s"), row.get("memory_copy_s")
     if row.get("virtualized") == "tcg":
-        return "no times: run under software emulation (tcg)"
+        return NO_TIMES_TCG
     if row.get("timed") is False or row.get("timed") == "False":
         return "no times: the run sampled pagemap while the writers ran"
     if pd.isna(delay):

@@ -15,15 +15,16 @@ import contextlib
 import os
 import platform
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cowsnap.measure import cgroup, checks, environment, host, knobs, native, records
-from cowsnap.measure.bench import vm, wire
+from cowsnap.measure import cgroup, checks, environment, host, knobs, native, records, vm
+from cowsnap.measure.bench import wire
+from cowsnap.plan import grid, threads
 from cowsnap.plan import point as plan_point
-from cowsnap.plan import threads
 
 
 def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
@@ -141,20 +142,36 @@ def run(point: dict, build: native.Build, ids: dict | None = None) -> dict:
         return records.skipped_here(record, str(error))
 
 
-def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None) -> list[dict]:
+def bench_run(point: dict, build: native.Build, batch: Path, index: int) -> vm.GuestRun:
+    """A benchmark point in a VM's guest: the host's cowsnap-bench reads the Params on stdin."""
+    params = batch / f"{index}.params"
+    return vm.GuestRun(
+        files={params: wire.params_text(point, build)},
+        checks=checks.checks_of(point),
+        knobs=checks.knobs_of(point, {}),  # a guest boots with no huge pages reserved: its pool is empty
+        command=f"{shlex.quote(str(build.bench.resolve()))} < {shlex.quote(str(params))}",
+        parse=lambda text: wire.parse_result(text, build),
+    )
+
+
+def run_vm(
+    runs: list[tuple[dict, dict]], build: native.Build, folder: Path | None = None, guest_run=bench_run
+) -> list[dict]:
     """The records of (point, ids) runs whose vm_kernel names one kernel and
-    that share vm_nodes, all measured in one boot (cowsnap.measure.bench.vm); a
-    point the host already knows it cannot run is skipped without a boot.
-    Each record keeps the point's vm_kernel (a series or a release) and says
-    which installed release it named (vm_kernel_release, '' when none) and
-    which booted (kernel)."""
+    that share vm_nodes, all measured in one boot (cowsnap.measure.vm), each
+    as guest_run(point, build, batch folder, index) makes it (benchmark points
+    by default; cowsnap.measure.guests for any point); a point the host
+    already knows it cannot run is skipped without a boot. Each record keeps
+    the point's vm_kernel (a series or a release) and says which installed
+    release it named (vm_kernel_release, '' when none) and which booted
+    (kernel)."""
     vm_records, todo = [], []
     runs = [(plan_point.planned(point), ids) for point, ids in runs]
     for point, ids in runs:
         release = vm.release_of(point["vm_kernel"])
         host = {k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith("hugetlb_")}
         record = {
-            **records.opened(point, build, ids),
+            **records.opened(grid.recorded_settings(point), build, ids),
             **host,
             "kernel": release or point["vm_kernel"],
             "vm_kernel_release": release,
@@ -169,7 +186,9 @@ def run_vm(runs: list[tuple[dict, dict]], build: native.Build, folder: Path | No
     if todo:
         tmp = Path(tempfile.mkdtemp(prefix="cowsnap-vm.", dir=folder))
         try:
-            measured = vm.run_batch([runs[i][0] for i in todo], build, tmp)
+            measured = vm.run_batch(
+                [runs[i][0] for i in todo], lambda point, batch, index: guest_run(point, build, batch, index), tmp
+            )
         finally:
             if not os.environ.get(vm.KEEP_VARIABLE):
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -433,20 +433,34 @@ def keep_timeline(the_watch: Watch, path: Path | None) -> None:
     pd.DataFrame(the_watch.rows).to_csv(path, index=False)
 
 
+def measured_here(point: dict, build: native.Build, partial: Path | None = None) -> dict:
+    """The point's measured keys on the machine this runs on, its knobs
+    already set (by run, or by a VM guest's script): skipped with the reason
+    when it cannot run here; its program runs in a new folder of its own."""
+    reason = skip_reason(point)
+    if reason:
+        return records.skipped(reason)
+    folder = Path(tempfile.mkdtemp(prefix="cowsnap-watch."))
+    try:
+        return measure(point, build, folder, partial)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(point: dict, build: native.Build, ids: dict | None = None, partial: Path | None = None) -> dict:
     """The record of one watch point: ids, its settings, environment, build,
-    measurements (partial: where a failed or stopped run leaves its timeline)."""
+    measurements (partial: where a failed or stopped run leaves its timeline).
+    A point with a vm_kernel runs in a VM booting that kernel instead
+    (cowsnap.measure.guests.run_boot, measured_here in the guest)."""
     point = plan_point.planned(point)
+    assert not plan_point.is_vm(point), "a point with a vm_kernel runs in its boot: cowsnap.measure.guests"
     record = {**records.opened(grid.recorded_settings(point), build, ids), "virtualized": "none"}
     reason = skip_reason(point)
     if reason:
         return records.skipped_here(record, reason)
-    folder = Path(tempfile.mkdtemp(prefix="cowsnap-watch."))
     try:
         with knobs.applied(checks.host_mode_knobs(point)):
             record.update(environment.capture(environment.REPO))  # read back under the knobs
-            return {**record, **measure(point, build, folder, partial)}
+            return {**record, **measured_here(point, build, partial)}
     except knobs.KnobError as error:
         return records.skipped_here(record, str(error))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -4,14 +4,17 @@ One boot runs a batch of points: plain qemu-system-x86_64 boots a Debian
 kernel image (/boot/vmlinuz-<release>, the release the points' vm_kernel
 names: the newest installed of a series such as 6.1, or an exact release)
 with a small busybox initramfs that loads the guest kernel's virtio and 9p
-modules, mounts the host's / read-only over 9p and a writable share over the
-batch folder, and runs a shell script that the host wrote there. For each
-point the script checks what the guest offers (nodes, THP, delay
+modules, mounts the host's / read-only over 9p, a writable share over the batch
+folder and a tmpfs in the guest's memory at its tmp/ (the writable folder of
+what a point runs there), and runs a shell script that the host wrote there.
+For each point the script checks what the guest offers (nodes, THP, delay
 accounting), sets the point's knobs with plain writes, reads the guest's
-environment back under them, feeds the host's compiled cowsnap-bench the
-Params text on stdin (no Python or cppyy in the guest), puts the knobs back,
-and leaves the Result text beside it. The host turns those files into
-records.
+environment back under them, runs the point's command (GuestRun), puts the
+knobs back, and leaves the command's output beside it. A benchmark point's
+command is the host's compiled cowsnap-bench, fed the Params text on stdin
+(no Python or cppyy in the guest); a watch point's is the host's Python
+running the watch (cowsnap.measure.watch.guest). The host turns those files
+into records.
 
 KVM is used only where the CPU offers hardware virtualization (vmx/svm) and
 /dev/kvm opens; elsewhere the guest runs under TCG (software emulation), and
@@ -28,10 +31,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from cowsnap.measure import checks, environment, knobs, native, records, spawn
-from cowsnap.measure.bench import wire
+from cowsnap.measure import checks, environment, knobs, records, spawn
 from cowsnap.plan import kernels
 from cowsnap.plan import point as plan_point
 
@@ -43,6 +47,8 @@ KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, r
 # Modules the guest needs to reach the host's files, in load order once
 # their dependencies (modules.dep) are added; built-in ones are skipped.
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+# The batch folder's tmpfs in the guest's memory: the writable folder of what a point runs there.
+GUEST_TMP = "tmp"
 
 
 def installed_kernels() -> list[str]:
@@ -127,13 +133,16 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules.list); do insmod /modules/$m 2>/dev/null; done
 mkdir -p /host
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || echo "cowsnap-vm: no host share"
+# The host's files are read only: the guest caches them (cache=loose), so a program started twice is read once.
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || echo "cowsnap-vm: no root"
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 batch /host{batch} || echo "cowsnap-vm: no batch share"
+mkdir -p /host{batch}/{tmp} && mount -t tmpfs -o mode=1777 tmp /host{batch}/{tmp}
 chroot /host /bin/sh {batch}/batch.sh > /host{batch}/batch.log 2>&1
 echo "cowsnap-vm: batch exit $?"
+umount /host{batch}/{tmp}
 sync
 umount /host{batch}
 poweroff -f
@@ -155,7 +164,7 @@ def initramfs(release: str, batch: Path, out: Path) -> Path:
             names.append(name)
         (tree / "modules.list").write_text("\n".join(names) + "\n")
         init = tree / "init"
-        init.write_text(INIT.replace("{batch}", str(batch)))
+        init.write_text(INIT.replace("{batch}", str(batch)).replace("{tmp}", GUEST_TMP))
         init.chmod(0o755)
         files = subprocess.run(["find", "."], cwd=tree, capture_output=True, text=True, check=True).stdout
         archive = subprocess.run(
@@ -217,19 +226,40 @@ def knob_line(knob: checks.Knob) -> str:
     return f"[ -e {knob.path} ] && {line}" if knob.if_present else line
 
 
-def batch_script(points: list[dict], bench: Path, batch: Path, point_timeout_s: int) -> str:
+@dataclass(frozen=True)
+class GuestRun:
+    """What a VM's guest runs for one point, and how the host reads what it
+    left: the files the host writes first (path -> text), what the guest
+    kernel must offer (the point is skipped with the reason otherwise), the
+    knobs set around it, the command (a simple shell command, its output
+    becomes <i>.result) and the parser of that output into measured keys.
+    The benchmark (cowsnap.measure.bench.runner.bench_run) and the watch
+    (cowsnap.measure.watch.guest.guest_run) each make theirs."""
+
+    files: dict[Path, str]
+    checks: list[checks.Check]
+    knobs: list[checks.Knob]
+    command: str
+    parse: Callable[[str], dict]
+
+
+# A point's GuestRun from the point, the batch folder and its index in the batch.
+GuestRunOf = Callable[[dict, Path, int], GuestRun]
+
+
+def batch_script(runs: list[GuestRun], batch: Path, point_timeout_s: int) -> str:
     """The shell script the guest runs: each point in turn, files <i>.*."""
     lines = ["#!/bin/sh", f"B={shlex.quote(str(batch))}", KNOB_FUNCTIONS]
-    for index, point in enumerate(points):
+    for index, run in enumerate(runs):
         lines.append(f"# point {index}\nreason=''")
-        lines += [check_line(check) for check in checks.checks_of(point)]
-        # A guest boots with no huge pages reserved: its pool is empty.
-        knob_lines = [knob_line(knob) for knob in checks.knobs_of(point, {})]
-        lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
+        lines += [check_line(check) for check in run.checks]
+        knob_lines = [knob_line(knob) for knob in run.knobs]
+        if knob_lines:
+            lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
         lines.append(f"env_of > $B/{index}.env")
         lines.append(
-            f'[ -z "$reason" ] && timeout -s KILL {point_timeout_s} {shlex.quote(str(bench))} '
-            f"< $B/{index}.params > $B/{index}.result 2> $B/{index}.stderr"
+            f'[ -z "$reason" ] && timeout -s KILL {point_timeout_s} {run.command} '
+            f"> $B/{index}.result 2> $B/{index}.stderr"
         )
         lines.append("restore")
         lines.append(f'printf "%s" "$reason" > $B/{index}.skip')
@@ -259,11 +289,11 @@ def qemu_command(
     return command
 
 
-def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: float = 0) -> list[dict]:
+def run_batch(points: list[dict], guest_run: GuestRunOf, folder: Path, timeout_s: float = 0) -> list[dict]:
     """Boots one VM (the release the points' vm_kernel names, with their
-    vm_nodes) and runs every point in it; the measured keys of each point
-    (wire.measure's form plus the guest's environment), 'failed' where the
-    VM gave no result."""
+    vm_nodes) and runs every point in it, each as guest_run makes it; the
+    measured keys of each point (what its GuestRun's parser read, plus the
+    guest's environment), 'failed' where the VM gave no result."""
     installed, nodes = installed_kernels(), points[0]["vm_nodes"]
     release = kernels.resolve(points[0]["vm_kernel"], installed)
     assert release, f"vm_kernel={points[0]['vm_kernel']}: no such kernel installed"
@@ -275,9 +305,11 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
     shutil.rmtree(batch, ignore_errors=True)
     batch.mkdir(parents=True)
     per_point = plan_point.vm_point_limit_s(points)  # what the dry run's bound takes it to be
-    for index, point in enumerate(points):
-        (batch / f"{index}.params").write_text(wire.params_text(point, build))
-    (batch / "batch.sh").write_text(batch_script(points, build.bench.resolve(), batch, per_point))
+    runs = [guest_run(point, batch, index) for index, point in enumerate(points)]
+    for run in runs:
+        for path, text in run.files.items():
+            path.write_text(text)
+    (batch / "batch.sh").write_text(batch_script(runs, batch, per_point))
     initrd = initramfs(release, batch, folder / "initramfs.cpio.gz")
     accel = accelerator()
     cpus, memory = plan_point.vm_shape(points)
@@ -326,9 +358,9 @@ def run_batch(points: list[dict], build: native.Build, folder: Path, timeout_s: 
             measured = records.skipped(skip)
         elif not result_path.exists() or not result_path.read_text():
             stderr = environment.read_text(batch / f"{index}.stderr")
-            measured = records.failed(f"the benchmark gave no result in the VM ({trouble}) {stderr}".strip())
+            measured = records.failed(f"the point gave no result in the VM ({trouble}) {stderr}".strip())
         else:
-            measured = wire.parse_result(result_path.read_text(), build)
+            measured = runs[index].parse(result_path.read_text())
         results.append({**guest, **measured})
     return results
 
