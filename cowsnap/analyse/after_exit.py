@@ -93,6 +93,12 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
 AFTER_EXIT = "written after the exit"  # the scenario of writers that start once the child exited
 
 
+def kernel_order(node_type: str) -> tuple:
+    """This machine first, then kernels by version."""
+    kernel, where = kernel_and_place(node_type)
+    return (where != THIS_MACHINE, tuple(int(n) for n in re.findall(r"\d+", kernel)[:3]))
+
+
 def _order(cell: pd.Series) -> tuple:
     """This machine first, then kernels by version; backings from the
     smallest page up; writes after the exit, then by pattern."""

@@ -298,6 +298,16 @@ KEYS: dict[str, Key] = {
     ),
     "children": Key("children the program forked, of every role", "cowsnap watch"),
     **{key: entry for role in CHILD_ROLES for key, entry in _role_keys(role).items()},
+    "server_rdb_last_cow_size": Key(
+        "the server's own count of its last snapshot's COW memory (bytes)", "report_command: INFO rdb_last_cow_size"
+    ),
+    "server_latest_fork_usec": Key("the server's own fork() time (µs)", "report_command: INFO latest_fork_usec"),
+    "server_set_p50_us": Key(
+        "the load's SET latency, median, on the server's side (µs)", "report_command: INFO latencystats", "lower"
+    ),
+    "server_set_p99_us": Key("the same, p99 (µs)", "report_command: INFO latencystats", "lower"),
+    "server_set_p999_us": Key("the same, p99.9 (µs)", "report_command: INFO latencystats", "lower"),
+    "server_report_source": Key("where the server_ keys come from, or which of them its report lacked", "cowsnap"),
     "anon_pages": Key(
         "the program's resident anonymous memory when its snapshot began (pages)", "/proc/PID/status RssAnon"
     ),
@@ -418,6 +428,11 @@ METRICS = [
     *(f"{key}{phase}" for key in ("write_p50_s", "write_p99_s", "write_p999_s", "write_max_s") for phase in PHASES),
     "write_first_s",
     "anon_pages",
+    "server_rdb_last_cow_size",
+    "server_latest_fork_usec",
+    "server_set_p50_us",
+    "server_set_p99_us",
+    "server_set_p999_us",
     "memcpy_gbps",
     "release_failed",
     "release_calls",

