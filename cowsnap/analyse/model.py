@@ -183,6 +183,8 @@ def table(points: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     points, runs = modelled(points), modelled(runs)
     for key, group in points.groupby(GROUP, sort=False) if not points.empty else []:
+        if group["size_mib"].nunique() < 2:
+            continue  # one size: no line to carry to another
         row = {**dict(zip(GROUP, key, strict=True)), **constants(group, runs_of(runs, key))}
         mine = held_out[(held_out[GROUP] == pd.Series(row)[GROUP]).all(axis=1)] if not held_out.empty else held_out
         for term in TERMS:

@@ -81,6 +81,7 @@ LATER_KEYS = {
     "warm_mib": 0,
     "check_copy": True,
     "mthp": "keep",
+    "report_command": "",
 }
 
 

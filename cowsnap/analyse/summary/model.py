@@ -32,8 +32,8 @@ def at_a_larger_size(models: pd.DataFrame) -> list[str]:
     rows = [
         [
             (f"{row['node_type']}: " if several else "") + f"{row['method']}, {row['backing']}",
-            f"{fmt(1000 * row['stall_per_gib'])} ms/GiB, {error_words(row, 'stall')}",
-            f"{fmt(row['duration_per_gib'])} s/GiB, {error_words(row, 'duration')}",
+            f"{fmt(1000 * row.get('stall_per_gib', float('nan')))} ms/GiB, {error_words(row, 'stall')}",
+            f"{fmt(row.get('duration_per_gib', float('nan')))} s/GiB, {error_words(row, 'duration')}",
             error_words(row, "copies"),
             error_words(row, "copy_path_s"),
             f"{row['largest_mib']:,.0f} MiB",
