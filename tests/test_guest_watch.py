@@ -15,10 +15,10 @@ promised them (COWSNAP_REQUIRE_VM=1), as tests/test_vm.py's are.
 from __future__ import annotations
 
 import pytest
-from test_vm import newest_series, no_vm, planned_jobs
-from test_watch_point import cowpoint  # noqa: F401 (a fixture)
+from test_vm import bootable_series, newest_series, planned_jobs
+from test_watch_point import cowpoint, steps  # noqa: F401 (cowpoint: a fixture)
 
-from cowsnap.measure import environment, guests, vm
+from cowsnap.measure import environment, guests
 from cowsnap.plan import grid
 from cowsnap.plan import point as plan_point
 from cowsnap.plan.point import PHASE_SUFFIXES
@@ -33,30 +33,14 @@ HALF = PAGES // 2
 
 def watch_keys(program, **keys) -> dict:
     """A cowpoint watch point, each step held by the point's commands."""
-    point = grid.resolve(
-        {
-            "method": "watch",
-            "watch_command": [str(program), str(PAGES)],
-            "ready_command": "test -e filled",
-            "snapshot_command": "touch go-fork",
-            "after_command": "touch go-after",
-            "watch_after_s": 60,  # a bound: cowpoint exits by itself once it wrote
-            "timeout_s": 60,
-            **keys,
-        }
-    )
+    point = grid.resolve({"method": "watch", **steps(program, PAGES), "watch_after_s": 60, "timeout_s": 60, **keys})
     grid.check_point(point, "point")
     return point
 
 
 @pytest.fixture(scope="module")
 def booted(build, cowpoint, tmp_path_factory):  # noqa: F811
-    series = newest_series()
-    if not series:
-        no_vm("no guest kernel installed (/boot/vmlinuz-<release> with /lib/modules/<release>); run .ci/kernels")
-    reason = vm.missing(series)
-    if reason:
-        no_vm(reason)
+    series = bootable_series()
     points = {
         "watch": watch_keys(cowpoint, vm_kernel=series),
         "watch delayacct=false": watch_keys(cowpoint, vm_kernel=series, delayacct=False),

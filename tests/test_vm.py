@@ -168,16 +168,23 @@ def newest_series() -> str:
     return kernels.series_of(max(installed, key=kernels.version_key)) if installed else ""
 
 
-@pytest.fixture(scope="module")
-def booted(build, tmp_path_factory):
-    """Every point of this module's checks, in one 2-node boot of the newest
-    series installed (one point names its release instead)."""
+def bootable_series() -> str:
+    """The newest series installed, or the module skipped (failed where CI
+    promised VMs) with why no VM of it can boot here."""
     series = newest_series()
     if not series:
         no_vm("no guest kernel installed (/boot/vmlinuz-<release> with /lib/modules/<release>); run .ci/kernels")
     reason = vm.missing(series)
     if reason:
         no_vm(reason)
+    return series
+
+
+@pytest.fixture(scope="module")
+def booted(build, tmp_path_factory):
+    """Every point of this module's checks, in one 2-node boot of the newest
+    series installed (one point names its release instead)."""
+    series = bootable_series()
     common = {"vm_kernel": series, "vm_nodes": 2}
     points = {f"mem={m}": point(**common, numa_mem=m) for m in MEMORY}
     points["writers=node:1"] = point(**common, numa_writers="node:1", numa_copiers="node:0")

@@ -41,10 +41,10 @@ def cowpoint(tmp_path_factory) -> Path:
     return program
 
 
-def steps(program: Path) -> dict:
-    """The keys that hold cowpoint at known points."""
+def steps(program: Path, pages: int = PAGES) -> dict:
+    """The keys that hold cowpoint (writing `pages`) at known points."""
     return {
-        "watch_command": [str(program), str(PAGES)],
+        "watch_command": [str(program), str(pages)],
         "ready_command": "test -e filled",
         "snapshot_command": "touch go-fork",
         "after_command": "touch go-after",

@@ -75,8 +75,9 @@ def commands(point: dict) -> dict[str, list[str]]:
 
 def skip_reason(point: dict) -> str:
     """Why this machine cannot run the point as asked ('' when it can)."""
+    path = run_environment()["PATH"]
     for key, words in commands(point).items():
-        if shutil.which(words[0], path=run_environment()["PATH"]) is None:
+        if shutil.which(words[0], path=path) is None:
             return f"{key}: {words[0]} is not installed here (not found on PATH, or not executable)"
     if point["thp_mode"] != "keep" and not environment.THP_DIR.exists():
         return f"thp_mode={point['thp_mode']}: this kernel has no transparent huge pages"
@@ -102,6 +103,7 @@ class Started:
     def __init__(self, folder: Path):
         self.folder = folder
         self.processes: list[subprocess.Popen] = []
+        self.environment = run_environment()  # once: ready_command is started every READY_POLL_S
 
     def start(self, key: str, words: list[str]) -> subprocess.Popen:
         with open(self.folder / f"{key}.out", "ab") as out:
@@ -109,7 +111,7 @@ class Started:
                 process = subprocess.Popen(
                     words,
                     cwd=self.folder,
-                    env=run_environment(),
+                    env=self.environment,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
