@@ -14,7 +14,10 @@ from cowsnap.analyse import calibration
 from cowsnap.measure import native
 from cowsnap.measure.bench import calibrate
 
-SIZE_MIB = 16
+# Each write phase lasts tens of milliseconds at this size: at 16 MiB (4 ms
+# a phase) a host taking back freed memory during one phase once doubled
+# that phase's time and turned the copy-reuse order.
+SIZE_MIB = 64
 ROUNDS = 3
 
 

@@ -5,11 +5,13 @@ delay accounting a point asks for is the one it runs under."""
 import os
 import shutil
 import stat
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cowsnap.analyse import aggregate
-from cowsnap.measure import knobs, native
+from cowsnap.measure import environment, knobs, native
 from cowsnap.measure.bench import runner
 from cowsnap.plan import grid
 
@@ -86,3 +88,41 @@ def test_sampled_runs_are_not_timed(run_point):
     assert not table["timed"].iloc[0]
     assert table["writers_s"].isna().all() and table["fork_s"].isna().all()
     assert table["copies"].notna().all() or table["copies_source"].iloc[0].startswith("not counted")
+
+
+# ---- The clock delay accounting reads (environment.sched_clock): its copy
+# counts hold only while sched_clock is stable.
+
+
+def test_the_scheduler_debug_header_says_whether_sched_clock_is_stable():
+    header = "Sched Debug Version: v0.11\nktime : 1.0\nsched_clk : 2.0\n"
+    assert environment.sched_clock(header + "  .sched_clock_stable()                : 0\n")["sched_clock_stable"] == 0
+    assert environment.sched_clock(header + "sched_clock_stable()   : 1\n")["sched_clock_stable"] == 1
+    assert environment.sched_clock(header)["sched_clock_stable"] == 1  # an architecture without an unstable one
+    unread = environment.sched_clock("")
+    assert "sched_clock_stable" not in unread and unread["sched_clock_source"].startswith("not read: ")
+
+
+@needs_root
+def test_a_record_says_whether_its_clock_was_stable_and_the_mounts_stay_as_they_were(run_point):
+    mounts = Path("/proc/self/mountinfo").read_text()
+    record = run_point(method="none", **SIZE)
+    assert record["sched_clock_source"] == "sched_debug"
+    assert record["sched_clock_stable"] in (0, 1)
+    assert Path("/proc/self/mountinfo").read_text() == mounts  # debugfs was read from a mount namespace of its own
+
+
+def test_copies_counted_under_an_unstable_sched_clock_are_absent_with_the_reason():
+    """Delay accounting drops a copy whose clock did not move: the count is a lower bound, not a count."""
+    base = {"experiment": "x", "point_id": "p", "status": "ok", "method": "fork", "backing": "4k"}
+    counts = {"writer_wpcopy_count": 4000.0, "writer_wpcopy_source": "taskstats", "writer_minflt": 4100.0}
+    rows = [
+        {**base, **counts, "run_id": "stable", "sched_clock_stable": 1},
+        {**base, **counts, "run_id": "unstable", "sched_clock_stable": 0},
+        {**base, **counts, "run_id": "unread", "sched_clock_source": "not read: x"},
+    ]
+    table = aggregate.derive(pd.DataFrame(rows)).set_index("run_id")
+    assert table.loc["stable", "copies"] == table.loc["unread", "copies"] == 4000
+    assert pd.isna(table.loc["unstable", "copies"])
+    assert table.loc["unstable", "copies_source"] == f"not counted: {environment.SCHED_CLOCK_UNSTABLE}"
+    assert table.loc["stable", "copies_source"] == "taskstats"

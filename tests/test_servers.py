@@ -12,6 +12,7 @@ import pytest
 
 from cowsnap.analyse import aggregate, summary, verdict
 from cowsnap.analyse.summary import servers as section
+from cowsnap.measure import environment
 from cowsnap.measure.watch import point as watch_point
 from cowsnap.measure.watch import server
 from cowsnap.plan import config, grid
@@ -58,8 +59,9 @@ def test_a_report_without_the_fields_says_which_are_missing():
     assert found["server_report_source"] == "report_command: its output has no server_latest_fork_usec"
 
 
-# The servers experiments as config/config.yaml had them, 2026-12-06, with
-# 6.1 guests besides the 6.12 ones (one run each there, three here).
+# The servers experiments of 2026-12-06: config/config.yaml's servers (three
+# runs a cell here) and config/paper.yaml's servers_in_guests (6.1 and 6.12
+# guests, three runs a cell, with the guests' clock kept stable).
 RECORDED = Path(__file__).parent / "data" / "results" / "servers-2026-12-06"
 
 
@@ -89,3 +91,29 @@ def test_the_summary_tells_each_servers_cell_per_kernel_from_that_cell_only():
     # In the whole summary, the servers have their section, not the program lines.
     text = summary.build(runs, points, pd.DataFrame())
     assert "## Servers, per kernel" in text and "- servers: redis-server" not in text
+
+
+def test_a_kernel_whose_copies_were_not_counted_gets_no_verdict_on_its_lever():
+    """An unstable clock leaves copies uncounted: the lever sentence says so, never 'copying' from a NaN."""
+    _, points = recorded_points()
+    guest = points["node_type"].str.contains("| 6.1.0-", regex=False) & points["watch_command"].str.endswith(
+        "--disable-thp no"
+    )
+    assert guest.any()
+    points.loc[guest, "copies_after_snapshot"] = float("nan")
+    points.loc[guest, "copies_source"] = f"not counted: {environment.SCHED_CLOCK_UNSTABLE}"
+    lever = [line for line in section.servers_per_kernel(points) if line.startswith("- 6.1 in a VM")]
+    assert len(lever) == 1
+    assert f"copies not counted: {environment.SCHED_CLOCK_UNSTABLE}" in lever[0]
+    assert "copying" not in lever[0].replace("copies not counted", "")
+
+
+def test_two_releases_of_one_series_are_named_apart():
+    """Two 6.12 releases in one sweep: each named by its release, never one short name for both."""
+    _, points = recorded_points()
+    series = points[points["node_type"].str.contains("6.12.118", regex=False)].copy()
+    series["node_type"] = series["node_type"].str.replace("6.12.118", "6.12.57", regex=False)
+    lines = section.servers_per_kernel(pd.concat([points, series], ignore_index=True))
+    lever = [line.split(",")[0] for line in lines if line.startswith("- ")]
+    assert "- 6.12.118+deb12-amd64 in a VM" in lever and "- 6.12.57+deb12-amd64 in a VM" in lever
+    assert "- 6.12 in a VM" not in lever

@@ -226,6 +226,8 @@ def test_records_say_where_they_ran(booted):
     assert record["numa_nodes"] == 2
     assert record["online_cpus"] >= 2 and record["online_cpus"] % 2 == 0
     assert record["cpu_model"]
+    # The guest's clock, read in the guest: delay accounting's copy counts hold under a stable one.
+    assert record["sched_clock_source"] == "sched_debug" and record["sched_clock_stable"] == 1
 
 
 @pytest.mark.parametrize(

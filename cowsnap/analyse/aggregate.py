@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cowsnap.analyse import model, stats
-from cowsnap.measure import records
+from cowsnap.measure import environment, records
 from cowsnap.plan import methods
 from cowsnap.plan.point import PHASE_SUFFIXES
 
@@ -56,7 +56,9 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
       with copies_source saying why: never a 0 for a count not taken.
       Hugetlb arrays have no copy count: hugetlb_wp() starts the copy delay
       before its reuse check, so wpcopy_count counts reuses too
-      (copy_delay_s still tells the time).
+      (copy_delay_s still tells the time). Nor does a record whose kernel's
+      sched_clock was unstable (sched_clock_stable 0): delay accounting
+      then drops copies (environment.SCHED_CLOCK_UNSTABLE).
     copies_estimate: on 4 KiB pages only, the writers' faults that were not
       reuses (writer_minflt - pgreuse). pgreuse is system-wide, so this
       assumes a quiet machine; reuses of huge pages do not count in it.
@@ -77,16 +79,18 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     backing = _column(out, "backing").astype(str)  # none for a watch point: its program's pages are its own
     small_pages = backing == "4k"
     hugetlb = backing.str.startswith("hugetlb-")
+    unstable_clock = _column(out, "sched_clock_stable") == 0
     source = _column(out, "writer_wpcopy_source").astype(object)
     for phase in PHASES:
         estimate = (_column(out, f"writer_minflt{phase}") - _column(out, f"pgreuse{phase}")).clip(lower=0)
-        out[f"copies{phase}"] = _column(out, f"writer_wpcopy_count{phase}").where(~hugetlb)
+        out[f"copies{phase}"] = _column(out, f"writer_wpcopy_count{phase}").where(~hugetlb & ~unstable_clock)
         out[f"copies_estimate{phase}"] = estimate.where(small_pages)
         out[f"copy_delay_s{phase}"] = _column(out, f"writer_wpcopy_delay_s{phase}")
         out[f"reuses{phase}"] = _column(out, f"pgreuse{phase}")
         out[f"splits{phase}"] = _column(out, f"thp_split_pmd{phase}")
     out["copies_source"] = source.fillna("not counted: the record has no writer_wpcopy_source")
     out.loc[hugetlb, "copies_source"] = HUGETLB_NOT_COUNTED
+    out.loc[unstable_clock & ~hugetlb, "copies_source"] = f"not counted: {environment.SCHED_CLOCK_UNSTABLE}"
     out["bytes_copied"] = out["copies"] * 4096
     out["memory_copy_s"] = out["bytes_copied"] / (_column(out, "memcpy_gbps") * 1e9)
     cpu = _column(out, "writer_utime_s") + _column(out, "writer_stime_s")

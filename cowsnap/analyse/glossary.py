@@ -388,6 +388,11 @@ KEYS: dict[str, Key] = {
     "clocksource": Key(
         "the kernel's clock source: whether a clock read is a system call", "sysfs clocksource0/current_clocksource"
     ),
+    "sched_clock_stable": Key(
+        "1 where the kernel's sched_clock, delay accounting's clock, is stable; at 0 the copy counts are dropped",
+        "the scheduler's debug file, sched_clock_stable()",
+    ),
+    "sched_clock_source": Key("where sched_clock_stable came from, or why it is absent", "the run"),
     "thp_defrag": Key("THP defrag mode during the run", "sysfs"),
     "cxxflags": Key("compiler flags of the benchmark", "the config"),
     "compiler": Key("compiler version", "c++ --version"),

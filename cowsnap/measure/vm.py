@@ -49,6 +49,12 @@ KEEP_VARIABLE = "COWSNAP_VM_KEEP"  # set: the boot's folder (console, scripts, r
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 # The batch folder's tmpfs in the guest's memory: the writable folder of what a point runs there.
 GUEST_TMP = "tmp"
+# Under TCG every vCPU reads one TSC, the host's clock, but a guest kernel may
+# find its vCPUs' TSCs unsynchronized while it boots (6.1 does, with 2 vCPUs),
+# mark the TSC and with it sched_clock unstable, and then delay accounting
+# drops copies (environment.SCHED_CLOCK_UNSTABLE): tsc=reliable skips that
+# check. Under KVM the guest's clock is its hypervisor's, as on any KVM guest.
+GUEST_CLOCK = {"tcg": " tsc=reliable", "kvm": ""}
 
 
 def installed_kernels() -> list[str]:
@@ -137,6 +143,7 @@ mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || echo "cowsnap-vm: no root"
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
+mount -t debugfs debug /host/sys/kernel/debug 2>/dev/null
 mount -t devtmpfs dev /host/dev
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 batch /host{batch} || echo "cowsnap-vm: no batch share"
 mkdir -p /host{batch}/{tmp} && mount -t tmpfs -o mode=1777 tmp /host{batch}/{tmp}
@@ -199,6 +206,7 @@ env_of() {
   printf 'online_cpus\t%s\n' "$(getconf _NPROCESSORS_ONLN)"
   printf 'numa_nodes\t%s\n' "$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)"
   printf 'mem_total_mib\t%s\n' "$(( $(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) / 1024 ))"
+  printf 'clocksource\t%s\n' "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
   printf 'thp_enabled\t%s\n' "$(sel $THP/enabled 2>/dev/null || echo unavailable)"
   printf 'thp_defrag\t%s\n' "$(sel $THP/defrag 2>/dev/null || echo unavailable)"
   for d in /sys/kernel/mm/hugepages/hugepages-*kB; do
@@ -247,9 +255,15 @@ class GuestRun:
 GuestRunOf = Callable[[dict, Path, int], GuestRun]
 
 
+# The scheduler's debug file's head (environment.sched_clock reads it on the host).
+SCHED_DEBUG_FUNCTION = (
+    "sched_debug() { " + " || ".join(f"head -c 4096 {path} 2>/dev/null" for path in environment.SCHED_DEBUG) + "; }"
+)
+
+
 def batch_script(runs: list[GuestRun], batch: Path, point_timeout_s: int) -> str:
     """The shell script the guest runs: each point in turn, files <i>.*."""
-    lines = ["#!/bin/sh", f"B={shlex.quote(str(batch))}", KNOB_FUNCTIONS]
+    lines = ["#!/bin/sh", f"B={shlex.quote(str(batch))}", KNOB_FUNCTIONS, SCHED_DEBUG_FUNCTION]
     for index, run in enumerate(runs):
         lines.append(f"# point {index}\nreason=''")
         lines += [check_line(check) for check in run.checks]
@@ -257,6 +271,7 @@ def batch_script(runs: list[GuestRun], batch: Path, point_timeout_s: int) -> str
         if knob_lines:
             lines.append('[ -z "$reason" ] && { ' + "; ".join(knob_lines) + "; }")
         lines.append(f"env_of > $B/{index}.env")
+        lines.append(f"sched_debug > $B/{index}.sched")
         lines.append(
             f'[ -z "$reason" ] && timeout -s KILL {point_timeout_s} {run.command} '
             f"> $B/{index}.result 2> $B/{index}.stderr"
@@ -280,7 +295,7 @@ def qemu_command(
         command += ["-object", f"memory-backend-ram,id=m{node},size={per_node}M"]
         command += ["-numa", f"node,nodeid={node},cpus={first}-{first + per_cpus - 1},memdev=m{node}"]
     command += ["-kernel", str(BOOT_DIR / f"vmlinuz-{release}"), "-initrd", str(initrd)]
-    command += ["-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"]
+    command += ["-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" + GUEST_CLOCK[accel]]
     command += ["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"]
     command += ["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
     command += ["-fsdev", f"local,id=batch,path={batch},security_model=none,multidevs=remap"]
@@ -345,6 +360,7 @@ def run_batch(points: list[dict], guest_run: GuestRunOf, folder: Path, timeout_s
             env[key] = int(value) if value.isdigit() and key != "kernel" else value
         guest = {
             **env,
+            **environment.sched_clock(environment.read_text(batch / f"{index}.sched")),
             "virtualized": accel,
             "host_kernel": os.uname().release,
             "vm_boot_s": elapsed,

@@ -11,9 +11,9 @@ import shlex
 import pandas as pd
 
 from cowsnap.analyse import after_exit, verdict
-from cowsnap.analyse.summary.kernels import short_kernel
+from cowsnap.analyse.summary.kernels import kernel_names
 from cowsnap.analyse.summary.programs import program_name
-from cowsnap.analyse.summary.words import copying_words
+from cowsnap.analyse.summary.words import copying_words, reason
 from cowsnap.analyse.text import fmt, fmt_count, section, table
 
 PAGE_BYTES = 4096  # a server's COW count is in bytes; the watch's in 4 KiB pages
@@ -43,11 +43,6 @@ def setting(row: pd.Series, commands: list[str]) -> str:
     return " ".join(parts)
 
 
-def kernel_of(row: pd.Series) -> str:
-    kernel, where = after_exit.kernel_and_place(row["node_type"])
-    return short_kernel(kernel, where)
-
-
 def agreement(row: pd.Series) -> str:
     """The watch's copies over the server's own count, in pages."""
     own = row["server_rdb_last_cow_size"] / PAGE_BYTES
@@ -65,11 +60,16 @@ def lever_sentence(cells: pd.DataFrame) -> list[str]:
         off = next((row for row in plain if f"{THP_LEVER} yes" in str(row["watch_command"])), None)
         if on is None or off is None:
             continue
-        with_it, without = (
-            verdict.copying_word(row["copies_after_snapshot"], row["writer_minflt_after_snapshot"]) for row in (off, on)
-        )
-        changes = "it changes nothing there" if with_it == without else "it is what keeps those writes from copying"
-        said = [f"after the exit {with_it} with it, {without} without: {changes}"]
+        uncounted = next((row for row in (off, on) if pd.isna(row["copies_after_snapshot"])), None)
+        if uncounted is not None:  # no verdict from a count not taken
+            said = [f"after the exit copies not counted: {reason(uncounted['copies_source'])}"]
+        else:
+            with_it, without = (
+                verdict.copying_word(row["copies_after_snapshot"], row["writer_minflt_after_snapshot"])
+                for row in (off, on)
+            )
+            changes = "it changes nothing there" if with_it == without else "it is what keeps those writes from copying"
+            said = [f"after the exit {with_it} with it, {without} without: {changes}"]
         if str(on.get("virtualized", "none")) == "none":
             said.append(
                 f"its fork {off['server_latest_fork_usec']:,.0f} µs against {on['server_latest_fork_usec']:,.0f} µs; "
@@ -86,8 +86,10 @@ def servers_per_kernel(points: pd.DataFrame) -> list[str]:
         return []
     commands = list(dict.fromkeys(rows["watch_command"].astype(str)))
     rows = rows.iloc[sorted(range(len(rows)), key=lambda i: after_exit.kernel_order(rows["node_type"].iloc[i]))]
+    places = [after_exit.kernel_and_place(node_type) for node_type in rows["node_type"]]
+    names = kernel_names(pd.DataFrame(places, columns=["kernel", "where"]))
     cells = rows.copy().assign(
-        kernel=rows.apply(kernel_of, axis=1),
+        kernel=[names[place] for place in places],
         program=rows.apply(program_name, axis=1),
         mthp=rows.get("mthp", pd.Series("keep", index=rows.index)).fillna("keep"),
     )

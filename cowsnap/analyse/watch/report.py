@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cowsnap.analyse import verdict
 from cowsnap.analyse.watch import levers
+from cowsnap.measure import environment
 from cowsnap.measure.watch import proc
 from cowsnap.measure.watch.tracker import COUNTERS, PHASE_WORDS, Watch
 
@@ -76,6 +77,13 @@ def role_words(role: str, count: int) -> str:
     return f"{count} {role if count == 1 else plural}"
 
 
+def how_to_count(why: str, root: int) -> str:
+    """What would let the watch count the copies it could not, for this reason."""
+    if environment.SCHED_CLOCK_UNSTABLE in why:
+        return "a kernel whose sched_clock is stable (its log says 'sched_clock: Marking stable')"
+    return verdict.count_command(root)
+
+
 def phase_lines(
     name: str, phase: dict, root: int, by_role: dict[str, tuple[int, float]] | None = None, program_exited=False
 ) -> list[str]:
@@ -90,7 +98,7 @@ def phase_lines(
         line = (
             f"{head}: copies not counted: {note}; {faults:,.0f} minor faults, system-wide pgreuse "
             f"+{reuses:,.0f} (other programs count there too), so faults less reuses: {faults - reuses:,.0f} "
-            f"(an estimate, not a count). To count them: {verdict.count_command(root)}."
+            f"(an estimate, not a count). To count them: {how_to_count(note, root)}."
         )
     else:
         word = verdict.copying_word(copies, faults)

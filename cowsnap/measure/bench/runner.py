@@ -169,7 +169,9 @@ def run_vm(
     runs = [(plan_point.planned(point), ids) for point, ids in runs]
     for point, ids in runs:
         release = vm.release_of(point["vm_kernel"])
-        host = {k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith("hugetlb_")}
+        host = {
+            k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith(environment.GUEST_KEYS)
+        }
         record = {
             **records.opened(grid.recorded_settings(point), build, ids),
             **host,

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from cowsnap.measure import knobs
+from cowsnap.measure import environment, knobs
 from cowsnap.measure.watch import proc
 from cowsnap.plan.methods import CHILD_ROLES
 from cowsnap.plan.point import SNAPSHOT_PHASES
@@ -140,6 +140,8 @@ class Watch:
         self.listener = native.ExitListener()
         if self.listener.error():
             self.reasons["exits"] = f"not counted: {self.listener.error()}"
+        if not delayacct_reason and environment.sched_clock().get("sched_clock_stable") == 0:
+            delayacct_reason = environment.SCHED_CLOCK_UNSTABLE
         if delayacct_reason:
             for key in TASKSTATS_COUNTERS:
                 self.reasons[key] = f"not counted: {delayacct_reason}"
