@@ -84,6 +84,8 @@ def test_the_summary_tells_each_servers_cell_per_kernel_from_that_cell_only():
     lever = {line.split(",")[0]: line for line in lines if line.startswith("- ")}
     assert set(lever) == {"- 6.18 here", "- 6.1 in a VM", "- 6.12 in a VM"}
     assert "µs" in lever["- 6.18 here"] and "µs" not in lever["- 6.12 in a VM"]
+    assert f"its cost not measured: {section.EMULATED_COST}" in lever["- 6.12 in a VM"]
+    assert "not measured" not in lever["- 6.18 here"]
     guest = cells[(cells["node_type"].str.contains("6.12")) & (cells["mthp"] == "keep")]
     without = guest[guest["watch_command"].str.endswith("--disable-thp no")].iloc[0]
     word = verdict.copying_word(without["copies_after_snapshot"], without["writer_minflt_after_snapshot"])

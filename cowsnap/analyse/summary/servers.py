@@ -17,6 +17,8 @@ from cowsnap.analyse.summary.words import copying_words, reason
 from cowsnap.analyse.text import fmt, fmt_count, section, table
 
 PAGE_BYTES = 4096  # a server's COW count is in bytes; the watch's in 4 KiB pages
+# What would tell the lever's cost where the cells ran under software emulation.
+EMULATED_COST = "software emulation gives no times; a KVM guest or a machine booting this kernel would"
 THP_LEVER = "--disable-thp"  # Redis's and Valkey's own THP setting (PR_SET_THP_DISABLE)
 
 
@@ -75,6 +77,8 @@ def lever_sentence(cells: pd.DataFrame) -> list[str]:
                 f"its fork {off['server_latest_fork_usec']:,.0f} µs against {on['server_latest_fork_usec']:,.0f} µs; "
                 f"SET p99.9 {fmt(off['server_set_p999_us'])} µs against {fmt(on['server_set_p999_us'])} µs"
             )
+        else:
+            said.append(f"its cost not measured: {EMULATED_COST}")
         lines.append(f"- {kernel}, {program} {THP_LEVER} yes against no: " + "; ".join(said) + ".")
     return lines
 
