@@ -28,6 +28,7 @@ ONLY_64K = (
     f"grep -q '\\[always\\]' {THP}/hugepages-64kB/enabled && grep -q '\\[never\\]' {THP}/hugepages-2048kB/enabled"
 )
 PAGES = 2048  # 8 MiB of 4 KiB pages: half written while the child lives, half after
+NAMED_SHAPE = {"vm_cpus": 3, "vm_memory_mib": 1536}  # beyond what auto gives (2 vCPUs, 1024 MiB)
 HALF = PAGES // 2
 
 
@@ -51,7 +52,8 @@ def booted(build, cowpoint, tmp_path_factory):  # noqa: F811
             mthp="mthp-64k",
             watch_command=["sh", "-c", f"{ONLY_64K} && exec {cowpoint} {PAGES}"],
         ),
-        "bench": grid.resolve({"method": "none", "size_mib": 8, "memcpy_mib": 0, "vm_kernel": series}),
+        # Its VM's shape named: the boot takes it for every point.
+        "bench": grid.resolve({"method": "none", "size_mib": 8, "memcpy_mib": 0, "vm_kernel": series, **NAMED_SHAPE}),
     }
     runs = [(p, {"run_id": name}) for name, p in points.items()]
     records = guests.run_boot(runs, build, tmp_path_factory.mktemp("vm"))
@@ -109,6 +111,9 @@ def test_the_guest_sets_the_points_mthp_size_alone(booted):
 def test_a_benchmark_point_shares_the_watch_points_boot(booted):
     record = ok(booted["bench"])
     assert record["vm_boot_s"] == booted["watch"]["vm_boot_s"]  # one boot
+    for shared in (record, booted["watch"]):  # the boot's shape, as the benchmark point named it
+        assert shared["online_cpus"] == NAMED_SHAPE["vm_cpus"]
+        assert 1024 < shared["mem_total_mib"] <= NAMED_SHAPE["vm_memory_mib"]
     assert record["pages"] == 8 * 256
 
 

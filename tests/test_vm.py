@@ -149,12 +149,35 @@ def test_vm_nodes_apply_only_in_a_vm():
         grid.check_applies([{**config.point_defaults(), "vm_nodes": 2}], "here")
 
 
+def test_a_vm_takes_the_most_cpus_and_memory_its_points_name():
+    small = point(vm_kernel="6.1", vm_nodes=2)
+    assert plan_point.vm_shape([small]) == (2, plan_point.VM_MIN_MEMORY_MIB)  # auto: its threads, 1024 MiB at least
+    named = point(vm_kernel="6.1", vm_nodes=2, vm_cpus=3, vm_memory_mib=3001)
+    assert plan_point.vm_shape([small, named]) == (4, 3004)  # a multiple of the nodes; 2 MiB a node
+    assert plan_point.vm_shape([point(vm_kernel="6.1", vm_memory_mib=512)]) == (1, 512)  # named, not the floor
+    assert point(vm_memory_mib=4096)["vm_memory_mib"] == "auto"  # on the host it is not a key of the point
+    with pytest.raises(config.ConfigError, match="vm_memory_mib=4096 applies to none"):
+        grid.check_applies([{**config.point_defaults(), "vm_memory_mib": 4096}], "here")
+    big = point(
+        vm_kernel="6.1", size_mib=1024, vm_memory_mib=1024
+    )  # fork's arrays 4096 MiB, 4608 with the guest kernel's
+    with pytest.raises(config.ConfigError, match=r"here: .*has 1024 MiB.*allowed: auto, or at least 4608"):
+        grid.check_boots([(big, lambda key: f"here: {key}")])
+    with pytest.raises(config.ConfigError, match="vm_cpus") as caught:
+        config.validate({"experiments": {"e": {"base": {"vm_kernel": "6.1", "vm_cpus": 0}}}})
+    assert "auto" in str(caught.value)
+
+
 def test_host_points_keep_their_ids():
     """The VM keys at host leave a point's id as it was before they existed."""
     host = config.point_defaults()
     without = {k: v for k, v in host.items() if k not in plan_point.VM_KEYS}
     assert grid.point_id(host) == grid.point_id(without)
     assert grid.point_id({**host, "vm_kernel": "6.1"}) != grid.point_id(host)
+    # A VM point's id is as it was before vm_cpus and vm_memory_mib, at auto.
+    guest = {**host, "vm_kernel": "6.1"}
+    before = {k: v for k, v in guest.items() if k not in ("vm_cpus", "vm_memory_mib")}
+    assert grid.point_id(guest) == grid.point_id(before) != grid.point_id({**guest, "vm_memory_mib": 2048})
 
 
 # ---- one boot with two nodes

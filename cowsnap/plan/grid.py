@@ -63,6 +63,8 @@ NARROWER: dict = {
     "sharing_interval_ms": {},
     "timeout_s": {},
     "vm_nodes": {"vm_kernel": Other(("host",))},
+    "vm_cpus": {"vm_kernel": Other(("host",))},
+    "vm_memory_mib": {"vm_kernel": Other(("host",))},
 }
 # Last, so a value that applies to a few methods is refused naming them.
 CONDITIONS = {**NARROWER, **{key: {} for key in (*BENCHMARK_KEYS, *WATCH_KEYS) if key not in NARROWER}}
@@ -82,6 +84,8 @@ LATER_KEYS = {
     "check_copy": True,
     "mthp": "keep",
     "report_command": "",
+    "vm_cpus": "auto",
+    "vm_memory_mib": "auto",
 }
 
 
@@ -104,7 +108,7 @@ def point_id(point: dict) -> str:
     out when the point runs on the host, so host points keep the ids they
     had before those keys existed)."""
     if point.get("vm_kernel", "host") == "host":
-        point = {k: v for k, v in point.items() if k not in ("vm_kernel", "vm_nodes")}
+        point = {k: v for k, v in point.items() if k not in plan_point.VM_KEYS}
     # Keys a point did not have before they existed leave its id as it was at their default.
     point = {k: v for k, v in point.items() if k not in LATER_KEYS or v != LATER_KEYS[k]}
     canonical = json.dumps(point, sort_keys=True, separators=(",", ":"))
@@ -426,6 +430,14 @@ def check_boots(points: list[tuple[dict, Callable[[str], str]]]) -> None:
                     f"{duration(writers.seconds)}, and in a VM each point is killed after {limit:g} s (twice the "
                     f"longest timeout_s of its boot's points, {plan_point.VM_POINT_LIMIT_S} s at least), so every "
                     f"run fails; allowed: timeout_s above {writers.seconds / 2:g}, or a smaller {writers.key}"
+                )
+            needed = plan_point.memory_needed_mib(point) + plan_point.VM_MEMORY_SPARE_MIB
+            if memory < needed:
+                raise ConfigError(
+                    f"{at('vm_memory_mib')}: the VM of vm_kernel={point['vm_kernel']}, vm_nodes={point['vm_nodes']} "
+                    f"has {memory} MiB (the most its points name), and this point needs {needed} (its arrays and "
+                    f"memcpy buffers, and {plan_point.VM_MEMORY_SPARE_MIB} for the guest kernel); allowed: auto, "
+                    f"or at least {needed}"
                 )
             if plan_point.warm_mib(point) > memory:
                 raise ConfigError(

@@ -25,11 +25,15 @@ CHILD_ROLES = ("snapshot child", "worker", "helper")
 COMMAND_KEYS = ("watch_command", "ready_command", "setup_command", "load_command", "snapshot_command", "after_command",
                 "report_command")  # fmt: skip
 WATCH_KEYS = (*COMMAND_KEYS, "load_lead_s", "watch_after_s", "mthp")
+# Keys that say where a point runs: this machine (vm_kernel host) or a VM
+# booting that kernel, with vm_nodes NUMA nodes, vm_cpus vCPUs and
+# vm_memory_mib of memory (cowsnap.measure.vm). Every method takes them.
+VM_KEYS = ("vm_kernel", "vm_nodes", "vm_cpus", "vm_memory_mib")
 
 # Keys every benchmark method takes: the array, the threads, the writes.
 BENCHMARK_KEYS = ("size_mib", "writers", "copiers", "batch_kib", "pattern", "backing", "populate", "numa_mem",
-                  "numa_writers", "memcpy_mib", "warm_mib", "vm_kernel", "write_latency_kib", "passes", "write_s",
-                  "write_rate", "hugetlb_pool", "vm_nodes")  # fmt: skip
+                  "numa_writers", "memcpy_mib", "warm_mib", "write_latency_kib", "passes", "write_s",
+                  "write_rate", "hugetlb_pool", *VM_KEYS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ METHODS: dict[str, Method] = {
         start="",
         lever="",
         # In a VM of another kernel too: the program, its load and its snapshot run in the guest.
-        keys=(*WATCH_KEYS, "timeout_s", "vm_kernel", "vm_nodes"),
+        keys=(*WATCH_KEYS, "timeout_s", *VM_KEYS),
     ),
 }
 

@@ -11,13 +11,10 @@ import re
 from dataclasses import dataclass
 
 from cowsnap.plan import patterns
-from cowsnap.plan.methods import BENCHMARK, COMMAND_KEYS, COPYING, WATCH_KEYS, arrays_needed
+from cowsnap.plan.methods import BENCHMARK, COMMAND_KEYS, COPYING, VM_KEYS, WATCH_KEYS, arrays_needed
 
 # Point keys the runner applies itself (system settings around the run).
 HARNESS_KEYS = ("thp_mode", "hugetlb_pool", "delayacct")
-# Point keys that say where the point runs: this machine (vm_kernel host) or
-# a VM booting that kernel with vm_nodes NUMA nodes (cowsnap.measure.vm).
-VM_KEYS = ("vm_kernel", "vm_nodes")
 # A watch point's own keys (plan/methods.py: WATCH_KEYS) are Python's too.
 PYTHON_KEYS = HARNESS_KEYS + VM_KEYS + WATCH_KEYS
 # Every other point key is a field of the native Params (native/common/params.def).
@@ -35,6 +32,7 @@ THP_KIB = 2048
 # software emulation each vCPU is a host thread; two fit a 2-core machine).
 WATCH_VM_CPUS = 2
 VM_MEMORY_SPARE_MIB = 512  # a VM's memory beyond its points' arrays: the guest kernel and its files
+VM_MIN_MEMORY_MIB = 1024  # a VM's memory at least, where its points name none (vm_memory_mib auto)
 
 
 class Point(dict):
@@ -151,12 +149,18 @@ def guest_threads(point: dict) -> int:
 
 
 def vm_shape(points: list[dict]) -> tuple[int, int]:
-    """vCPUs and memory (MiB) for a VM running these points: every point's
-    threads, its arrays."""
+    """vCPUs and memory (MiB) for a VM running these points: the most any
+    point names (vm_cpus, vm_memory_mib), where auto every point's threads
+    and its arrays; the vCPUs a multiple of the nodes, the memory of 2 MiB
+    per node."""
     nodes = points[0]["vm_nodes"]
-    threads = max(guest_threads(p) for p in points)
+
+    def named(key: str, auto) -> int:
+        return max(auto(p) if p.get(key, "auto") == "auto" else p[key] for p in points)
+
+    threads = named("vm_cpus", guest_threads)
     cpus = max(nodes, -(-threads // nodes) * nodes)
-    memory = max(1024, max(memory_needed_mib(p) for p in points) + VM_MEMORY_SPARE_MIB)
+    memory = named("vm_memory_mib", lambda p: max(VM_MIN_MEMORY_MIB, memory_needed_mib(p) + VM_MEMORY_SPARE_MIB))
     return cpus, -(-memory // (2 * nodes)) * 2 * nodes
 
 
