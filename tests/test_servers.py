@@ -5,6 +5,7 @@ found on the commands' PATH."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,13 +13,13 @@ import pytest
 
 from cowsnap.analyse import aggregate, summary, verdict
 from cowsnap.analyse.summary import servers as section
+from cowsnap.analyse.text import fmt, fmt_count
 from cowsnap.measure import environment
 from cowsnap.measure.watch import point as watch_point
 from cowsnap.measure.watch import server
 from cowsnap.plan import config, grid
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE_BYTES = 4096
 
 
 def servers_points() -> dict[str, dict]:
@@ -45,7 +46,8 @@ def test_a_servers_own_report_sits_beside_the_watchs_count(build, cell):
     # The watch's copies (the parent's and the child's) and the server's own
     # count of its snapshot's copy-on-write memory agree within 10%.
     counted = record["writer_wpcopy_count_during_snapshot"] + record["child_wpcopy_count"]
-    own = record["server_rdb_last_cow_size"] / PAGE_BYTES
+    assert record["page_bytes"] == os.sysconf("SC_PAGESIZE")  # the unit of the watch's counts, recorded
+    own = record["server_rdb_last_cow_size"] / record["page_bytes"]
     assert 0.9 <= counted / own <= 1.1, (counted, own)
     assert record["server_latest_fork_usec"] > 0
     # The load after the exit wrote keys the load before it had not: the phase has faults to judge.
@@ -119,3 +121,14 @@ def test_two_releases_of_one_series_are_named_apart():
     lever = [line.split(",")[0] for line in lines if line.startswith("- ")]
     assert "- 6.12.118+deb12-amd64 in a VM" in lever and "- 6.12.57+deb12-amd64 in a VM" in lever
     assert "- 6.12 in a VM" not in lever
+
+
+def test_the_servers_count_is_read_in_the_watched_kernels_pages():
+    """A kernel of 16 KiB pages: the server's bytes over page_bytes, not over 4 KiB."""
+    _, points = recorded_points()
+    cell = section.servers(points).iloc[[0]].copy()
+    own = cell["server_rdb_last_cow_size"].iloc[0]
+    counted = cell["copies_during_snapshot"].iloc[0] + cell["child_wpcopy_count"].iloc[0]
+    assert section.agreement(cell.iloc[0]) == f"{fmt(counted / (own / 4096))}x of {fmt_count(own / 4096)}"
+    cell["page_bytes"] = 16384
+    assert section.agreement(cell.iloc[0]) == f"{fmt(counted / (own / 16384))}x of {fmt_count(own / 16384)}"

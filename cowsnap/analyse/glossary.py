@@ -237,7 +237,10 @@ KEYS: dict[str, Key] = {
     "writer_cpus": Key("the CPU each writer thread finished on", "sched_getcpu"),
     "snapshot_ok": Key("the copy equals the array when the snapshot was taken", "the method's own check"),
     "snapshot_check": Key("why the copy was not checked (check_copy false)", "the benchmark"),
-    "page_bytes": Key("page size of the backing (bytes)", "the backing"),
+    "page_bytes": Key(
+        "page size of the backing (bytes); a watch point's: the watched kernel's base page, its counts' unit",
+        "the backing; sysconf(_SC_PAGESIZE)",
+    ),
     "pages": Key("pages the array spans", "the mapping"),
     "batches": Key("copy and release batches", "size_mib / batch_kib"),
     "writes": Key("the writers' one-element writes", "counted by each writer, summed"),

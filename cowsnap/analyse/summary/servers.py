@@ -16,7 +16,9 @@ from cowsnap.analyse.summary.programs import program_name
 from cowsnap.analyse.summary.words import copying_words, reason
 from cowsnap.analyse.text import fmt, fmt_count, section, table
 
-PAGE_BYTES = 4096  # a server's COW count is in bytes; the watch's in 4 KiB pages
+# A server's COW count is in bytes, the watch's in pages of page_bytes; a
+# record from before page_bytes was recorded was measured on x86-64, in 4 KiB pages.
+EARLIER_PAGE_BYTES = 4096
 # What would tell the lever's cost where the cells ran under software emulation.
 EMULATED_COST = "software emulation gives no times; a KVM guest or a machine booting this kernel would"
 THP_LEVER = "--disable-thp"  # Redis's and Valkey's own THP setting (PR_SET_THP_DISABLE)
@@ -47,7 +49,8 @@ def setting(row: pd.Series, commands: list[str]) -> str:
 
 def agreement(row: pd.Series) -> str:
     """The watch's copies over the server's own count, in pages."""
-    own = row["server_rdb_last_cow_size"] / PAGE_BYTES
+    page_bytes = row.get("page_bytes")
+    own = row["server_rdb_last_cow_size"] / (EARLIER_PAGE_BYTES if pd.isna(page_bytes) else page_bytes)
     counted = row.get("copies_during_snapshot", float("nan")) + row.get("child_wpcopy_count", 0.0)
     return f"{fmt(counted / own)}x of {fmt_count(own)}" if own > 0 and not pd.isna(counted) else "n/a"
 
@@ -101,7 +104,7 @@ def servers_per_kernel(points: pd.DataFrame) -> list[str]:
         "Servers, per kernel",
         "A server's BGSAVE under its load (watch points with a report_command): the parent's copies of its "
         "minor faults while the child lived and after it exited (copies_during_snapshot, copies_after_snapshot, "
-        "writer_minflt_<phase>), the watch's copies over the server's own count (rdb_last_cow_size in 4 KiB "
+        "writer_minflt_<phase>), the watch's copies over the server's own count (rdb_last_cow_size in "
         "pages), the server's fork time (latest_fork_usec) and SET p99.9 on its side (latencystats, from the "
         "snapshot on); a VM under software emulation gives counts, not times.",
     )

@@ -358,6 +358,7 @@ def measured(the_watch: Watch, mark: float, children: list, during: list[dict], 
     values["child_wpcopy_source"] = source(the_watch, [r for r in during + after if r.get("role") == "child"])
     values["snapshot_end_s"] = max(p.end_s for p in children if p.end_s is not None) - mark
     values["children"] = len(children)
+    values["page_bytes"] = proc.PAGE_BYTES  # the unit of the page counts: the watched kernel's base page
     values.update(role_values(the_watch))
     return values
 
