@@ -93,22 +93,20 @@ def cells(points: pd.DataFrame) -> pd.DataFrame:
 AFTER_EXIT = "written after the exit"  # the scenario of writers that start once the child exited
 
 
-def kernel_order(node_type: str) -> tuple:
+def kernel_order(kernel: str, where: str) -> tuple:
     """This machine first, then kernels by version."""
-    kernel, where = kernel_and_place(node_type)
     return (where != THIS_MACHINE, tuple(int(n) for n in re.findall(r"\d+", kernel)[:3]))
 
 
 def _order(cell: pd.Series) -> tuple:
     """This machine first, then kernels by version; backings from the
     smallest page up; writes after the exit, then by pattern."""
-    version = tuple(int(n) for n in re.findall(r"\d+", cell["kernel"])[:3])
     backing = str(cell["backing"])
     size = {"4k": 4, "thp": 2048}.get(backing) or folio_kib(backing)
     after = cell["scenario"] == AFTER_EXIT
     names = list(patterns.PATTERNS)  # the order scenarios are listed in
     pattern = next((i for i, name in enumerate(names) if cell["scenario"].startswith(name)), len(names))
-    return (cell["where"] != THIS_MACHINE, version, size, not after, pattern, cell["scenario"])
+    return (*kernel_order(cell["kernel"], cell["where"]), size, not after, pattern, cell["scenario"])
 
 
 def copying_cells(table: pd.DataFrame) -> pd.DataFrame:

@@ -55,6 +55,11 @@ def agreement(row: pd.Series) -> str:
     return f"{fmt(counted / own)}x of {fmt_count(own)}" if own > 0 and not pd.isna(counted) else "n/a"
 
 
+def timed(row: pd.Series) -> bool:
+    """Whether a cell's times are a machine's: not measured in a VM."""
+    return str(row.get("virtualized", "none")) == "none"
+
+
 def lever_sentence(cells: pd.DataFrame) -> list[str]:
     """Per kernel and program measured both ways: what disable-thp changes,
     from those two cells (times only where they are not emulated)."""
@@ -75,7 +80,7 @@ def lever_sentence(cells: pd.DataFrame) -> list[str]:
             )
             changes = "it changes nothing there" if with_it == without else "it is what keeps those writes from copying"
             said = [f"after the exit {with_it} with it, {without} without: {changes}"]
-        if str(on.get("virtualized", "none")) == "none":
+        if timed(on):
             said.append(
                 f"its fork {off['server_latest_fork_usec']:,.0f} µs against {on['server_latest_fork_usec']:,.0f} µs; "
                 f"SET p99.9 {fmt(off['server_set_p999_us'])} µs against {fmt(on['server_set_p999_us'])} µs"
@@ -92,8 +97,9 @@ def servers_per_kernel(points: pd.DataFrame) -> list[str]:
     if rows.empty:
         return []
     commands = list(dict.fromkeys(rows["watch_command"].astype(str)))
-    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: after_exit.kernel_order(rows["node_type"].iloc[i]))]
     places = [after_exit.kernel_and_place(node_type) for node_type in rows["node_type"]]
+    order = sorted(range(len(rows)), key=lambda i: after_exit.kernel_order(*places[i]))
+    rows, places = rows.iloc[order], [places[i] for i in order]
     names = kernel_names(pd.DataFrame(places, columns=["kernel", "where"]))
     cells = rows.copy().assign(
         kernel=[names[place] for place in places],
@@ -110,7 +116,6 @@ def servers_per_kernel(points: pd.DataFrame) -> list[str]:
     )
     body = []
     for _, row in cells.iterrows():
-        timed = str(row.get("virtualized", "none")) == "none"
         body.append(
             [
                 row["kernel"],
@@ -120,8 +125,8 @@ def servers_per_kernel(points: pd.DataFrame) -> list[str]:
                 copying_words(row.get("copies_after_snapshot"), row.get("writer_minflt_after_snapshot"),
                               row.get("copies_source"), "faults"),
                 agreement(row),
-                f"{row['server_latest_fork_usec']:,.0f} µs" if timed else "n/a",
-                f"{fmt(row['server_set_p999_us'])} µs" if timed else "n/a",
+                f"{row['server_latest_fork_usec']:,.0f} µs" if timed(row) else "n/a",
+                f"{fmt(row['server_set_p999_us'])} µs" if timed(row) else "n/a",
             ]
         )  # fmt: skip
     header = ["kernel", "server, setting", "while the child lived", "after the exit", "watch / server's COW",

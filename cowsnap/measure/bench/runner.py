@@ -167,11 +167,11 @@ def run_vm(
     (kernel)."""
     vm_records, todo = [], []
     runs = [(plan_point.planned(point), ids) for point, ids in runs]
+    # The host, once for the boot's records: what the guest reports of itself is the guest's.
+    captured = environment.capture(environment.REPO)
+    host = {k: v for k, v in captured.items() if not k.startswith(environment.GUEST_KEYS)}
     for point, ids in runs:
         release = vm.release_of(point["vm_kernel"])
-        host = {
-            k: v for k, v in environment.capture(environment.REPO).items() if not k.startswith(environment.GUEST_KEYS)
-        }
         record = {
             **records.opened(grid.recorded_settings(point), build, ids),
             **host,
